@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+// `npm test`: type-check, then every test and law file under node:test.
+// Node 20's --test takes no globs, so the files are listed here.
+import { spawnSync } from "node:child_process"
+import { readdirSync, statSync } from "node:fs"
+import { join } from "node:path"
+
+const roots = ["test", "laws"]
+const files = []
+const walk = (dir) => {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name)
+    if (statSync(p).isDirectory()) walk(p)
+    else if (p.endsWith(".test.ts")) files.push(p)
+  }
+}
+for (const r of roots) walk(r)
+const only = process.argv.slice(2)
+const selected = only.length > 0 ? files.filter((f) => only.some((o) => f.includes(o))) : files
+
+const run = (cmd, args) => spawnSync(cmd, args, { stdio: "inherit" }).status ?? 1
+if (only.length === 0) {
+  console.log("# typecheck: tsc --noEmit")
+  if (run(process.execPath, ["node_modules/typescript/bin/tsc", "--noEmit", "-p", "."]) !== 0) process.exit(1)
+}
+process.exit(run(process.execPath, ["--import", "tsx", "--test", "--test-reporter=tap", ...selected]))
