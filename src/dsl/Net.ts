@@ -260,8 +260,10 @@ export const iterationPath = (path: string, iteration: number): string => `${pat
 /**
  * The children of a node with the path segment each adds, the one rule every
  * interpreter uses to name parameters: a `Scope` adds its name; a child of
- * `Seq`/`Parallel` adds its index unless it is itself a `Scope`; a residual's
- * body adds nothing and its shortcut adds `shortcut`; a loop's parts add
+ * `Seq`/`Parallel` adds its index unless it is itself a `Scope` (nested `Seq`s
+ * are spliced first, so `seq(a, seq(b, c))` and `seq(seq(a, b), c)` name their
+ * parameters alike); a residual's
+ * body adds nothing and its shortcut adds `shortcut` (unless a `Scope`); a loop's parts add
  * `body`, `feedback` and `readout`.
  */
 export const children = (n: Node): ReadonlyArray<readonly [segment: string | undefined, child: AnyNet]> => {
@@ -269,13 +271,18 @@ export const children = (n: Node): ReadonlyArray<readonly [segment: string | und
     nets.map((c, i) => [c._tag === "Scope" ? undefined : String(i), c] as const)
   switch (n._tag) {
     case "Seq":
-      return indexed(n.nets)
+      return indexed(spliceSeqs(n.nets))
     case "Parallel":
       return indexed(n.branches)
     case "Scope":
       return [[n.name, n.net]]
     case "Residual":
-      return n.shortcut === undefined ? [[undefined, n.body]] : [[undefined, n.body], ["shortcut", n.shortcut]]
+      return n.shortcut === undefined
+        ? [[undefined, n.body]]
+        : [
+            [undefined, n.body],
+            [n.shortcut._tag === "Scope" ? undefined : "shortcut", n.shortcut],
+          ]
     case "Loop":
       return [
         ["body", n.body],
@@ -286,6 +293,8 @@ export const children = (n: Node): ReadonlyArray<readonly [segment: string | und
       return []
   }
 }
+
+const spliceSeqs = (nets: readonly AnyNet[]): AnyNet[] => nets.flatMap((c) => (c._tag === "Seq" ? spliceSeqs(c.nets) : [c]))
 
 /** Path of a child given its parent's path and the segment from {@link children}. */
 export const childPath = (path: string, segment: string | undefined): string =>

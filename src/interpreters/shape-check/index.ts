@@ -1,0 +1,394 @@
+/**
+ * The shape-check interpreter: abstract evaluation of a network over shapes.
+ *
+ * A total fold over {@link Net.Node}: for every node it computes the output
+ * shape, the parameters it owns (with their paths and shapes), its MACs and
+ * its batch-norm buffers, and the shape of every tap. It never allocates a
+ * tensor and never throws on a network value: ill-formed nodes become
+ * {@link ShapeError}s carrying the node's path, and checking goes on (with the
+ * best output shape that can still be inferred) so that every error of a
+ * network is reported, not only the first.
+ *
+ * @module
+ */
+import * as Net from "../../dsl/Net.ts"
+import * as Shape from "../../dsl/Shape.ts"
+import * as Cost from "./Cost.ts"
+
+// ---- models -------------------------------------------------------------------
+
+/** A shape error at `path`, e.g. `student/layer3/0/conv1: expects 128 input channels, got 64`. */
+export interface ShapeError {
+  readonly _tag: "ShapeError"
+  readonly path: string
+  readonly message: string
+}
+
+export type ParamRole = "kernel" | "bias" | "gamma" | "beta"
+
+/** A trainable parameter: `path` is `<node path>/<role>`. */
+export interface ParamSpec {
+  readonly path: string
+  readonly shape: Shape.Shape
+  readonly role: ParamRole
+  /** Fan-in and fan-out of the owning layer, for initialisation (He/Glorot). */
+  readonly fanIn: number
+  readonly fanOut: number
+}
+
+/** Non-trainable state: batch-norm running statistics, `<node path>/mean|variance`. */
+export interface StateSpec {
+  readonly path: string
+  readonly shape: Shape.Shape
+  readonly role: "mean" | "variance"
+}
+
+/** One row of the per-layer table. `params` counts parameters first introduced by this node. */
+export interface Layer {
+  readonly path: string
+  readonly tag: Net.Tag
+  readonly output: Shape.Shape | undefined
+  readonly cost: Cost.Cost
+}
+
+/** Cost of a loop, split so that the cost of exiting after any iteration is known statically. */
+export interface LoopCost {
+  readonly path: string
+  readonly iterations: number
+  /** MACs of iteration k alone (body, readout and, for k ≥ 1, feedback). */
+  readonly macsPerIteration: readonly number[]
+  /** Parameters of iteration k alone: all shared ones at k = 0, its own batch norms after. */
+  readonly paramsPerIteration: readonly number[]
+}
+
+export interface Summary {
+  readonly input: Shape.Shape
+  readonly output: Shape.Shape | undefined
+  readonly cost: Cost.Cost
+  readonly layers: readonly Layer[]
+  readonly taps: Readonly<Record<string, Shape.Shape>>
+  readonly params: readonly ParamSpec[]
+  readonly state: readonly StateSpec[]
+  readonly loops: readonly LoopCost[]
+}
+
+export type Checked =
+  | { readonly ok: true; readonly summary: Summary & { readonly output: Shape.Shape } }
+  | { readonly ok: false; readonly errors: readonly ShapeError[]; readonly summary: Summary }
+
+// ---- the fold -----------------------------------------------------------------
+
+interface Context {
+  readonly errors: ShapeError[]
+  readonly layers: Layer[]
+  readonly taps: Map<string, Shape.Shape>
+  readonly params: Map<string, ParamSpec>
+  readonly state: Map<string, StateSpec>
+  readonly loops: LoopCost[]
+  macs: number
+  /** Set while re-visiting a loop body after its first iteration: shared parameters are expected again. */
+  revisit: boolean
+  /** Set inside a loop: tap names get `@k`, and batch norms too when per-iteration. */
+  iteration: { readonly k: number; readonly perIterationBatchNorm: boolean } | undefined
+}
+
+/** Checks `net` applied to one sample of shape `input` (no batch dimension). */
+export const check = (net: Net.AnyNet, input: Shape.Shape, path = ""): Checked => {
+  const ctx: Context = {
+    errors: [],
+    layers: [],
+    taps: new Map(),
+    params: new Map(),
+    state: new Map(),
+    loops: [],
+    macs: 0,
+    revisit: false,
+    iteration: undefined,
+  }
+  if (!Shape.isValid(input)) fail(ctx, path, `input shape ${Shape.format(input)} has a non-positive or fractional dimension`)
+  const output = go(net, Shape.isValid(input) ? input : undefined, path, ctx)
+  const params = [...ctx.params.values()]
+  const state = [...ctx.state.values()]
+  const summary: Summary = {
+    input,
+    output,
+    cost: {
+      params: params.reduce((a, p) => a + Shape.size(p.shape), 0),
+      macs: ctx.macs,
+      buffers: state.reduce((a, s) => a + Shape.size(s.shape), 0),
+    },
+    layers: ctx.layers,
+    taps: Object.fromEntries(ctx.taps),
+    params,
+    state,
+    loops: ctx.loops,
+  }
+  return ctx.errors.length === 0 && output !== undefined
+    ? { ok: true, summary: { ...summary, output } }
+    : { ok: false, errors: ctx.errors, summary }
+}
+
+const fail = (ctx: Context, path: string, message: string): undefined => {
+  ctx.errors.push({ _tag: "ShapeError", path: path === "" ? "<root>" : path, message })
+  return undefined
+}
+
+/** Formats an error the way the CLI prints it. */
+export const formatError = (e: ShapeError): string => `${e.path}: ${e.message}`
+
+const addParam = (ctx: Context, path: string, spec: Omit<ParamSpec, "path">): number => {
+  const previous = ctx.params.get(path)
+  if (previous !== undefined) {
+    if (!ctx.revisit) fail(ctx, path, "two layers share this parameter path; wrap one in a scope")
+    else if (!Shape.equals(previous.shape, spec.shape))
+      fail(ctx, path, `shared parameter has shape ${Shape.format(previous.shape)} but is used with ${Shape.format(spec.shape)}`)
+    return 0
+  }
+  ctx.params.set(path, { path, ...spec })
+  return Shape.size(spec.shape)
+}
+
+const record = (ctx: Context, path: string, tag: Net.Tag, output: Shape.Shape | undefined, cost: Cost.Cost) => {
+  ctx.macs += cost.macs
+  if (!ctx.revisit) ctx.layers.push({ path, tag, output, cost })
+  return output
+}
+
+/** Spatial output size of a window op along one axis, with the amount of padding. */
+const windowOutput = (
+  size: number,
+  kernel: number,
+  stride: number,
+  dilation: number,
+  padding: Net.Padding,
+  axis: 0 | 1,
+): number => {
+  const effective = (kernel - 1) * dilation + 1
+  if (padding === "same") return Math.ceil(size / stride)
+  const [before, after] = padding === "valid" ? [0, 0] : padding[axis]
+  return Math.floor((size + before + after - effective) / stride) + 1
+}
+
+const expectImage = (ctx: Context, path: string, what: string, x: Shape.Shape): x is readonly [number, number, number] =>
+  x.length === 3 ||
+  (fail(ctx, path, `${what} expects an image-like input H×W×C, got ${Shape.format(x)}`) as undefined) !== undefined
+
+const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Context): Shape.Shape | undefined => {
+  const n = net as Net.Node
+  switch (n._tag) {
+    case "Conv2d": {
+      if (x === undefined || !expectImage(ctx, path, "conv2d", x)) return unknownLayer(ctx, path, n)
+      const [h, w, c] = x
+      if (n.groups < 1 || c % n.groups !== 0 || n.filters % n.groups !== 0)
+        fail(ctx, path, `groups=${n.groups} must divide both input channels (${c}) and filters (${n.filters})`)
+      const cin = Math.max(1, Math.floor(c / n.groups))
+      const ho = windowOutput(h, n.kernel[0], n.stride[0], n.dilation[0], n.padding, 0)
+      const wo = windowOutput(w, n.kernel[1], n.stride[1], n.dilation[1], n.padding, 1)
+      if (ho < 1 || wo < 1) {
+        fail(ctx, path, `kernel ${n.kernel.join("×")} (dilation ${n.dilation.join("×")}) does not fit input ${Shape.format(x)}`)
+        return unknownLayer(ctx, path, n)
+      }
+      const fanIn = cin * n.kernel[0] * n.kernel[1]
+      const fanOut = (n.filters / Math.max(1, n.groups)) * n.kernel[0] * n.kernel[1]
+      let params = addParam(ctx, `${path}/kernel`, {
+        shape: [n.kernel[0], n.kernel[1], cin, n.filters],
+        role: "kernel",
+        fanIn,
+        fanOut,
+      })
+      if (n.bias) params += addParam(ctx, `${path}/bias`, { shape: [n.filters], role: "bias", fanIn, fanOut })
+      const out: Shape.Shape = [ho, wo, n.filters]
+      return record(ctx, path, n._tag, out, Cost.make({ params, macs: ho * wo * n.filters * fanIn }))
+    }
+    case "BatchNorm": {
+      if (x === undefined || x.length === 0) {
+        if (x !== undefined) fail(ctx, path, "batch norm needs at least one axis")
+        return unknownLayer(ctx, path, n)
+      }
+      const c = x[x.length - 1]!
+      const owner = batchNormPath(path, ctx)
+      const spec = { shape: [c], fanIn: c, fanOut: c }
+      const params =
+        addParam(ctx, `${owner}/gamma`, { ...spec, role: "gamma" }) + addParam(ctx, `${owner}/beta`, { ...spec, role: "beta" })
+      let buffers = 0
+      for (const role of ["mean", "variance"] as const)
+        if (!ctx.state.has(`${owner}/${role}`)) {
+          ctx.state.set(`${owner}/${role}`, { path: `${owner}/${role}`, shape: [c], role })
+          buffers += c
+        }
+      return record(ctx, path, n._tag, x, Cost.make({ params, buffers }))
+    }
+    case "Relu":
+    case "Sigmoid":
+    case "Identity":
+      return record(ctx, path, n._tag, x, Cost.empty)
+    case "Tap": {
+      if (x !== undefined) {
+        const name = ctx.iteration === undefined ? n.name : `${n.name}@${ctx.iteration.k}`
+        if (ctx.taps.has(name) && ctx.iteration === undefined) fail(ctx, path, `tap "${n.name}" is declared twice`)
+        ctx.taps.set(name, x)
+        if (ctx.iteration !== undefined) ctx.taps.set(n.name, x)
+      }
+      return record(ctx, path, n._tag, x, Cost.empty)
+    }
+    case "Pool": {
+      if (x === undefined || !expectImage(ctx, path, `${n.op} pool`, x)) return unknownLayer(ctx, path, n)
+      const [h, w, c] = x
+      const ho = windowOutput(h, n.kernel[0], n.stride[0], 1, n.padding, 0)
+      const wo = windowOutput(w, n.kernel[1], n.stride[1], 1, n.padding, 1)
+      if (ho < 1 || wo < 1) {
+        fail(ctx, path, `pool window ${n.kernel.join("×")} does not fit input ${Shape.format(x)}`)
+        return unknownLayer(ctx, path, n)
+      }
+      if (n.padding !== "same" && n.padding !== "valid") {
+        const [[t, b], [l, r]] = n.padding
+        if (Math.max(t, b) * 2 > n.kernel[0] || Math.max(l, r) * 2 > n.kernel[1])
+          fail(ctx, path, `pool padding ${[t, b, l, r].join(",")} exceeds half the window ${n.kernel.join("×")}`)
+      }
+      return record(ctx, path, n._tag, [ho, wo, c], Cost.empty)
+    }
+    case "GlobalAvgPool": {
+      if (x === undefined || !expectImage(ctx, path, "global average pool", x)) return unknownLayer(ctx, path, n)
+      return record(ctx, path, n._tag, [x[2]], Cost.empty)
+    }
+    case "Dense": {
+      if (x === undefined) return unknownLayer(ctx, path, n, [n.units])
+      if (x.length !== 1) {
+        fail(ctx, path, `dense expects a vector, got ${Shape.format(x)} (add flatten or globalAvgPool before it)`)
+        return unknownLayer(ctx, path, n, [n.units])
+      }
+      const d = x[0]!
+      let params = addParam(ctx, `${path}/kernel`, { shape: [d, n.units], role: "kernel", fanIn: d, fanOut: n.units })
+      if (n.bias) params += addParam(ctx, `${path}/bias`, { shape: [n.units], role: "bias", fanIn: d, fanOut: n.units })
+      return record(ctx, path, n._tag, [n.units], Cost.make({ params, macs: d * n.units }))
+    }
+    case "Flatten":
+      return record(ctx, path, n._tag, x === undefined ? undefined : [Shape.size(x)], Cost.empty)
+    case "Reshape": {
+      if (x === undefined) return unknownLayer(ctx, path, n)
+      const free = n.shape.filter((d) => d === -1).length
+      const known = n.shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1)
+      const total = Shape.size(x)
+      const bad = free > 1 || n.shape.some((d) => d === 0 || d < -1) || (free === 0 ? known !== total : total % known !== 0)
+      if (bad) {
+        fail(ctx, path, `cannot reshape ${Shape.format(x)} (${total} elements) to ${n.shape.join("×")}`)
+        return unknownLayer(ctx, path, n)
+      }
+      return record(ctx, path, n._tag, n.shape.map((d) => (d === -1 ? total / known : d)), Cost.empty)
+    }
+    case "PixelShuffle": {
+      if (x === undefined || !expectImage(ctx, path, "pixel shuffle", x)) return unknownLayer(ctx, path, n)
+      const [h, w, c] = x
+      const r2 = n.factor * n.factor
+      if (!Number.isInteger(n.factor) || n.factor < 1 || c % r2 !== 0) {
+        fail(ctx, path, `pixel shuffle by ${n.factor} needs channels divisible by ${r2}, got ${c}`)
+        return unknownLayer(ctx, path, n)
+      }
+      return record(ctx, path, n._tag, [h * n.factor, w * n.factor, c / r2], Cost.empty)
+    }
+    case "Seq":
+    case "Scope": {
+      let y = x
+      for (const [segment, child] of Net.children(n)) y = go(child, y, Net.childPath(path, segment), ctx)
+      return y
+    }
+    case "Residual": {
+      const [[bodySeg, body], shortcut] = [Net.children(n)[0]!, Net.children(n)[1]]
+      const y = go(body, x, Net.childPath(path, bodySeg), ctx)
+      const s = shortcut === undefined ? x : go(shortcut[1], x, Net.childPath(path, shortcut[0]), ctx)
+      if (y !== undefined && s !== undefined && !Shape.equals(y, s)) {
+        fail(ctx, path, `residual body gives ${Shape.format(y)} but the shortcut gives ${Shape.format(s)}`)
+        return unknownLayer(ctx, path, n, y)
+      }
+      return record(ctx, path, n._tag, y ?? s, Cost.empty)
+    }
+    case "Parallel": {
+      const ys = Net.children(n).map(([segment, child]) => go(child, x, Net.childPath(path, segment), ctx))
+      if (ys.length === 0) return fail(ctx, path, `${n.combine} of no branches`)
+      if (ys.some((y) => y === undefined)) return unknownLayer(ctx, path, n)
+      const shapes = ys as Shape.Shape[]
+      const first = shapes[0]!
+      if (n.combine === "concat") {
+        const ok = shapes.every((s) => s.length === first.length && s.slice(0, -1).every((d, i) => d === first[i]))
+        if (!ok) return fail(ctx, path, `concat needs equal shapes but the last axis, got ${shapes.map(Shape.format).join(", ")}`)
+        const channels = shapes.reduce((a, s) => a + s[s.length - 1]!, 0)
+        return record(ctx, path, n._tag, [...first.slice(0, -1), channels], Cost.empty)
+      }
+      if (!shapes.every((s) => Shape.equals(s, first)))
+        return fail(ctx, path, `${n.combine} needs equal shapes, got ${shapes.map(Shape.format).join(", ")}`)
+      return record(ctx, path, n._tag, first, Cost.empty)
+    }
+    case "Loop":
+      return goLoop(n, x, path, ctx)
+  }
+}
+
+const goLoop = (n: Net.Loop, x: Shape.Shape | undefined, path: string, ctx: Context): Shape.Shape | undefined => {
+  if (!Number.isInteger(n.iterations) || n.iterations < 1)
+    return fail(ctx, path, `loop needs a positive integer number of iterations, got ${n.iterations}`)
+  if (ctx.iteration !== undefined) return fail(ctx, path, "loops cannot be nested")
+  const [body, feedback, readout] = Net.children(n).map(([s, c]) => [Net.childPath(path, s), c] as const) as [
+    readonly [string, Net.AnyNet],
+    readonly [string, Net.AnyNet],
+    readonly [string, Net.AnyNet],
+  ]
+  const macsPerIteration: number[] = []
+  const paramsPerIteration: number[] = []
+  let y: Shape.Shape | undefined
+  let h: Shape.Shape | undefined
+  for (let k = 0; k < n.iterations; k++) {
+    const macs0 = ctx.macs
+    const params0 = paramTotal(ctx)
+    ctx.iteration = { k, perIterationBatchNorm: n.batchNorm === "perIteration" }
+    ctx.revisit = k > 0
+    if (k > 0) {
+      const m = go(feedback[1], h, feedback[0], ctx)
+      if (k === 1 && m !== undefined && x !== undefined && !Shape.equals(m, x))
+        fail(ctx, feedback[0], `loop feedback gives ${Shape.format(m)} but must match the loop input ${Shape.format(x)}`)
+    }
+    h = go(body[1], x, body[0], ctx)
+    y = go(readout[1], h, readout[0], ctx)
+    macsPerIteration.push(ctx.macs - macs0)
+    paramsPerIteration.push(paramTotal(ctx) - params0)
+  }
+  ctx.iteration = undefined
+  ctx.revisit = false
+  ctx.loops.push({ path, iterations: n.iterations, macsPerIteration, paramsPerIteration })
+  return record(ctx, path, n._tag, y, Cost.empty)
+}
+
+const paramTotal = (ctx: Context): number => [...ctx.params.values()].reduce((a, p) => a + Shape.size(p.shape), 0)
+
+/** Parameter owner path: a batch norm inside a per-iteration loop gets `@k`. */
+const batchNormPath = (path: string, ctx: Context): string =>
+  ctx.iteration?.perIterationBatchNorm ? Net.iterationPath(path, ctx.iteration.k) : path
+
+const unknownLayer = (ctx: Context, path: string, n: Net.Node, output?: Shape.Shape): Shape.Shape | undefined =>
+  record(ctx, path, n._tag, output, Cost.empty)
+
+// ---- derived folds ---------------------------------------------------------------
+
+/**
+ * Expected MACs of one sample when a loop exits after iteration k with
+ * probability `exit[k]` (probabilities over iterations, summing to 1): the
+ * cost outside the loop plus the expected cost of the iterations run.
+ */
+export const expectedMacs = (summary: Summary, loop: LoopCost, exit: readonly number[]): number => {
+  const inLoop = loop.macsPerIteration.reduce((a, b) => a + b, 0)
+  const outside = summary.cost.macs - inLoop
+  let cumulative = 0
+  let expected = 0
+  for (let k = 0; k < loop.iterations; k++) {
+    cumulative += loop.macsPerIteration[k]!
+    expected += (exit[k] ?? 0) * cumulative
+  }
+  return outside + expected
+}
+
+/** MACs of one sample that exits after iteration `k` of `loop` (0-based). */
+export const macsAtExit = (summary: Summary, loop: LoopCost, k: number): number =>
+  expectedMacs(
+    summary,
+    loop,
+    loop.macsPerIteration.map((_, i) => (i === k ? 1 : 0)),
+  )
