@@ -22,6 +22,8 @@ export type Pair = readonly [number, number]
 
 export interface Conv2d {
   readonly _tag: "Conv2d"
+  /** Declared input channels, checked against the actual input when given (as PyTorch's `in_channels`). */
+  readonly inChannels: number | undefined
   readonly filters: number
   readonly kernel: Pair
   readonly stride: Pair
@@ -57,6 +59,8 @@ export interface GlobalAvgPool {
 }
 export interface Dense {
   readonly _tag: "Dense"
+  /** Declared input features, checked when given. */
+  readonly inFeatures: number | undefined
   readonly units: number
   readonly bias: boolean
 }
@@ -151,6 +155,8 @@ const pair = (v: number | Pair): Pair => (typeof v === "number" ? [v, v] : v)
 // ---- constructors -------------------------------------------------------------------
 
 export interface Conv2dOptions {
+  /** Input channels, checked by the shape checker when given. */
+  readonly inChannels?: number
   readonly stride?: number | Pair
   /** Default `same`. A number `p` means `[[p, p], [p, p]]` (PyTorch's `padding=p`). */
   readonly padding?: Padding | number
@@ -165,6 +171,7 @@ export const conv2d = (filters: number, kernel: number | Pair, options: Conv2dOp
   const p = options.padding ?? "same"
   return node({
     _tag: "Conv2d",
+    inChannels: options.inChannels,
     filters,
     kernel: pair(kernel),
     stride: pair(options.stride ?? 1),
@@ -200,8 +207,8 @@ export const maxPool = pool("max")
 export const avgPool = pool("avg")
 export const globalAvgPool: Net = node({ _tag: "GlobalAvgPool" })
 /** Fully connected layer on a vector; kernel `[in, units]`. */
-export const dense = (units: number, options: { readonly bias?: boolean } = {}): Net =>
-  node({ _tag: "Dense", units, bias: options.bias ?? true })
+export const dense = (units: number, options: { readonly bias?: boolean; readonly inFeatures?: number } = {}): Net =>
+  node({ _tag: "Dense", inFeatures: options.inFeatures, units, bias: options.bias ?? true })
 export const flatten: Net = node({ _tag: "Flatten" })
 export const reshape = (shape: readonly number[]): Net => node({ _tag: "Reshape", shape: [...shape] })
 export const pixelShuffle = (factor: number): Net => node({ _tag: "PixelShuffle", factor })

@@ -12,34 +12,40 @@ import * as Net from "./Net.ts"
 /** Taps every ResNet exposes: the output of each stage and the pooled features. */
 export type ResNetTap = "stem" | "layer1" | "layer2" | "layer3" | "layer4" | "pool"
 
-const conv = (name: string, filters: number, kernel: number, stride: number, padding: number) =>
-  Net.scope(name, Net.conv2d(filters, kernel, { stride, padding, bias: false }))
+const conv = (name: string, inChannels: number | undefined, filters: number, kernel: number, stride: number, padding: number) =>
+  Net.scope(name, Net.conv2d(filters, kernel, { stride, padding, bias: false, ...(inChannels === undefined ? {} : { inChannels }) }))
 const bn = (name: string) => Net.scope(name, Net.batchNorm())
 
-const downsample = (filters: number, stride: number) =>
-  Net.scope("downsample", Net.seq(Net.scope("0", Net.conv2d(filters, 1, { stride, padding: 0, bias: false })), bn("1")))
+const downsample = (inChannels: number, filters: number, stride: number) =>
+  Net.scope("downsample", Net.seq(conv("0", inChannels, filters, 1, stride, 0), bn("1")))
 
 /** torchvision's BasicBlock without its final ReLU: two 3×3 convs; a 1×1 projection when the shape changes. */
 export const basicBlock = (filters: number, stride: number, inChannels: number): Net.Net =>
   Net.residual(
-    Net.seq(conv("conv1", filters, 3, stride, 1), bn("bn1"), Net.relu, conv("conv2", filters, 3, 1, 1), bn("bn2")),
-    stride !== 1 || inChannels !== filters ? downsample(filters, stride) : undefined,
+    Net.seq(
+      conv("conv1", inChannels, filters, 3, stride, 1),
+      bn("bn1"),
+      Net.relu,
+      conv("conv2", filters, filters, 3, 1, 1),
+      bn("bn2"),
+    ),
+    stride !== 1 || inChannels !== filters ? downsample(inChannels, filters, stride) : undefined,
   )
 
 /** torchvision's Bottleneck without its final ReLU (ResNet v1.5: the stride sits on the 3×3 conv), expansion 4. */
 export const bottleneck = (width: number, stride: number, inChannels: number): Net.Net =>
   Net.residual(
     Net.seq(
-      conv("conv1", width, 1, 1, 0),
+      conv("conv1", inChannels, width, 1, 1, 0),
       bn("bn1"),
       Net.relu,
-      conv("conv2", width, 3, stride, 1),
+      conv("conv2", width, width, 3, stride, 1),
       bn("bn2"),
       Net.relu,
-      conv("conv3", width * 4, 1, 1, 0),
+      conv("conv3", width, width * 4, 1, 1, 0),
       bn("bn3"),
     ),
-    stride !== 1 || inChannels !== width * 4 ? downsample(width * 4, stride) : undefined,
+    stride !== 1 || inChannels !== width * 4 ? downsample(inChannels, width * 4, stride) : undefined,
   )
 
 /** A stage: blocks scoped `0`, `1`, … (each followed by its ReLU, outside the scope as in torchvision's naming). */
@@ -67,7 +73,7 @@ const resnet = (block: Block, expansion: number, depths: readonly number[], opti
     return [Net.scope(`layer${i + 1}`, stage(blocks)), Net.tap(`layer${i + 1}`)]
   })
   return Net.seq(
-    conv("conv1", widths[0]!, 7, 2, 3),
+    conv("conv1", undefined, widths[0]!, 7, 2, 3),
     bn("bn1"),
     Net.relu,
     Net.maxPool(3, { stride: 2, padding: 1 }),
@@ -75,7 +81,7 @@ const resnet = (block: Block, expansion: number, depths: readonly number[], opti
     ...(stages.flat() as Net.Net<ResNetTap>[]),
     Net.globalAvgPool,
     Net.tap("pool"),
-    Net.scope("fc", Net.dense(options.outputs)),
+    Net.scope("fc", Net.dense(options.outputs, { inFeatures: channels })),
   )
 }
 
@@ -116,13 +122,13 @@ export const smallResNet = (options: SmallResNetOptions): Net.Net<string> => {
     return [Net.scope(`layer${i + 1}`, stage(blocks)), Net.tap(`layer${i + 1}`)]
   })
   return Net.seq(
-    conv("conv1", widths[0]!, 3, 1, 1),
+    conv("conv1", undefined, widths[0]!, 3, 1, 1),
     bn("bn1"),
     Net.relu,
     Net.tap("stem"),
     ...stages.flat(),
     Net.globalAvgPool,
     Net.tap("pool"),
-    Net.scope("fc", Net.dense(options.outputs)),
+    Net.scope("fc", Net.dense(options.outputs, { inFeatures: channels })),
   )
 }

@@ -179,6 +179,8 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
     case "Conv2d": {
       if (x === undefined || !expectImage(ctx, path, "conv2d", x)) return unknownLayer(ctx, path, n)
       const [h, w, c] = x
+      if (n.inChannels !== undefined && n.inChannels !== c)
+        fail(ctx, path, `expects ${n.inChannels} input channels, got ${c} (input ${Shape.format(x)})`)
       if (n.groups < 1 || c % n.groups !== 0 || n.filters % n.groups !== 0)
         fail(ctx, path, `groups=${n.groups} must divide both input channels (${c}) and filters (${n.filters})`)
       const cin = Math.max(1, Math.floor(c / n.groups))
@@ -258,6 +260,7 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
         return unknownLayer(ctx, path, n, [n.units])
       }
       const d = x[0]!
+      if (n.inFeatures !== undefined && n.inFeatures !== d) fail(ctx, path, `expects ${n.inFeatures} input features, got ${d}`)
       let params = addParam(ctx, `${path}/kernel`, { shape: [d, n.units], role: "kernel", fanIn: d, fanOut: n.units })
       if (n.bias) params += addParam(ctx, `${path}/bias`, { shape: [n.units], role: "bias", fanIn: d, fanOut: n.units })
       return record(ctx, path, n._tag, [n.units], Cost.make({ params, macs: d * n.units }))

@@ -1,0 +1,80 @@
+/**
+ * The `cmkg` command line: `check`, and the commands later issues add.
+ *
+ * Exit codes: 0 success; 1 an ill-formed program or a failed run; 2 a bad
+ * invocation (missing file, not a program module, unknown flag).
+ *
+ * @module
+ */
+import { NodeServices } from "@effect/platform-node"
+import { Cause, Console, Effect, Exit } from "effect"
+import { Argument, Command, Flag } from "effect/cli"
+import * as Program from "../dsl/Program.ts"
+import * as ProgramCheck from "../interpreters/shape-check/program.ts"
+import * as CheckView from "./check.ts"
+import { type CliError, exitCode, ProgramRejected } from "./errors.ts"
+import * as Load from "./load.ts"
+
+const programArg = Argument.String("program").pipe(
+  Argument.withDescription("A program module (.ts); programs/NAME.ts falls back to the built-in programs"),
+)
+const scaleFlag = Flag.Literals("scale", Program.scales).pipe(
+  Flag.withDescription("Run size: tiny, small or paper"),
+  Flag.withDefault("tiny" as Program.Scale),
+)
+
+const check = Command.make(
+  "check",
+  { program: programArg, json: Flag.Boolean("json").pipe(Flag.withDescription("Print JSON"), Flag.withDefault(false)), scale: scaleFlag },
+  Effect.fn(function* ({ program, json, scale }) {
+    const loaded = yield* Load.load(program)
+    const resolved = Program.resolve(loaded.value, { scale, data: {} })
+    const report = ProgramCheck.checkModels(resolved)
+    if (json) yield* Console.log(JSON.stringify(CheckView.json(report), null, 2))
+    else for (const m of report.models) yield* Console.log(`${CheckView.table(m.name, m.summary)}\n`)
+    if (report.errors.length > 0) {
+      const lines = report.errors.map((e) => `  ${e.path}: ${e.message}`).join("\n")
+      return yield* new ProgramRejected({
+        message: `${loaded.file}: ${report.errors.length} error(s) in program "${resolved.name}":\n${lines}`,
+      })
+    }
+  }),
+).pipe(Command.withDescription("Check every shape statically and count parameters and MACs, without allocating a tensor"))
+
+const cmkg = Command.make("cmkg").pipe(
+  Command.withDescription("Deep-learning experiments as typed program values"),
+  Command.withSubcommands([check]),
+)
+
+/** One line for the argument parser's failure (help was requested or forced by errors such as a missing argument). */
+const describeParseFailure = (failure: unknown): string | undefined => {
+  if (typeof failure !== "object" || failure === null) return undefined
+  const f = failure as { _tag?: string; errors?: ReadonlyArray<Record<string, unknown>>; message?: string }
+  const first = f.errors?.[0]
+  if (first !== undefined) {
+    const detail = Object.entries(first)
+      .filter(([k]) => k !== "_tag" && !k.startsWith("~"))
+      .map(([k, v]) => `${k} ${JSON.stringify(v)}`)
+      .join(", ")
+    return `${first._tag}${detail === "" ? "" : `: ${detail}`}`
+  }
+  return f.message
+}
+
+const main = Command.runWith(cmkg, { version: "0.1.0", renderErrors: false })(process.argv.slice(2)).pipe(
+  Effect.provide(NodeServices.layer),
+)
+
+const exit = await Effect.runPromiseExit(main as Effect.Effect<void, unknown>)
+if (Exit.isFailure(exit)) {
+  const failure = Cause.squash(exit.cause)
+  const ours = typeof failure === "object" && failure !== null && "_tag" in failure ? (failure as CliError) : undefined
+  if (ours !== undefined && ["BadInvocation", "ProgramRejected", "RunFailed"].includes(ours._tag)) {
+    console.error(`cmkg: ${ours.message}`)
+    process.exitCode = exitCode(ours)
+  } else {
+    // Anything else is the argument parser's own complaint (it already printed help): a bad invocation.
+    console.error(`cmkg: ${describeParseFailure(failure) ?? Cause.pretty(exit.cause).split("\n")[0]}`)
+    process.exitCode = 2
+  }
+}
