@@ -105,8 +105,9 @@ export const check = (net: Net.AnyNet, input: Shape.Shape, path = ""): Checked =
     revisit: false,
     iteration: undefined,
   }
-  if (!Shape.isValid(input)) fail(ctx, path, `input shape ${Shape.format(input)} has a non-positive or fractional dimension`)
-  const output = go(net, Shape.isValid(input) ? input : undefined, path, ctx)
+  const valid = Shape.isValid(input) && input.length > 0
+  if (!valid) fail(ctx, path, `input shape [${input.join(", ")}] must have positive integer dimensions and at least one axis`)
+  const output = go(net, valid ? input : undefined, path, ctx)
   const params = [...ctx.params.values()]
   const state = [...ctx.state.values()]
   const summary: Summary = {
@@ -154,6 +155,17 @@ const record = (ctx: Context, path: string, tag: Net.Tag, output: Shape.Shape | 
   return output
 }
 
+/** Checks that hyper-parameters are positive integers, reporting each one that is not. */
+const positive = (ctx: Context, path: string, fields: Record<string, readonly number[]>): boolean => {
+  let ok = true
+  for (const [name, values] of Object.entries(fields))
+    if (!values.every((v) => Number.isInteger(v) && v >= 1)) {
+      fail(ctx, path, `${name} must be a positive integer, got ${values.join("×")}`)
+      ok = false
+    }
+  return ok
+}
+
 /** Spatial output size of a window op along one axis, with the amount of padding. */
 const windowOutput = (
   size: number,
@@ -177,6 +189,8 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
   const n = net as Net.Node
   switch (n._tag) {
     case "Conv2d": {
+      if (!positive(ctx, path, { filters: [n.filters], kernel: n.kernel, stride: n.stride, dilation: n.dilation, groups: [n.groups] }))
+        return unknownLayer(ctx, path, n)
       if (x === undefined || !expectImage(ctx, path, "conv2d", x)) return unknownLayer(ctx, path, n)
       const [h, w, c] = x
       if (n.inChannels !== undefined && n.inChannels !== c)
@@ -192,17 +206,19 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
       }
       const fanIn = cin * n.kernel[0] * n.kernel[1]
       const fanOut = (n.filters / Math.max(1, n.groups)) * n.kernel[0] * n.kernel[1]
-      let params = addParam(ctx, `${path}/kernel`, {
+      let params = addParam(ctx, Net.join(path, "kernel"), {
         shape: [n.kernel[0], n.kernel[1], cin, n.filters],
         role: "kernel",
         fanIn,
         fanOut,
       })
-      if (n.bias) params += addParam(ctx, `${path}/bias`, { shape: [n.filters], role: "bias", fanIn, fanOut })
+      if (n.bias) params += addParam(ctx, Net.join(path, "bias"), { shape: [n.filters], role: "bias", fanIn, fanOut })
       const out: Shape.Shape = [ho, wo, n.filters]
       return record(ctx, path, n._tag, out, Cost.make({ params, macs: ho * wo * n.filters * fanIn }))
     }
     case "BatchNorm": {
+      if (!(n.eps > 0) || !(n.momentum >= 0 && n.momentum <= 1))
+        fail(ctx, path, `batch norm needs eps > 0 and momentum in [0, 1], got eps ${n.eps}, momentum ${n.momentum}`)
       if (x === undefined || x.length === 0) {
         if (x !== undefined) fail(ctx, path, "batch norm needs at least one axis")
         return unknownLayer(ctx, path, n)
@@ -211,11 +227,11 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
       const owner = batchNormPath(path, ctx)
       const spec = { shape: [c], fanIn: c, fanOut: c }
       const params =
-        addParam(ctx, `${owner}/gamma`, { ...spec, role: "gamma" }) + addParam(ctx, `${owner}/beta`, { ...spec, role: "beta" })
+        addParam(ctx, Net.join(owner, "gamma"), { ...spec, role: "gamma" }) + addParam(ctx, Net.join(owner, "beta"), { ...spec, role: "beta" })
       let buffers = 0
       for (const role of ["mean", "variance"] as const)
-        if (!ctx.state.has(`${owner}/${role}`)) {
-          ctx.state.set(`${owner}/${role}`, { path: `${owner}/${role}`, shape: [c], role })
+        if (!ctx.state.has(Net.join(owner, role))) {
+          ctx.state.set(Net.join(owner, role), { path: Net.join(owner, role), shape: [c], role })
           buffers += c
         }
       return record(ctx, path, n._tag, x, Cost.make({ params, buffers }))
@@ -227,13 +243,14 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
     case "Tap": {
       if (x !== undefined) {
         const name = ctx.iteration === undefined ? n.name : `${n.name}@${ctx.iteration.k}`
-        if (ctx.taps.has(name) && ctx.iteration === undefined) fail(ctx, path, `tap "${n.name}" is declared twice`)
+        if (ctx.taps.has(name)) fail(ctx, path, `tap "${n.name}" is declared twice`)
         ctx.taps.set(name, x)
         if (ctx.iteration !== undefined) ctx.taps.set(n.name, x)
       }
       return record(ctx, path, n._tag, x, Cost.empty)
     }
     case "Pool": {
+      if (!positive(ctx, path, { kernel: n.kernel, stride: n.stride })) return unknownLayer(ctx, path, n)
       if (x === undefined || !expectImage(ctx, path, `${n.op} pool`, x)) return unknownLayer(ctx, path, n)
       const [h, w, c] = x
       const ho = windowOutput(h, n.kernel[0], n.stride[0], 1, n.padding, 0)
@@ -254,6 +271,7 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
       return record(ctx, path, n._tag, [x[2]], Cost.empty)
     }
     case "Dense": {
+      if (!positive(ctx, path, { units: [n.units] })) return unknownLayer(ctx, path, n)
       if (x === undefined) return unknownLayer(ctx, path, n, [n.units])
       if (x.length !== 1) {
         fail(ctx, path, `dense expects a vector, got ${Shape.format(x)} (add flatten or globalAvgPool before it)`)
@@ -261,8 +279,8 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
       }
       const d = x[0]!
       if (n.inFeatures !== undefined && n.inFeatures !== d) fail(ctx, path, `expects ${n.inFeatures} input features, got ${d}`)
-      let params = addParam(ctx, `${path}/kernel`, { shape: [d, n.units], role: "kernel", fanIn: d, fanOut: n.units })
-      if (n.bias) params += addParam(ctx, `${path}/bias`, { shape: [n.units], role: "bias", fanIn: d, fanOut: n.units })
+      let params = addParam(ctx, Net.join(path, "kernel"), { shape: [d, n.units], role: "kernel", fanIn: d, fanOut: n.units })
+      if (n.bias) params += addParam(ctx, Net.join(path, "bias"), { shape: [n.units], role: "bias", fanIn: d, fanOut: n.units })
       return record(ctx, path, n._tag, [n.units], Cost.make({ params, macs: d * n.units }))
     }
     case "Flatten":
@@ -272,7 +290,7 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
       const free = n.shape.filter((d) => d === -1).length
       const known = n.shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1)
       const total = Shape.size(x)
-      const bad = free > 1 || n.shape.some((d) => d === 0 || d < -1) || (free === 0 ? known !== total : total % known !== 0)
+      const bad = n.shape.length === 0 || free > 1 || n.shape.some((d) => d === 0 || d < -1) || (free === 0 ? known !== total : total % known !== 0)
       if (bad) {
         fail(ctx, path, `cannot reshape ${Shape.format(x)} (${total} elements) to ${n.shape.join("×")}`)
         return unknownLayer(ctx, path, n)
@@ -312,7 +330,7 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
       const shapes = ys as Shape.Shape[]
       const first = shapes[0]!
       if (n.combine === "concat") {
-        const ok = shapes.every((s) => s.length === first.length && s.slice(0, -1).every((d, i) => d === first[i]))
+        const ok = first.length > 0 && shapes.every((s) => s.length === first.length && s.slice(0, -1).every((d, i) => d === first[i]))
         if (!ok) return fail(ctx, path, `concat needs equal shapes but the last axis, got ${shapes.map(Shape.format).join(", ")}`)
         const channels = shapes.reduce((a, s) => a + s[s.length - 1]!, 0)
         return record(ctx, path, n._tag, [...first.slice(0, -1), channels], Cost.empty)
@@ -342,14 +360,19 @@ const goLoop = (n: Net.Loop, x: Shape.Shape | undefined, path: string, ctx: Cont
   for (let k = 0; k < n.iterations; k++) {
     const macs0 = ctx.macs
     const params0 = paramTotal(ctx)
-    ctx.iteration = { k, perIterationBatchNorm: n.batchNorm === "perIteration" }
+    // Only the body's batch norms get a copy per iteration; feedback and readout share theirs.
+    ctx.iteration = { k, perIterationBatchNorm: false }
     ctx.revisit = k > 0
     if (k > 0) {
+      ctx.revisit = k > 1 // the feedback first runs at k = 1
       const m = go(feedback[1], h, feedback[0], ctx)
       if (k === 1 && m !== undefined && x !== undefined && !Shape.equals(m, x))
         fail(ctx, feedback[0], `loop feedback gives ${Shape.format(m)} but must match the loop input ${Shape.format(x)}`)
+      ctx.revisit = true
     }
+    ctx.iteration = { k, perIterationBatchNorm: n.batchNorm === "perIteration" }
     h = go(body[1], x, body[0], ctx)
+    ctx.iteration = { k, perIterationBatchNorm: false }
     y = go(readout[1], h, readout[0], ctx)
     macsPerIteration.push(ctx.macs - macs0)
     paramsPerIteration.push(paramTotal(ctx) - params0)
