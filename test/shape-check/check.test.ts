@@ -47,7 +47,7 @@ test("all errors are reported with their paths, and checking continues past each
   const c = Check.check(net, [8, 8, 3])
   assert.equal(c.ok, false)
   assert.deepEqual(
-    (c as { errors: Check.ShapeError[] }).errors.map((e) => Check.formatError(e)),
+    (c as { errors: readonly Check.ShapeError[] }).errors.map((e) => Check.formatError(e)),
     [
       "a: expects 4 input channels, got 3 (input 8×8×3)",
       "b: groups=3 must divide both input channels (8) and filters (8)",
@@ -59,7 +59,7 @@ test("all errors are reported with their paths, and checking continues past each
 test("duplicate parameter paths and duplicate taps are errors", () => {
   const c = Check.check(Net.seq(Net.scope("x", Net.dense(3)), Net.scope("x", Net.dense(3)), Net.tap("t"), Net.tap("t")), [4])
   assert.equal(c.ok, false)
-  const messages = (c as { errors: Check.ShapeError[] }).errors.map(Check.formatError)
+  const messages = (c as { errors: readonly Check.ShapeError[] }).errors.map(Check.formatError)
   assert.ok(messages.some((m) => m.startsWith("x/kernel: two layers share this parameter path")))
   assert.ok(messages.some((m) => m.includes('tap "t" is declared twice')))
 })
