@@ -1,0 +1,86 @@
+/**
+ * The tf meaning of `Optimizer` values: pure state in, state out.
+ *
+ * `update` uses only differentiable tfjs ops on its arguments, so an
+ * optimizer step can sit inside a function that is itself differentiated
+ * (an unrolled inner loop); `step` is the outer-loop convenience that also
+ * manages tensor lifetimes.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core"
+import type * as Optimizer from "../../dsl/Optimizer.ts"
+import type { Tree } from "./init.ts"
+
+/** Per-transform state: moments keyed by parameter path, and a step count. */
+export interface State {
+  readonly count: number
+  readonly slots: readonly Readonly<Record<string, Tree>>[]
+}
+
+const map = (tree: Tree, f: (t: tf.Tensor, k: string) => tf.Tensor): Record<string, tf.Tensor> =>
+  Object.fromEntries(Object.entries(tree).map(([k, t]) => [k, f(t, k)]))
+
+const zerosLike = (params: Tree): Tree => map(params, (t) => tf.zerosLike(t))
+
+/** Initial optimizer state for `params`. */
+export const init = (o: Optimizer.Optimizer, params: Tree): State => ({
+  count: 0,
+  slots: o.chain.map((t) => {
+    switch (t._tag) {
+      case "Trace":
+        return { momentum: zerosLike(params) }
+      case "ScaleByAdam":
+        return { mu: zerosLike(params), nu: zerosLike(params) }
+      default:
+        return {}
+    }
+  }),
+})
+
+/** Transforms `grads` into updates (to be added to the parameters). */
+export const update = (o: Optimizer.Optimizer, grads: Tree, state: State, params: Tree): { updates: Tree; state: State } => {
+  let g: Tree = grads
+  const count = state.count + 1
+  const slots = o.chain.map((t, i): Readonly<Record<string, Tree>> => {
+    const slot = state.slots[i]!
+    switch (t._tag) {
+      case "ClipByGlobalNorm": {
+        const norm = tf.sqrt(tf.addN(Object.values(g).map((x) => tf.sum(tf.square(x)))))
+        const factor = tf.minimum(tf.scalar(1), tf.div(t.maxNorm, tf.add(norm, 1e-12)))
+        g = map(g, (x) => tf.mul(x, factor))
+        return slot
+      }
+      case "ClipByValue":
+        g = map(g, (x) => tf.clipByValue(x, -t.max, t.max))
+        return slot
+      case "AddDecayedWeights":
+        g = map(g, (x, k) => tf.add(x, tf.mul(params[k]!, t.decay)))
+        return slot
+      case "Trace": {
+        const momentum = map(g, (x, k) => tf.add(tf.mul(slot.momentum![k]!, t.decay), x))
+        g = momentum
+        return { momentum }
+      }
+      case "ScaleByAdam": {
+        const mu = map(g, (x, k) => tf.add(tf.mul(slot.mu![k]!, t.b1), tf.mul(x, 1 - t.b1)))
+        const nu = map(g, (x, k) => tf.add(tf.mul(slot.nu![k]!, t.b2), tf.mul(tf.square(x), 1 - t.b2)))
+        const c1 = 1 - t.b1 ** count
+        const c2 = 1 - t.b2 ** count
+        g = map(mu, (m, k) => tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(nu[k]!, c2)), t.eps)))
+        return { mu, nu }
+      }
+      case "Scale":
+        g = map(g, (x) => tf.mul(x, t.factor))
+        return slot
+    }
+  })
+  return { updates: g, state: { count, slots } }
+}
+
+/** `θ + u` for every parameter that has an update (others unchanged). */
+export const applyUpdates = (params: Tree, updates: Tree): Tree =>
+  map(params, (p, k) => (updates[k] === undefined ? p : tf.add(p, updates[k])))
+
+/** Every tensor held by an optimizer state. */
+export const tensors = (s: State): tf.Tensor[] => s.slots.flatMap((slot) => Object.values(slot).flatMap((t) => Object.values(t)))
