@@ -1,0 +1,232 @@
+/**
+ * The RHD / STB / FreiHAND readers on small files made by the real producers
+ * (Python pickle + NumPy, scipy.io.savemat; see test/fixtures/make_fixtures.py).
+ */
+import assert from "node:assert/strict"
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, test } from "node:test"
+import * as Open from "../../src/data/open.ts"
+import * as Preprocess from "../../src/data/preprocess.ts"
+import * as Mat from "../../src/data/readers/mat.ts"
+import * as Pickle from "../../src/data/readers/pickle.ts"
+import * as Rhd from "../../src/data/readers/rhd.ts"
+import * as Stb from "../../src/data/readers/stb.ts"
+import * as Data from "../../src/dsl/Data.ts"
+
+const FIX = join(import.meta.dirname, "..", "fixtures")
+const expected = JSON.parse(readFileSync(join(FIX, "expected.json"), "utf8"))
+const scratch = mkdtempSync(join(tmpdir(), "cmkg-readers-"))
+after(() => rmSync(scratch, { recursive: true, force: true }))
+
+/** A copy of a fixture folder with one file cut to `keep` of its bytes (or replaced by `text`). */
+const damaged = (folder: string, file: string, change: { keep: number } | { text: string }): string => {
+  const dir = mkdtempSync(join(scratch, "d-"))
+  cpSync(join(FIX, folder), dir, { recursive: true })
+  const path = join(dir, file)
+  if ("text" in change) writeFileSync(path, change.text)
+  else {
+    const bytes = readFileSync(path)
+    writeFileSync(path, bytes.subarray(0, Math.floor(bytes.length * change.keep)))
+  }
+  return dir
+}
+const first = (ds: Open.Dataset) => [...ds.batches({ batchSize: 100, seed: 0, epoch: 0, shuffle: false })][0]!
+const close = (a: number, b: number, tol: number, what: string) =>
+  assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`)
+
+// ---- RHD -----------------------------------------------------------------------------------------
+
+for (const [split, style] of [
+  ["training", "protocol 2 from Python 3"],
+  ["evaluation", "Python-2 style (BINSTRING payloads)"],
+] as const) {
+  test(`RHD: reads anno_${split}.pickle (${style}) exactly as Python does`, () => {
+    const anno = Rhd.annotations(join(FIX, "rhd", split, `anno_${split}.pickle`))
+    const want = expected.rhd[split] as Record<string, { xyz: number[][]; uv_vis: number[][]; K: number[][] }>
+    assert.deepEqual(
+      anno.map((a) => a.id),
+      Object.keys(want).map(Number),
+    )
+    for (const a of anno) {
+      assert.deepEqual([...a.xyz], want[a.id]!.xyz.flat())
+      assert.deepEqual([...a.uvVis], want[a.id]!.uv_vis.flat())
+      assert.deepEqual([...a.k], want[a.id]!.K.flat())
+    }
+  })
+}
+
+test("RHD: open yields the right hand in MANO order, cropped, with depth from the R/G-packed PNG", () => {
+  const ds = Open.open(Data.rhd({ dir: join(FIX, "rhd"), split: "training", imageSize: 32 }))
+  assert.equal(ds.size, 2)
+  const b = first(ds)
+  const raw = expected.rhd.training["0"].xyz as number[][]
+  const right = raw.slice(21).map((p) => p.map((v) => v * 1000))
+  // MANO joint 4 (thumb tip) is RHD joint 1; MANO 9/10 (middle MCP/PIP) are RHD 12/11.
+  const bone = Math.hypot(...right[12]!.map((v, i) => v - right[11]![i]!))
+  close(b.scale[0]!, bone, 1e-3, "scale is the middle MCP–PIP bone (mm)")
+  for (let d = 0; d < 3; d++)
+    close(b.joints3d[4 * 3 + d]! * b.scale[0]!, right[1]![d]! - right[0]![d]!, 1e-3, `thumb tip ${d}`)
+  // The crop is centred on the hand: its centre pixel is skin and at the wrist's depth.
+  const c = (16 * 32 + 16) * 3
+  assert.deepEqual(
+    [...b.rgb.subarray(c, c + 3)].map((v) => Math.round(v * 255)),
+    [220, 170, 140],
+  )
+  close(b.depth![16 * 32 + 16]!, 0, 0.01, "depth at the centre ≈ wrist depth")
+  assert.equal(b.depth![0], 1, "far background is 1")
+})
+
+test("RHD: a truncated or malformed annotation file is rejected naming the file", () => {
+  const dir = damaged("rhd", "training/anno_training.pickle", { keep: 0.6 })
+  const path = join(dir, "training", "anno_training.pickle")
+  assert.throws(
+    () => Open.open(Data.rhd({ dir, split: "training" })),
+    (e: Error) => e.message.startsWith(path) && /truncated/.test(e.message),
+  )
+  const bad = join(FIX, "bad", "rhd_bad_shape.pickle")
+  assert.throws(
+    () => Rhd.annotations(bad),
+    (e: Error) => e.message.includes(bad) && /"xyz" has shape \[21,3\], expected \[42,3\]/.test(e.message),
+  )
+  const text = damaged("rhd", "training/anno_training.pickle", { text: "not a pickle" })
+  assert.throws(
+    () => Open.open(Data.rhd({ dir: text, split: "training" })),
+    /anno_training\.pickle: not a binary Python pickle/,
+  )
+})
+
+test("RHD: a truncated colour PNG is rejected naming the file", () => {
+  const dir = damaged("rhd", "training/color/00001.png", { keep: 0.5 })
+  const ds = Open.open(Data.rhd({ dir, split: "training", imageSize: 16 }))
+  assert.throws(
+    () => first(ds),
+    (e: Error) => e.message.startsWith(join(dir, "training", "color", "00001.png")) && /PNG/.test(e.message),
+  )
+})
+
+test("pickle: numpy arrays in Fortran order come back row-major", () => {
+  assert.deepEqual([...Pickle.toRowMajor(Float64Array.from([1, 4, 2, 5, 3, 6]), [2, 3])], [1, 2, 3, 4, 5, 6])
+})
+
+// ---- STB -----------------------------------------------------------------------------------------
+
+test("STB: reads handPara (3×21×N) from plain and compressed savemat files exactly as scipy does", () => {
+  for (const seq of Data.STB_TEST) {
+    const l = Stb.labels(join(FIX, "stb", "labels", `${seq}_SK.mat`))
+    const want = (expected.stb[seq] as number[][][]).flat(2)
+    assert.equal(l.count, want.length / 63)
+    assert.deepEqual([...l.poses], want)
+  }
+})
+
+test("STB: open moves the root from the palm centre to the wrist and evaluates on B1", () => {
+  const ds = Open.open(
+    Data.stb({
+      dir: join(FIX, "stb"),
+      sequences: Data.STB_TEST,
+      imageSize: 32,
+      modalities: ["rgb", "depth"],
+    }),
+  )
+  assert.equal(ds.size, 5)
+  const b = first(ds)
+  for (let i = 0; i < b.size; i++) {
+    // The fixture hand has a 46 mm middle MCP–PIP bone and its middle MCP 90.1 mm from the wrist.
+    // joints3d is float32: ~1e-7 relative.
+    close(b.scale[i]!, 46, 1e-5, "bone")
+    const m = 9 * 3 + i * 63
+    close(
+      Math.hypot(b.joints3d[m]!, b.joints3d[m + 1]!, b.joints3d[m + 2]!) * b.scale[i]!,
+      Math.hypot(5, 90),
+      2e-5,
+      "wrist–middle MCP",
+    )
+  }
+  const c = (16 * 32 + 16) * 3
+  assert.deepEqual(
+    [...b.rgb.subarray(c, c + 3)].map((v) => Math.round(v * 255)),
+    [210, 160, 130],
+  )
+  assert.ok(b.depth!.some((v) => v < 1) && b.depth!.some((v) => v === 1))
+})
+
+test("STB: the depth→colour rotation is a rotation and the frames differ by about the 24 mm baseline", () => {
+  const r = Stb.rotation()
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 3; j++)
+      close(
+        r[i * 3]! * r[j * 3]! + r[i * 3 + 1]! * r[j * 3 + 1]! + r[i * 3 + 2]! * r[j * 3 + 2]!,
+        i === j ? 1 : 0,
+        1e-12,
+        "RRᵀ",
+      )
+  const p = Stb.depthToColour([0, 0, 500])
+  close(Math.hypot(p[0]!, p[1]!, p[2]! - 500), 24.1, 6.5, "offset")
+})
+
+test("STB: a truncated or mis-shaped label file is rejected naming the file", () => {
+  for (const seq of Data.STB_TEST) {
+    const dir = damaged("stb", `labels/${seq}_SK.mat`, { keep: 0.7 })
+    const path = join(dir, "labels", `${seq}_SK.mat`)
+    assert.throws(
+      () => Stb.labels(path),
+      (e: Error) => e.message.startsWith(path) && /truncated/.test(e.message),
+    )
+  }
+  const bad = join(FIX, "bad", "stb_bad_dims.mat")
+  assert.throws(
+    () => Stb.labels(bad),
+    (e: Error) => e.message.startsWith(bad) && /3×20×2, expected 3×21×N/.test(e.message),
+  )
+  const notMat = join(scratch, "x.mat")
+  writeFileSync(notMat, Buffer.alloc(200, 65))
+  assert.throws(
+    () => Mat.read(notMat),
+    (e: Error) => e.message.startsWith(notMat) && /not a MAT-file/.test(e.message),
+  )
+})
+
+// ---- FreiHAND ------------------------------------------------------------------------------------
+
+test("FreiHAND: reads training_xyz/K and the JPEG of the requested style", () => {
+  const gs = first(Open.open(Data.freihand({ dir: join(FIX, "freihand"), version: "gs", imageSize: 32 })))
+  const hom = first(Open.open(Data.freihand({ dir: join(FIX, "freihand"), version: "hom", imageSize: 32 })))
+  assert.equal(gs.size, 2)
+  assert.deepEqual(gs.joints3d, hom.joints3d)
+  close(gs.scale[0]!, 46, 1e-5, "bone")
+  const xyz = (expected.freihand.xyz[1] as number[][]).map((p) => p.map((v) => v * 1000))
+  for (let d = 0; d < 3; d++)
+    close(gs.joints3d[63 + 20 * 3 + d]! * gs.scale[1]!, xyz[20]![d]! - xyz[0]![d]!, 1e-3, `little tip ${d}`)
+  // The gs style's green background shows in the crop; the hom style's is purple.
+  const green = (b: typeof gs) => {
+    let s = 0
+    for (let p = 0; p < b.rgb.length; p += 3) s += b.rgb[p + 1]! - (b.rgb[p]! + b.rgb[p + 2]!) / 2
+    return s / (b.rgb.length / 3)
+  }
+  assert.ok(green(gs) > 0.1 && green(hom) < 0, `green excess gs ${green(gs)}, hom ${green(hom)}`)
+  const k = Preprocess.project(Float64Array.from(xyz.flat()), (expected.freihand.K[1] as number[][]).flat())
+  assert.ok(k.every(Number.isFinite))
+})
+
+test("FreiHAND: truncated JSON or JPEG files are rejected naming the file", () => {
+  const dir = damaged("freihand", "training_xyz.json", { keep: 0.5 })
+  const path = join(dir, "training_xyz.json")
+  assert.throws(
+    () => Open.open(Data.freihand({ dir, version: "gs" })),
+    (e: Error) => e.message.startsWith(path) && /JSON/.test(e.message),
+  )
+  const wrong = damaged("freihand", "training_K.json", { text: "[[[1,2,3],[4,5,6]]]" })
+  assert.throws(
+    () => Open.open(Data.freihand({ dir: wrong, version: "gs" })),
+    /training_K\.json: entry 0 is not a list of 3 rows/,
+  )
+  const jpg = damaged("freihand", "training/rgb/00000001.jpg", { keep: 0.6 })
+  const ds = Open.open(Data.freihand({ dir: jpg, version: "gs", imageSize: 16 }))
+  const jpath = join(jpg, "training", "rgb", "00000001.jpg")
+  assert.throws(
+    () => first(ds),
+    (e: Error) => e.message.startsWith(jpath) && /truncated JPEG/.test(e.message),
+  )
+})
