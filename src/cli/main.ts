@@ -7,13 +7,14 @@
  * @module
  */
 import { NodeServices } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit } from "effect"
+import { Cause, Console, Effect, Exit, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Program from "../dsl/Program.ts"
 import * as ProgramCheck from "../interpreters/shape-check/program.ts"
 import * as CheckView from "./check.ts"
 import { type CliError, exitCode, ProgramRejected } from "./errors.ts"
 import * as Load from "./load.ts"
+import * as Run from "./run.ts"
 
 const programArg = Argument.String("program").pipe(
   Argument.withDescription("A program module (.ts); programs/NAME.ts falls back to the built-in programs"),
@@ -41,9 +42,35 @@ const check = Command.make(
   }),
 ).pipe(Command.withDescription("Check every shape statically and count parameters and MACs, without allocating a tensor"))
 
+const run = Command.make(
+  "run",
+  {
+    program: programArg,
+    scale: scaleFlag,
+    seeds: Flag.Int("seeds").pipe(Flag.withDescription("Number of seeds (1..N), results as mean ± std"), Flag.withDefault(1)),
+    backend: Flag.Literals("backend", ["auto", "tensorflow-gpu", "tensorflow", "cmkg-cpu", "wasm", "cpu"] as const).pipe(
+      Flag.withDescription("tfjs backend (auto: tfjs-node-gpu, tfjs-node, cmkg-cpu, wasm, cpu)"),
+      Flag.withDefault("auto" as const),
+    ),
+    out: Flag.String("out").pipe(Flag.withDescription("Run directory (default runs/<program>-<scale>)"), Flag.optional),
+    resume: Flag.Boolean("resume").pipe(Flag.withDescription("Continue from the run directory's last checkpoint"), Flag.withDefault(false)),
+    data: Flag.String("data").pipe(Flag.withDescription("Real datasets: rhd=DIR,stb=DIR,freihand=DIR"), Flag.optional),
+  },
+  (a) =>
+    Run.run({
+      program: a.program,
+      scale: a.scale,
+      seeds: a.seeds,
+      backend: a.backend,
+      out: Option.getOrUndefined(a.out),
+      resume: a.resume,
+      data: Option.getOrUndefined(a.data),
+    }),
+).pipe(Command.withDescription("Check a program statically, then train it and write a run directory with metrics, checkpoints and results"))
+
 const cmkg = Command.make("cmkg").pipe(
   Command.withDescription("Deep-learning experiments as typed program values"),
-  Command.withSubcommands([check]),
+  Command.withSubcommands([check, run]),
 )
 
 /** One line for the argument parser's failure (help was requested or forced by errors such as a missing argument). */

@@ -92,7 +92,7 @@ export const evaluate = (o: {
   data: o.data,
   table: o.table,
   row: o.row,
-  column: o.column ?? "EPE",
+  column: o.column ?? "test",
 })
 
 export const metaParam = (name: string, like: Program.Model, init = 0): MetaParam => ({ name, like: like.name, init })

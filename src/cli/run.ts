@@ -1,0 +1,112 @@
+/**
+ * `cmkg run`: check the whole program statically, then train it with the tf
+ * interpreter, one run directory per seed, and write the results.
+ *
+ * @module
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { Effect } from "effect"
+import type * as Data from "../dsl/Data.ts"
+import type * as Experiment from "../dsl/Experiment.ts"
+import * as Program from "../dsl/Program.ts"
+import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
+import * as Runner from "../interpreters/tf/experiment.ts"
+import * as Tf from "../interpreters/tf/index.ts"
+import { BadInvocation, ProgramRejected, RunFailed } from "./errors.ts"
+import * as Load from "./load.ts"
+import { reporter } from "./progress.ts"
+import * as Summary from "./summary.ts"
+
+export interface RunArgs {
+  readonly program: string
+  readonly scale: Program.Scale
+  readonly seeds: number
+  readonly backend: Tf.BackendPreference
+  readonly out: string | undefined
+  readonly resume: boolean
+  readonly data: string | undefined
+}
+
+/** `rhd=/data/RHD,stb=/data/STB` → `{ rhd: "/data/RHD", stb: "/data/STB" }`. */
+export const parseData = (arg: string | undefined): Effect.Effect<Record<string, string>, BadInvocation> =>
+  Effect.gen(function* () {
+    if (arg === undefined || arg === "") return {}
+    const out: Record<string, string> = {}
+    for (const part of arg.split(",")) {
+      const m = /^(rhd|stb|freihand)=(.+)$/.exec(part.trim())
+      if (m === null) return yield* new BadInvocation({ message: `--data ${arg}: expected NAME=DIR[,NAME=DIR] with NAME one of rhd, stb, freihand; got "${part}"` })
+      out[m[1]!] = m[2]!
+    }
+    return out
+  })
+
+/** Real datasets' directories must exist before anything trains. */
+const missingData = (specs: readonly Data.Spec[]): string[] =>
+  [...new Set(specs.flatMap((s) => (s._tag === "Synthetic" ? [] : existsSync(s.dir) ? [] : [`${s._tag} data directory ${s.dir} does not exist`])))]
+
+export const run = (args: RunArgs) =>
+  Effect.gen(function* () {
+    const data = yield* parseData(args.data)
+    if (!Number.isInteger(args.seeds) || args.seeds < 1) return yield* new BadInvocation({ message: `--seeds must be a positive integer, got ${args.seeds}` })
+    const loaded = yield* Load.load(args.program)
+    const program = yield* Effect.try({
+      try: () => Program.resolve(loaded.value, { scale: args.scale, data }),
+      catch: (e) => new BadInvocation({ message: `${loaded.file}: building the program failed: ${e instanceof Error ? e.message : String(e)}` }),
+    })
+    if (program.experiment === undefined)
+      return yield* new BadInvocation({ message: `${loaded.file}: program "${program.name}" declares networks but no experiment to run (try cmkg check)` })
+    const typed = program as Program.Program<Experiment.Experiment>
+
+    // The static interpreter first: nothing trains unless the whole program is well-formed.
+    const report = ExperimentCheck.check(typed)
+    const problems = [...report.errors.map((e) => `${e.path}: ${e.message}`), ...missingData(ExperimentCheck.dataSpecs(typed))]
+    if (problems.length > 0)
+      return yield* new ProgramRejected({
+        message: `${loaded.file}: ${problems.length} problem(s) in program "${program.name}", nothing was trained:\n${problems.map((p) => `  ${p}`).join("\n")}`,
+      })
+
+    const backend = yield* Effect.tryPromise({
+      try: () => Tf.ready(args.backend),
+      catch: (e) => new BadInvocation({ message: `--backend ${args.backend}: ${e instanceof Error ? e.message : String(e)}` }),
+    })
+    const out = args.out ?? join("runs", `${program.name}-${args.scale}`)
+    const progress = reporter()
+    progress.log(`cmkg run ${program.name} · scale ${args.scale} · ${args.seeds} seed(s) · backend ${backend.name} (${backend.note}) · out ${out}`)
+    progress.log(`static check: ${report.models.length} networks, ${report.trainStages} training stages, ${(report.macsTotal / 1e12).toFixed(3)} T multiply-accumulates of training compute in all`)
+    mkdirSync(out, { recursive: true })
+    writeFileSync(join(out, "program.json"), `${JSON.stringify({ program: typed, options: { ...args, data } }, null, 2)}\n`)
+
+    let stopping = false
+    const onSigint = () => {
+      if (stopping) process.exit(130)
+      stopping = true
+      progress.log("Ctrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)")
+    }
+    process.on("SIGINT", onSigint)
+    const results: Runner.Results[] = []
+    try {
+      for (let seed = 1; seed <= args.seeds; seed++) {
+        const dir = args.seeds === 1 ? out : join(out, `seed-${seed}`)
+        if (args.seeds > 1) progress.log(`— seed ${seed}/${args.seeds} → ${dir}`)
+        const outcome = yield* Effect.tryPromise({
+          try: () =>
+            Runner.run(typed, { out: dir, seed, backend: backend.name, resume: args.resume, reporter: progress, shouldStop: () => stopping }),
+          catch: (e) => new RunFailed({ message: e instanceof Error ? e.message : String(e) }),
+        })
+        if (outcome._tag === "Stopped") {
+          progress.log(`stopped; checkpoint at ${outcome.checkpoint}. Continue with: cmkg run ${args.program} --scale ${args.scale} --out ${out} --resume`)
+          process.exitCode = 130
+          return
+        }
+        results.push(outcome.results)
+      }
+    } finally {
+      process.off("SIGINT", onSigint)
+    }
+    const summary = Summary.aggregate(results)
+    writeFileSync(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`)
+    writeFileSync(join(out, "summary.md"), Summary.markdown(summary))
+    progress.log(`\n${Summary.markdown(summary)}`)
+    progress.log(`run directory: ${out} (cmkg report ${out} draws the tables and plots)`)
+  })

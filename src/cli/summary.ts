@@ -1,0 +1,75 @@
+/**
+ * Results over seeds: mean ± standard deviation of every table cell.
+ *
+ * @module
+ */
+import type * as Runner from "../interpreters/tf/experiment.ts"
+
+export interface Cell {
+  readonly table: string
+  readonly row: string
+  readonly column: string
+  readonly n: number
+  readonly epe: { readonly mean: number; readonly std: number }
+  readonly auc20to50: { readonly mean: number; readonly std: number }
+  readonly auc0to50: { readonly mean: number; readonly std: number }
+}
+
+export interface Summary {
+  readonly program: string
+  readonly seeds: readonly number[]
+  readonly backend: string
+  readonly cells: readonly Cell[]
+}
+
+/** Sample mean and standard deviation (n − 1; 0 for a single value). */
+export const meanStd = (xs: readonly number[]): { mean: number; std: number } => {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length
+  const std = xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1))
+  return { mean, std }
+}
+
+export const aggregate = (results: readonly Runner.Results[]): Summary => {
+  const keys = [...new Map(results.flatMap((r) => r.rows.map((x) => [`${x.table}\u0000${x.row}\u0000${x.column}`, x]))).values()]
+  return {
+    program: results[0]?.program ?? "",
+    seeds: results.map((r) => r.seed),
+    backend: results[0]?.backend ?? "",
+    cells: keys.map((k) => {
+      const rows = results.flatMap((r) => r.rows.filter((x) => x.table === k.table && x.row === k.row && x.column === k.column))
+      return {
+        table: k.table,
+        row: k.row,
+        column: k.column,
+        n: rows.length,
+        epe: meanStd(rows.map((x) => x.epe)),
+        auc20to50: meanStd(rows.map((x) => x.auc20to50)),
+        auc0to50: meanStd(rows.map((x) => x.auc0to50)),
+      }
+    }),
+  }
+}
+
+const pm = (v: { mean: number; std: number }, digits: number, n: number) =>
+  n > 1 ? `${v.mean.toFixed(digits)} ± ${v.std.toFixed(digits)}` : v.mean.toFixed(digits)
+
+export const markdown = (s: Summary): string => {
+  const out = [`# ${s.program}: ${s.seeds.length} seed(s) (${s.seeds.join(", ")}), backend ${s.backend}`, ""]
+  for (const table of [...new Set(s.cells.map((c) => c.table))]) {
+    const cells = s.cells.filter((c) => c.table === table)
+    const columns = [...new Set(cells.map((c) => c.column))]
+    out.push(`## ${table}`, "", `| method | ${columns.map((c) => `${c} EPE (mm) | ${c} AUC 20–50`).join(" | ")} |`)
+    out.push(`|---|${columns.map(() => "---|---").join("|")}|`)
+    for (const row of [...new Set(cells.map((c) => c.row))])
+      out.push(
+        `| ${row} | ${columns
+          .map((col) => {
+            const c = cells.find((x) => x.row === row && x.column === col)
+            return c === undefined ? " | " : `${pm(c.epe, 2, c.n)} | ${pm(c.auc20to50, 3, c.n)}`
+          })
+          .join(" | ")} |`,
+      )
+    out.push("")
+  }
+  return out.join("\n")
+}

@@ -1,0 +1,451 @@
+/**
+ * Running an experiment: the tf meaning of `Experiment` values.
+ *
+ * Stages run in order over a "world" (every model's parameters and
+ * batch-norm state, the meta-parameters, the optimizer states). The run
+ * directory receives metrics as JSONL, a checkpoint after every epoch (the
+ * whole world plus the position in the experiment, in the tfjs weights
+ * format, written atomically) and the results. A resumed run restarts from
+ * the last checkpoint; because batches depend only on (data, seed, epoch) and
+ * initialisation only on (seed, path), it ends with the same results as an
+ * uninterrupted run on the same backend.
+ *
+ * @module
+ */
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import * as tf from "@tensorflow/tfjs-core"
+import type * as Data from "../../dsl/Data.ts"
+import * as DataDsl from "../../dsl/Data.ts"
+import * as Experiment from "../../dsl/Experiment.ts"
+import type * as Loss from "../../dsl/Loss.ts"
+import * as LossDsl from "../../dsl/Loss.ts"
+import type * as Program from "../../dsl/Program.ts"
+import * as Step from "../../dsl/Step.ts"
+import * as Metrics from "../../data/metrics.ts"
+import { type Dataset, open } from "../../data/open.ts"
+import type * as Stream from "../../data/stream.ts"
+import { apply } from "./apply.ts"
+import * as Checkpoint from "./checkpoint.ts"
+import * as Init from "./init.ts"
+import type * as Optimizer from "./optimizer.ts"
+import * as StepRun from "./step.ts"
+
+type World = StepRun.World
+
+/** One evaluated row of a results table. */
+export interface Row {
+  readonly stage: string
+  readonly table: string
+  readonly row: string
+  readonly column: string
+  readonly model: string
+  readonly samples: number
+  readonly epe: number
+  readonly auc20to50: number
+  readonly auc0to50: number
+  readonly pck: Readonly<Record<string, number>>
+  /** 3D PCK at thresholds 0..50 mm, for the PCK plot. */
+  readonly pckCurve: readonly (readonly [number, number])[]
+}
+
+export interface Results {
+  readonly program: string
+  readonly seed: number
+  readonly backend: string
+  readonly rows: readonly Row[]
+  readonly seconds: number
+}
+
+/** Where the run is: the stage to run, and inside a train stage the epochs and the steps of the current epoch done. */
+interface Position {
+  readonly stage: number
+  readonly epoch: number
+  readonly step: number
+  readonly rows: readonly Row[]
+  readonly seconds: number
+}
+
+export interface Progress {
+  readonly stage: string
+  readonly stageIndex: number
+  readonly stages: number
+  readonly epoch: number
+  readonly epochs: number
+  readonly step: number
+  readonly steps: number
+  readonly losses: Readonly<Record<string, number>>
+  readonly imagesPerSecond: number
+  readonly secondsLeft: number
+}
+
+export interface Reporter {
+  readonly progress: (p: Progress) => void
+  readonly log: (line: string) => void
+}
+
+export interface RunOptions {
+  readonly out: string
+  readonly seed: number
+  readonly backend: string
+  readonly resume: boolean
+  readonly reporter: Reporter
+  /** Polled after every step: when true, the run checkpoints and stops (Ctrl-C). */
+  readonly shouldStop?: () => boolean
+}
+
+export type Outcome =
+  | { readonly _tag: "Done"; readonly results: Results }
+  | { readonly _tag: "Stopped"; readonly checkpoint: string }
+
+/** A training step produced a non-finite loss: the run stops, the last good checkpoint is kept. */
+export class NonFiniteLoss extends Error {
+  constructor(
+    readonly stage: string,
+    readonly epoch: number,
+    readonly step: number,
+    readonly losses: Readonly<Record<string, number>>,
+    readonly checkpoint: string | undefined,
+  ) {
+    super(
+      `stage "${stage}", epoch ${epoch + 1}, step ${step + 1}: loss is not finite (${JSON.stringify(losses)}); ` +
+        (checkpoint === undefined ? "no checkpoint was written yet" : `last good checkpoint kept at ${checkpoint}`),
+    )
+  }
+}
+
+// ---- data ------------------------------------------------------------------------------
+
+const toTensors = (b: Stream.Batch, imageSize: number): Partial<Record<Loss.Field, tf.Tensor>> => {
+  const out: Partial<Record<Loss.Field, tf.Tensor>> = {
+    joints3d: tf.tensor2d(b.joints3d, [b.size, 63]),
+    joints2d: tf.tensor2d(b.joints2d, [b.size, 42]),
+  }
+  if (b.rgb.length > 0) out.rgb = tf.tensor4d(b.rgb, [b.size, imageSize, imageSize, 3])
+  if (b.depth !== undefined) out.depth = tf.tensor4d(b.depth, [b.size, imageSize, imageSize, 1])
+  return out
+}
+
+const disposeBatch = (t: Partial<Record<Loss.Field, tf.Tensor>>) => {
+  for (const v of Object.values(t)) v?.dispose()
+}
+
+// ---- world -------------------------------------------------------------------------------
+
+const initModel = (world: World, model: Program.Model, seed: number): World => {
+  const { params, state } = Init.init(model.net, model.input, seed)
+  for (const t of [...Object.values(world.params[model.name] ?? {}), ...Object.values(world.state[model.name] ?? {})]) t.dispose()
+  return { ...world, params: { ...world.params, [model.name]: params }, state: { ...world.state, [model.name]: state } }
+}
+
+/**
+ * Starts model `to` from model `from`'s parameters and state. Where a kernel
+ * differs only in its input channels (an RGB network copied into a depth
+ * one), the copy averages the source kernel over its input channels and
+ * repeats it (as Gupta et al. initialise a depth network from an RGB one).
+ */
+const copyModel = (world: World, to: Program.Model, from: string, seed: number): World => {
+  const params = world.params[from]
+  const state = world.state[from]
+  if (params === undefined || state === undefined) throw new Error(`cannot copy "${from}": it has no parameters yet`)
+  const fresh = initModel(world, to, seed)
+  const adapt = (mine: Init.Tree, theirs: Init.Tree): Init.Tree =>
+    Object.fromEntries(
+      Object.entries(mine).map(([k, v]) => {
+        const src = theirs[k]
+        if (src === undefined) return [k, v]
+        let out: tf.Tensor = v
+        if (src.shape.join() === v.shape.join()) out = src.clone()
+        else if (src.rank === 4 && v.rank === 4 && [0, 1, 3].every((a) => src.shape[a] === v.shape[a]))
+          out = tf.tidy(() => tf.tile(tf.mean(src, 2, true), [1, 1, v.shape[2]!, 1]))
+        if (out !== v) v.dispose()
+        return [k, out]
+      }),
+    )
+  return {
+    ...fresh,
+    params: { ...fresh.params, [to.name]: adapt(fresh.params[to.name]!, params) },
+    state: { ...fresh.state, [to.name]: adapt(fresh.state[to.name]!, state) },
+  }
+}
+
+/** Meta-parameters φ: one weight per parameter of the `like` model, initialised to a constant. */
+const initMeta = (world: World, e: Experiment.Experiment): World => {
+  let meta = world.meta
+  for (const m of e.metaParams) {
+    if (meta[m.name] !== undefined) continue
+    const like = world.params[m.like]
+    if (like === undefined) continue
+    meta = { ...meta, [m.name]: Object.fromEntries(Object.entries(like).map(([k, v]) => [k, tf.fill(v.shape, m.init)])) }
+  }
+  return { ...world, meta }
+}
+
+const toGroups = (w: World): Checkpoint.Groups => {
+  const groups: Record<string, Init.Tree> = {}
+  for (const [k, v] of Object.entries(w.params)) groups[`params/${k}`] = v
+  for (const [k, v] of Object.entries(w.state)) groups[`state/${k}`] = v
+  for (const [k, v] of Object.entries(w.meta)) groups[`meta/${k}`] = v
+  for (const [k, s] of Object.entries(w.opt))
+    s.slots.forEach((slot, i) => {
+      for (const [name, tree] of Object.entries(slot)) groups[`opt/${k}/${i}/${name}`] = tree
+    })
+  return groups
+}
+
+const fromGroups = (groups: Record<string, Record<string, tf.Tensor>>, counts: Record<string, { count: number; slots: number }>): World => {
+  const pick = (prefix: string) =>
+    Object.fromEntries(
+      Object.entries(groups)
+        .filter(([g]) => g.startsWith(`${prefix}/`) && g.split("/").length === 2)
+        .map(([g, t]) => [g.slice(prefix.length + 1), t]),
+    )
+  const opt: Record<string, Optimizer.State> = {}
+  for (const [key, { count, slots }] of Object.entries(counts)) {
+    const slotTrees: Record<string, Init.Tree>[] = Array.from({ length: slots }, () => ({}))
+    for (const [g, tree] of Object.entries(groups)) {
+      if (!g.startsWith(`opt/${key}/`)) continue
+      const rest = g.slice(`opt/${key}/`.length).split("/")
+      slotTrees[Number(rest[0])]![rest[1]!] = tree
+    }
+    opt[key] = { count, slots: slotTrees }
+  }
+  return { params: pick("params"), state: pick("state"), meta: pick("meta"), opt }
+}
+
+const disposeWorld = (w: World) => {
+  for (const t of Object.values(toGroups(w))) for (const v of Object.values(t)) v.dispose()
+}
+
+// ---- checkpoints -----------------------------------------------------------------------------
+
+const checkpointDir = (out: string) => join(out, "checkpoints")
+
+const saveCheckpoint = (out: string, world: World, position: Position, serial: number): string => {
+  const dir = join(checkpointDir(out), String(serial).padStart(6, "0"))
+  const counts = Object.fromEntries(Object.entries(world.opt).map(([k, s]) => [k, { count: s.count, slots: s.slots.length }]))
+  Checkpoint.save(dir, toGroups(world), { position, counts, serial })
+  Checkpoint.writeAtomically(join(checkpointDir(out), "LATEST"), String(serial).padStart(6, "0"))
+  // Keep the newest two: the one just written and its predecessor.
+  for (const name of readdirSync(checkpointDir(out)))
+    if (/^\d{6}$/.test(name) && Number(name) < serial - 1) rmSync(join(checkpointDir(out), name), { recursive: true, force: true })
+  return dir
+}
+
+const loadCheckpoint = (out: string): { world: World; position: Position; serial: number; dir: string } | undefined => {
+  const pointer = join(checkpointDir(out), "LATEST")
+  if (!existsSync(pointer)) return undefined
+  const dir = join(checkpointDir(out), readFileSync(pointer, "utf8").trim())
+  const { groups, meta } = Checkpoint.load(dir)
+  const m = meta as { position: Position; counts: Record<string, { count: number; slots: number }>; serial: number }
+  return { world: fromGroups(groups, m.counts), position: m.position, serial: m.serial, dir }
+}
+
+// ---- evaluation ---------------------------------------------------------------------------------
+
+const evaluate = (stage: Experiment.Evaluate, world: World, program: Program.Program, e: Experiment.Experiment, ds: Dataset): Row => {
+  const model = program.models.find((m) => m.name === stage.model)!
+  const feed = e.feeds[stage.model] ?? "rgb"
+  const params = world.params[stage.model]
+  const state = world.state[stage.model]
+  if (params === undefined || state === undefined) throw new Error(`stage "${stage.name}": model "${stage.model}" was never trained or initialised`)
+  const preds: number[] = []
+  const truths: number[] = []
+  const scales: number[] = []
+  for (const b of ds.batches({ batchSize: 64, seed: 0, epoch: 0, shuffle: false })) {
+    const t = toTensors(b, ds.imageSize)
+    const y = tf.tidy(() => {
+      const out = apply(model.net, params, state, t[feed]!, "eval").y
+      return out.shape[1] === 63 ? out : tf.slice(out, [0, 0], [b.size, 63])
+    })
+    preds.push(...(y.dataSync() as Float32Array))
+    y.dispose()
+    disposeBatch(t)
+    truths.push(...b.joints3d)
+    scales.push(...b.scale)
+  }
+  const report = Metrics.report3d(Float32Array.from(preds), Float32Array.from(truths), Float32Array.from(scales))
+  const d = Metrics.distances(
+    Float32Array.from(preds.map((p, i) => p * scales[Math.floor(i / 63)]!)),
+    Float32Array.from(truths.map((p, i) => p * scales[Math.floor(i / 63)]!)),
+    3,
+  )
+  const at = Metrics.thresholds(0, 50, 26)
+  const curve = Metrics.pckCurve(d, at)
+  return {
+    stage: stage.name,
+    table: stage.table,
+    row: stage.row,
+    column: stage.column,
+    model: stage.model,
+    samples: truths.length / 63,
+    epe: report.epe,
+    auc20to50: report.auc20to50,
+    auc0to50: report.auc0to50,
+    pck: Object.fromEntries(Object.entries(report.pck)),
+    pckCurve: Array.from(at, (x, i) => [x, curve[i]!] as const),
+  }
+}
+
+// ---- the run ------------------------------------------------------------------------------------
+
+const openCache = new Map<string, Dataset>()
+const dataset = (spec: Data.Spec): Dataset => {
+  const key = JSON.stringify(spec)
+  let ds = openCache.get(key)
+  if (ds === undefined) {
+    ds = open(spec)
+    openCache.set(key, ds)
+  }
+  return ds
+}
+
+/** Lets signal handlers (Ctrl-C) and timers run between training steps. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+/** Runs `program`'s experiment (already shape-checked by the caller). */
+export const run = async (program: Program.Program<Experiment.Experiment>, options: RunOptions): Promise<Outcome> => {
+  const e = program.experiment
+  if (e === undefined) throw new Error(`program "${program.name}" declares no experiment`)
+  const { out, seed, reporter } = options
+  mkdirSync(out, { recursive: true })
+  const models = Object.fromEntries(program.models.map((m) => [m.name, m]))
+  const ctx: StepRun.Context = { models, feeds: e.feeds }
+
+  let world: World = { params: {}, state: {}, meta: {}, opt: {} }
+  let position: Position = { stage: 0, epoch: 0, step: 0, rows: [], seconds: 0 }
+  let serial = 0
+  let lastCheckpoint: string | undefined
+  if (options.resume) {
+    const loaded = loadCheckpoint(out)
+    if (loaded !== undefined) {
+      ;({ world, position, serial } = loaded)
+      lastCheckpoint = loaded.dir
+      reporter.log(
+        `resuming from ${loaded.dir}: stage ${position.stage + 1}/${e.stages.length}, epoch ${position.epoch + 1}, step ${position.step}`,
+      )
+    }
+  } else if (existsSync(checkpointDir(out))) rmSync(checkpointDir(out), { recursive: true, force: true })
+  const metricsPath = join(out, "metrics.jsonl")
+  if (!options.resume && existsSync(metricsPath)) rmSync(metricsPath)
+  const started = Date.now() - position.seconds * 1000
+  const elapsed = () => (Date.now() - started) / 1000
+  const checkpoint = () => {
+    serial += 1
+    lastCheckpoint = saveCheckpoint(out, world, { ...position, seconds: elapsed() }, serial)
+    return lastCheckpoint
+  }
+
+  try {
+    for (let si = position.stage; si < e.stages.length; si++) {
+      const stage = e.stages[si]!
+      if (stage._tag === "Evaluate") {
+        const row = evaluate(stage, world, program, e, dataset(stage.data))
+        reporter.log(`${stage.name}: ${row.row} [${row.column}] EPE ${row.epe.toFixed(2)} mm, AUC(20-50) ${row.auc20to50.toFixed(3)}`)
+        position = { ...position, stage: si + 1, epoch: 0, step: 0, rows: [...position.rows, row] }
+        continue
+      }
+      const ds = dataset(stage.data)
+      if (position.epoch === 0 && position.step === 0) {
+        // Each stage is a fresh optimisation: its optimizers start from their initial state.
+        for (const st of Object.values(world.opt)) for (const slot of st.slots) for (const tree of Object.values(slot)) for (const t of Object.values(tree)) t.dispose()
+        world = { ...world, opt: {} }
+        for (const [name, init] of Object.entries(stage.init)) {
+          const model = models[name]
+          if (model === undefined) throw new Error(`stage "${stage.name}": no model "${name}"`)
+          if (init._tag === "Copy") world = copyModel(world, model, init.from, seed)
+          else if (init._tag === "Scratch" || world.params[name] === undefined) world = initModel(world, model, seed)
+        }
+        for (const name of modelsOf(stage.step)) if (world.params[name] === undefined) world = initModel(world, models[name]!, seed)
+        world = StepRun.prepare(stage.step, world, ctx, seed, DataDsl.shapes(stage.data) as Partial<Record<Loss.Field, readonly number[]>>)
+        world = initMeta(world, e)
+      }
+      const steps = Math.floor(ds.size / stage.batchSize)
+      if (steps === 0) throw new Error(`stage "${stage.name}": ${ds.size} samples are fewer than one batch of ${stage.batchSize}`)
+      const stageStart = Date.now()
+      let done = 0
+      for (let epoch = position.epoch; epoch < stage.epochs; epoch++) {
+        let step = 0
+        const skip = epoch === position.epoch ? position.step : 0
+        for (const b of ds.batches({ batchSize: stage.batchSize, seed: seed * 7919 + si, epoch, dropLast: true })) {
+          // Resuming mid-epoch: the batches of an epoch are a function of (seed, epoch), so skip those already seen.
+          if (step < skip) {
+            step += 1
+            continue
+          }
+          const t = toTensors(b, ds.imageSize)
+          const result = StepRun.run(stage.step, world, t, ctx)
+          disposeBatch(t)
+          world = result.world
+          done += 1
+          const finite = Object.values(result.losses).every(Number.isFinite)
+          const secondsPerStep = (Date.now() - stageStart) / 1000 / done
+          const record = { stage: stage.name, epoch, step, time: elapsed(), ...result.losses }
+          appendFileSync(metricsPath, `${JSON.stringify(record)}\n`)
+          if (!finite) throw new NonFiniteLoss(stage.name, epoch, step, result.losses, lastCheckpoint)
+          reporter.progress({
+            stage: stage.name,
+            stageIndex: si,
+            stages: e.stages.length,
+            epoch,
+            epochs: stage.epochs,
+            step,
+            steps,
+            losses: result.losses,
+            imagesPerSecond: stage.batchSize / Math.max(secondsPerStep, 1e-9),
+            secondsLeft: secondsPerStep * ((stage.epochs - epoch) * steps - step - 1),
+          })
+          step += 1
+          await yieldToEventLoop()
+          if (options.shouldStop?.() === true) {
+            position = { ...position, stage: si, epoch, step }
+            const dir = checkpoint()
+            disposeWorld(world)
+            return { _tag: "Stopped", checkpoint: dir }
+          }
+        }
+        position = { ...position, stage: si, epoch: epoch + 1, step: 0 }
+        checkpoint()
+      }
+      position = { ...position, stage: si + 1, epoch: 0, step: 0 }
+    }
+  } catch (err) {
+    disposeWorld(world)
+    throw err
+  }
+
+  const results: Results = { program: program.name, seed, backend: options.backend, rows: position.rows, seconds: elapsed() }
+  writeFileSync(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
+  writeFileSync(join(out, "results.md"), markdown(results))
+  disposeWorld(world)
+  return { _tag: "Done", results }
+}
+
+/** The models a step's losses read or update (those that need parameters before it runs). */
+const modelsOf = (step: Step.Step): string[] =>
+  [...new Set(Step.losses(step).flatMap(LossDsl.models))]
+
+/** Results as Markdown: one table per report table, rows × columns of EPE (mm) / AUC. */
+export const markdown = (r: Results): string => {
+  const tables = [...new Set(r.rows.map((x) => x.table))]
+  const parts = [`# ${r.program}\n\nseed ${r.seed}, backend ${r.backend}, ${r.seconds.toFixed(0)} s\n`]
+  for (const t of tables) {
+    const rows = r.rows.filter((x) => x.table === t)
+    const columns = [...new Set(rows.map((x) => x.column))]
+    const names = [...new Set(rows.map((x) => x.row))]
+    parts.push(`## ${t}\n`)
+    parts.push(`| method | ${columns.map((c) => `${c}: EPE (mm) / AUC 20-50`).join(" | ")} |`)
+    parts.push(`|---|${columns.map(() => "---").join("|")}|`)
+    for (const n of names)
+      parts.push(
+        `| ${n} | ${columns
+          .map((c) => {
+            const x = rows.find((y) => y.row === n && y.column === c)
+            return x === undefined ? "" : `${x.epe.toFixed(2)} / ${x.auc20to50.toFixed(3)}`
+          })
+          .join(" | ")} |`,
+      )
+    parts.push("")
+  }
+  return `${parts.join("\n")}\n`
+}
