@@ -1,0 +1,100 @@
+/**
+ * `cmkg run` end to end on a tiny experiment: refusal of ill-formed programs
+ * before training, resume after SIGKILL and after Ctrl-C giving the same
+ * results as an uninterrupted run, and checkpoints never half-written.
+ */
+import assert from "node:assert/strict"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { test } from "node:test"
+import "@tensorflow/tfjs-backend-cpu"
+import * as Checkpoint from "../../src/interpreters/tf/checkpoint.ts"
+
+const fixture = "test/fixtures/programs/tiny-experiment.ts"
+const scratch = () => mkdtempSync(join(tmpdir(), "cmkg-run-"))
+const cmkg = (...args: string[]) => spawnSync(process.execPath, ["bin/cmkg.js", ...args], { encoding: "utf8" })
+const start = (...args: string[]): ChildProcess =>
+  spawn(process.execPath, ["bin/cmkg.js", ...args], { stdio: ["ignore", "ignore", "pipe"] })
+
+const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean).length : 0)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const exited = (p: ChildProcess) => new Promise<number | null>((r) => p.on("exit", (code) => r(code)))
+/** Waits until `metrics.jsonl` has at least `n` lines. */
+const waitForSteps = async (out: string, n: number) => {
+  while (lines(join(out, "metrics.jsonl")) < n) await sleep(100)
+}
+const results = (out: string) => JSON.parse(readFileSync(join(out, "results.json"), "utf8")).rows
+
+/** Every checkpoint under its final name loads completely (manifest sizes match the data). */
+const assertCheckpointsWhole = (out: string) => {
+  const dir = join(out, "checkpoints")
+  if (!existsSync(dir)) return
+  for (const name of readdirSync(dir).filter((n) => /^\d{6}$/.test(n))) {
+    const loaded = Checkpoint.load(join(dir, name))
+    assert.ok(Object.keys(loaded.groups).length > 0, name)
+  }
+  if (existsSync(join(dir, "LATEST"))) assert.ok(existsSync(join(dir, readFileSync(join(dir, "LATEST"), "utf8").trim(), "model.json")))
+}
+
+let reference: unknown
+
+test("an uninterrupted run writes metrics, checkpoints and results", () => {
+  const out = scratch()
+  const r = cmkg("run", fixture, "--out", out)
+  assert.equal(r.status, 0, r.stderr)
+  reference = results(out)
+  for (const f of ["program.json", "metrics.jsonl", "results.json", "results.md", "summary.md", "checkpoints/LATEST"]) assert.ok(existsSync(join(out, f)), f)
+  // 3 epochs × 6 steps for each of the two trained models.
+  assert.equal(lines(join(out, "metrics.jsonl")), 36)
+  assertCheckpointsWhole(out)
+})
+
+test("SIGKILL mid-training, then --resume, ends with the uninterrupted run's results; checkpoints are never half-written", async () => {
+  const out = scratch()
+  // Kill twice at different points (during the teacher, then during the student), checking checkpoints after each kill.
+  for (const atStep of [9, 26]) {
+    const p = start("run", fixture, "--out", out, ...(atStep === 9 ? [] : ["--resume"]))
+    await waitForSteps(out, atStep)
+    p.kill("SIGKILL")
+    await exited(p)
+    assertCheckpointsWhole(out)
+  }
+  const r = cmkg("run", fixture, "--out", out, "--resume")
+  assert.equal(r.status, 0, r.stderr)
+  assert.deepEqual(results(out), reference)
+})
+
+test("Ctrl-C stops after writing a checkpoint, and --resume completes identically", async () => {
+  const out = scratch()
+  const p = start("run", fixture, "--out", out)
+  await waitForSteps(out, 4)
+  p.kill("SIGINT")
+  assert.equal(await exited(p), 130)
+  assertCheckpointsWhole(out)
+  const r = cmkg("run", fixture, "--out", out, "--resume")
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stdout, /resuming from .*checkpoints\/\d{6}: stage 1\/4, epoch 1, step [4-9]/)
+  assert.deepEqual(results(out), reference)
+})
+
+test("an ill-formed experiment exits 1 naming each problem, before any training", () => {
+  const out = scratch()
+  const r = cmkg("run", "test/fixtures/programs/bad-experiment.ts", "--out", out)
+  assert.equal(r.status, 1)
+  assert.match(r.stderr, /attention maps need equal spatial size, but tap "layer1" of "student" is 32×32 .* tap "layer2" of "teacher" is 16×16/)
+  assert.match(r.stderr, /"student"\/student: expects input 32×32×3, the data's "depth" is 32×32×1/)
+  assert.match(r.stderr, /nothing was trained/)
+  assert.ok(!existsSync(join(out, "metrics.jsonl")))
+})
+
+test("a missing data directory exits 1 naming it, before any training", () => {
+  const out = scratch()
+  const r = cmkg("run", "programs/cmkd-rhd.ts", "--data", "rhd=/no/such/RHD", "--out", out)
+  assert.equal(r.status, 1)
+  assert.match(r.stderr, /Rhd data directory \/no\/such\/RHD does not exist/)
+  assert.ok(!existsSync(join(out, "metrics.jsonl")))
+  const bad = cmkg("run", "programs/cmkd-rhd.ts", "--data", "mnist=/x")
+  assert.equal(bad.status, 2)
+})
