@@ -7,13 +7,11 @@
  * @module
  */
 import { NodeServices } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit, Option } from "effect"
+import { Cause, Effect, Exit, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Program from "../dsl/Program.ts"
-import * as ProgramCheck from "../interpreters/shape-check/program.ts"
-import * as CheckView from "./check.ts"
-import { type CliError, exitCode, ProgramRejected } from "./errors.ts"
-import * as Load from "./load.ts"
+import * as CheckCommand from "./check-command.ts"
+import { type CliError, exitCode } from "./errors.ts"
 import * as Run from "./run.ts"
 
 const programArg = Argument.String("program").pipe(
@@ -26,20 +24,16 @@ const scaleFlag = Flag.Literals("scale", Program.scales).pipe(
 
 const check = Command.make(
   "check",
-  { program: programArg, json: Flag.Boolean("json").pipe(Flag.withDescription("Print JSON"), Flag.withDefault(false)), scale: scaleFlag },
-  Effect.fn(function* ({ program, json, scale }) {
-    const loaded = yield* Load.load(program)
-    const resolved = Program.resolve(loaded.value, { scale, data: {} })
-    const report = ProgramCheck.checkModels(resolved)
-    if (json) yield* Console.log(JSON.stringify(CheckView.json(report), null, 2))
-    else for (const m of report.models) yield* Console.log(`${CheckView.table(m.name, m.summary)}\n`)
-    if (report.errors.length > 0) {
-      const lines = report.errors.map((e) => `  ${e.path}: ${e.message}`).join("\n")
-      return yield* new ProgramRejected({
-        message: `${loaded.file}: ${report.errors.length} error(s) in program "${resolved.name}":\n${lines}`,
-      })
-    }
-  }),
+  {
+    program: programArg,
+    json: Flag.Boolean("json").pipe(Flag.withDescription("Print JSON"), Flag.withDefault(false)),
+    scale: scaleFlag,
+    estimate: Flag.Boolean("estimate").pipe(
+      Flag.withDescription("For an experiment, measure the backend's throughput and estimate the wall time"),
+      Flag.withDefault(false),
+    ),
+  },
+  (a) => CheckCommand.check(a),
 ).pipe(Command.withDescription("Check every shape statically and count parameters and MACs, without allocating a tensor"))
 
 const run = Command.make(

@@ -19,6 +19,7 @@ import * as Step from "../../dsl/Step.ts"
 import * as Check from "./index.ts"
 import * as LossCheck from "./loss.ts"
 import * as ProgramCheck from "./program.ts"
+import * as StepCheck from "./step.ts"
 
 export interface StageCost {
   readonly stage: string
@@ -98,21 +99,15 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
     for (const [name, init] of Object.entries(stage.init))
       if (init._tag === "Copy" && !modelNames.has(init.from))
         errors.push({ _tag: "ShapeError", path: `${at}/init/${name}`, message: `copies unknown model "${init.from}"` })
-    const ctx: LossCheck.LossContext = { models: summaries, fields, metaParams: e.metaParams }
-    let lossMacs = new Map<Loss.Loss, number>()
-    Step.losses(stage.step).forEach((loss, j) => {
-      const r = LossCheck.checkLoss(loss, ctx, `${at}/loss ${j + 1}`)
-      errors.push(...r.errors)
-      Object.assign(adapters, r.adapters)
-      lossMacs = lossMacs.set(loss, r.macs)
-      for (const m of Loss.models(loss)) if (modelNames.has(m)) feedOf(m)
-    })
-    for (const name of Step.updates(stage.step))
-      if (!modelNames.has(name) && !e.metaParams.some((mp) => mp.name === name) && adapters[name] === undefined)
-        errors.push({ _tag: "ShapeError", path: at, message: `updates "${name}", which is neither a model, an adapter nor a meta-parameter` })
+    const ctx: StepCheck.StepContext = { models: summaries, fields, metaParams: e.metaParams }
+    const r = StepCheck.checkStep(stage.step, ctx, `${at}/step`)
+    errors.push(...r.errors)
+    Object.assign(adapters, r.adapters)
+    for (const loss of Step.losses(stage.step)) for (const m of Loss.models(loss)) if (modelNames.has(m)) feedOf(m)
+    const lossMacs = (l: Loss.Loss) => LossCheck.checkLoss(l, ctx).macs
     const size = sizeOf(stage.data)
     const steps = size === undefined ? 0 : Experiment.stepsOf(stage, size)
-    const macsPerStep = stage.batchSize * stepMacs(stage.step, forward, (l) => lossMacs.get(l) ?? 0)
+    const macsPerStep = stage.batchSize * stepMacs(stage.step, forward, lossMacs)
     stages.push({ stage: stage.name, steps, samplesPerStep: stage.batchSize, macsPerStep, macs: steps * macsPerStep })
   })
   const dedup = [...new Map(errors.map((x) => [`${x.path}: ${x.message}`, x])).values()]

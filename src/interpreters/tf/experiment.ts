@@ -241,6 +241,20 @@ const loadCheckpoint = (out: string): { world: World; position: Position; serial
   return { world: fromGroups(groups, m.counts), position: m.position, serial: m.serial, dir }
 }
 
+/** The evaluated model's parameters and state, kept as `models/<stage>/` (tfjs weights format) for reports and reuse. */
+const saveModel = (out: string, stage: Experiment.Evaluate, world: World) => {
+  const slug = stage.name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-|-$/g, "")
+  const dir = join(out, "models", slug)
+  rmSync(dir, { recursive: true, force: true })
+  Checkpoint.save(dir, { [`params/${stage.model}`]: world.params[stage.model]!, [`state/${stage.model}`]: world.state[stage.model]! }, {
+    stage: stage.name,
+    model: stage.model,
+    table: stage.table,
+    row: stage.row,
+    column: stage.column,
+  })
+}
+
 // ---- evaluation ---------------------------------------------------------------------------------
 
 const evaluate = (stage: Experiment.Evaluate, world: World, program: Program.Program, e: Experiment.Experiment, ds: Dataset): Row => {
@@ -341,6 +355,7 @@ export const run = async (program: Program.Program<Experiment.Experiment>, optio
       const stage = e.stages[si]!
       if (stage._tag === "Evaluate") {
         const row = evaluate(stage, world, program, e, dataset(stage.data))
+        saveModel(out, stage, world)
         reporter.log(`${stage.name}: ${row.row} [${row.column}] EPE ${row.epe.toFixed(2)} mm, AUC(20-50) ${row.auc20to50.toFixed(3)}`)
         position = { ...position, stage: si + 1, epoch: 0, step: 0, rows: [...position.rows, row] }
         continue

@@ -1,0 +1,230 @@
+/**
+ * The `cmkg-cpu` tfjs backend: tfjs's own cpu backend (a `MathBackendCPU`
+ * instance, with every cpu kernel registered under the new name) whose hot
+ * kernels run through onnxruntime (multi-threaded MLAS) instead of JS loops.
+ *
+ * Anything the fast path does not support (NCHW, negative padding, non-float32
+ * dtypes, …) falls back to the cpu kernel. `fastPathCalls` counts what ran fast.
+ */
+
+import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
+import * as tf from "@tensorflow/tfjs-core"
+import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core"
+import {
+  backpropInputSupported,
+  convBackpropFilter,
+  convBackpropInput,
+  convForward,
+  type Epilogue,
+  supported,
+} from "./conv.ts"
+import { elementwiseKernels } from "./elementwise.ts"
+import { fastKernels } from "./fastops.ts"
+import { valuesOf, withFallback } from "./kernel.ts"
+import { ortAvailable } from "./ort.ts"
+
+export { fallbackCalls, fastPathCalls, resetCallCounts } from "./kernel.ts"
+
+export const CMKG_CPU = "cmkg-cpu"
+
+const allFloat = (...ts: ReadonlyArray<TensorInfo | undefined>): boolean =>
+  ts.every((t) => t === undefined || t.dtype === "float32")
+
+const conv2D = withFallback("Conv2D", ({ inputs, attrs }, b) => {
+  const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo }
+  const a = attrs as unknown as tf.Conv2DAttrs
+  if (!allFloat(x, filter) || a.dataFormat === "NCHW") return undefined
+  const c = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    a.strides,
+    a.dilations,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    "channelsLast",
+  )
+  if (!supported(c)) return undefined
+  return b.makeTensorInfo(c.outShape, "float32", convForward(c, valuesOf(b, x), valuesOf(b, filter)))
+})
+
+const depthwise = withFallback("DepthwiseConv2dNative", ({ inputs, attrs }, b) => {
+  const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo }
+  const a = attrs as unknown as tf.DepthwiseConv2dNativeAttrs
+  if (!allFloat(x, filter) || a.dataFormat === "NCHW") return undefined
+  const c = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    a.strides,
+    a.dilations,
+    a.pad,
+    a.dimRoundingMode,
+    true,
+    "channelsLast",
+  )
+  if (!supported(c)) return undefined
+  return b.makeTensorInfo(
+    c.outShape,
+    "float32",
+    convForward(c, valuesOf(b, x), valuesOf(b, filter), { depthwise: true }),
+  )
+})
+
+const conv2DBackpropInput = withFallback("Conv2DBackpropInput", ({ inputs, attrs }, b) => {
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo }
+  const a = attrs as unknown as tf.Conv2DBackpropInputAttrs
+  if (!allFloat(dy, filter) || a.dataFormat === "NCHW") return undefined
+  const c = backend_util.computeConv2DInfo(
+    a.inputShape,
+    filter.shape as [number, number, number, number],
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    "channelsLast",
+  )
+  if (!backpropInputSupported(c)) return undefined
+  return b.makeTensorInfo(a.inputShape, "float32", convBackpropInput(c, valuesOf(b, dy), valuesOf(b, filter)))
+})
+
+const depthwiseBackpropInput = withFallback("DepthwiseConv2dNativeBackpropInput", ({ inputs, attrs }, b) => {
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo }
+  const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs
+  if (!allFloat(dy, filter)) return undefined
+  const c = backend_util.computeConv2DInfo(
+    a.inputShape,
+    filter.shape as [number, number, number, number],
+    a.strides,
+    a.dilations,
+    a.pad,
+    a.dimRoundingMode,
+    true,
+  )
+  if (!backpropInputSupported(c)) return undefined
+  return b.makeTensorInfo(
+    a.inputShape,
+    "float32",
+    convBackpropInput(c, valuesOf(b, dy), valuesOf(b, filter), true),
+  )
+})
+
+const conv2DBackpropFilter = withFallback("Conv2DBackpropFilter", ({ inputs, attrs }, b) => {
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo }
+  const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs
+  if (!allFloat(x, dy) || a.dataFormat === "NCHW") return undefined
+  const c = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    a.filterShape,
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    "channelsLast",
+  )
+  if (!supported(c)) return undefined
+  return b.makeTensorInfo(a.filterShape, "float32", convBackpropFilter(c, valuesOf(b, x), valuesOf(b, dy)))
+})
+
+const depthwiseBackpropFilter = withFallback(
+  "DepthwiseConv2dNativeBackpropFilter",
+  ({ inputs, attrs }, b) => {
+    const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo }
+    const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs
+    if (!allFloat(x, dy)) return undefined
+    const c = backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      a.filterShape,
+      a.strides,
+      a.dilations,
+      a.pad,
+      a.dimRoundingMode,
+      true,
+    )
+    if (!supported(c)) return undefined
+    return b.makeTensorInfo(
+      a.filterShape,
+      "float32",
+      convBackpropFilter(c, valuesOf(b, x), valuesOf(b, dy), true),
+    )
+  },
+)
+
+const epilogues: ReadonlySet<string> = new Set(["linear", "relu", "relu6", "sigmoid", "elu", "leakyrelu"])
+
+const fusedConv2D = withFallback("FusedConv2D", ({ inputs, attrs }, b) => {
+  const { x, filter, bias, preluActivationWeights } = inputs as {
+    x: TensorInfo
+    filter: TensorInfo
+    bias?: TensorInfo
+    preluActivationWeights?: TensorInfo
+  }
+  const a = attrs as unknown as tf.FusedConv2DAttrs
+  if (
+    !allFloat(x, filter, bias) ||
+    a.dataFormat === "NCHW" ||
+    preluActivationWeights !== undefined ||
+    !epilogues.has(a.activation)
+  )
+    return undefined
+  const c = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    a.strides,
+    a.dilations,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    "channelsLast",
+  )
+  if (!supported(c)) return undefined
+  // Only a per-channel bias fuses into Conv; anything else falls back.
+  if (bias !== undefined && !(bias.shape.length === 1 && bias.shape[0] === c.outChannels)) return undefined
+  const y = convForward(c, valuesOf(b, x), valuesOf(b, filter), {
+    ...(bias === undefined ? {} : { bias: valuesOf(b, bias) }),
+    act: a.activation as Epilogue,
+    ...(a.leakyreluAlpha === undefined ? {} : { alpha: a.leakyreluAlpha }),
+  })
+  return b.makeTensorInfo(c.outShape, "float32", y)
+})
+
+const overrides = (): Array<KernelConfig> => [
+  { kernelName: "Conv2D", backendName: CMKG_CPU, kernelFunc: conv2D },
+  { kernelName: "Conv2DBackpropInput", backendName: CMKG_CPU, kernelFunc: conv2DBackpropInput },
+  { kernelName: "Conv2DBackpropFilter", backendName: CMKG_CPU, kernelFunc: conv2DBackpropFilter },
+  { kernelName: "DepthwiseConv2dNative", backendName: CMKG_CPU, kernelFunc: depthwise },
+  {
+    kernelName: "DepthwiseConv2dNativeBackpropInput",
+    backendName: CMKG_CPU,
+    kernelFunc: depthwiseBackpropInput,
+  },
+  {
+    kernelName: "DepthwiseConv2dNativeBackpropFilter",
+    backendName: CMKG_CPU,
+    kernelFunc: depthwiseBackpropFilter,
+  },
+  { kernelName: "FusedConv2D", backendName: CMKG_CPU, kernelFunc: fusedConv2D },
+  ...fastKernels(CMKG_CPU),
+  ...elementwiseKernels(CMKG_CPU),
+]
+
+let registered = false
+
+/**
+ * Register the `cmkg-cpu` backend (idempotent). Returns false, registering
+ * nothing, when onnxruntime's native binding does not load.
+ */
+export const registerCmkgCpu = (priority = 0): boolean => {
+  if (registered) return true
+  if (!ortAvailable()) return false
+  tf.registerBackend(CMKG_CPU, () => new MathBackendCPU(), priority)
+  const over = overrides()
+  const names = new Set(over.map((k) => k.kernelName))
+  for (const k of tf.getKernelsForBackend("cpu")) {
+    if (!names.has(k.kernelName)) tf.registerKernel({ ...k, backendName: CMKG_CPU })
+  }
+  for (const k of over) tf.registerKernel(k)
+  registered = true
+  return true
+}

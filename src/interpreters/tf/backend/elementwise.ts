@@ -1,0 +1,205 @@
+/**
+ * Elementwise, broadcasting and reduction kernels for `cmkg-cpu`.
+ *
+ * tfjs's cpu backend computes broadcasting binary ops, reductions over leading
+ * axes and Tile with per-element index arithmetic (tens of ns per element):
+ * in a ResNet training step these (batch-norm statistics and their gradients)
+ * cost far more than the convolutions. Here float32 ones of at least
+ * `MIN_ELEMENTS()` elements run through onnxruntime (vectorised, multi-threaded);
+ * Step, Relu and FusedBatchNorm are tight JS loops.
+ */
+
+import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
+import { backend_util, type KernelConfig, type TensorInfo, util } from "@tensorflow/tfjs-core"
+import { valuesOf, withFallback } from "./kernel.ts"
+import { type AttrValue, int, ints, type OnnxGraph, type OnnxNode } from "./onnx.ts"
+import { session } from "./ort.ts"
+
+/** Below this many output elements the cpu kernel is used (a native call costs ~10 µs). */
+let minElements = 8192
+export const MIN_ELEMENTS = (): number => minElements
+/** Change the size threshold (tests use 1 to exercise the fast path on small shapes). */
+export const setMinElements = (n: number): void => {
+  minElements = n
+}
+
+const size = (s: ReadonlyArray<number>): number => s.reduce((a, b) => a * b, 1)
+const f32 = (name: string, shape: ReadonlyArray<number>) => ({ name, dtype: "float32" as const, shape })
+
+/** Run a cached one-output model over the given tensors. */
+const runOrt = (
+  b: MathBackendCPU,
+  key: string,
+  ins: ReadonlyArray<TensorInfo>,
+  out: ReadonlyArray<number>,
+  nodes: () => { nodes: Array<OnnxNode>; initializers?: OnnxGraph["initializers"] },
+): TensorInfo => {
+  const s = session(`${key}|${ins.map((t) => t.shape.join("x")).join(",")}`, () => {
+    const g = nodes()
+    return {
+      nodes: g.nodes,
+      inputs: ins.map((t, i) => f32(`i${i}`, t.shape)),
+      outputs: [f32("y", out)],
+      ...(g.initializers === undefined ? {} : { initializers: g.initializers }),
+    }
+  })
+  return b.makeTensorInfo([...out], "float32", s.run(ins.map((t) => valuesOf(b, t)))[0] as Float32Array)
+}
+
+const isF32 = (...ts: ReadonlyArray<TensorInfo | undefined>): boolean =>
+  ts.every((t) => t === undefined || t.dtype === "float32")
+
+// ------------------------------------------------------------------ binary
+
+const binary = (kernelName: string, body: (a: string, b: string) => Array<OnnxNode>) =>
+  withFallback(kernelName, ({ inputs }, b) => {
+    const { a, b: c } = inputs as { a: TensorInfo; b: TensorInfo }
+    if (!isF32(a, c)) return undefined
+    const out = backend_util.assertAndGetBroadcastShape(a.shape, c.shape)
+    if (size(out) < minElements) return undefined
+    return runOrt(b, kernelName, [a, c], out, () => ({ nodes: body("i0", "i1") }))
+  })
+
+const simple =
+  (op: string) =>
+  (a: string, c: string): Array<OnnxNode> => [{ op, inputs: [a, c], outputs: ["y"] }]
+
+// ------------------------------------------------------------------ unary
+
+const unaryOrt = (kernelName: string, body: (x: string) => Array<OnnxNode>) =>
+  withFallback(kernelName, ({ inputs }, b) => {
+    const { x } = inputs as { x: TensorInfo }
+    if (!isF32(x) || size(x.shape) < minElements) return undefined
+    return runOrt(b, kernelName, [x], x.shape, () => ({ nodes: body("i0") }))
+  })
+
+const unaryJs = (
+  kernelName: string,
+  f: (src: Float32Array, dst: Float32Array, attrs: Record<string, unknown>) => void,
+) =>
+  withFallback(kernelName, ({ inputs, attrs }, b) => {
+    const { x } = inputs as { x: TensorInfo }
+    if (!isF32(x)) return undefined
+    const src = valuesOf(b, x)
+    const dst = new Float32Array(src.length)
+    f(src, dst, (attrs ?? {}) as Record<string, unknown>)
+    return b.makeTensorInfo(x.shape, "float32", dst)
+  })
+
+const step = (src: Float32Array, dst: Float32Array, attrs: Record<string, unknown>): void => {
+  const alpha = (attrs.alpha as number | undefined) ?? 0
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i] as number
+    dst[i] = v > 0 ? 1 : Number.isNaN(v) ? v : alpha
+  }
+}
+
+const relu = (src: Float32Array, dst: Float32Array): void => {
+  for (let i = 0; i < src.length; i++) {
+    const v = src[i] as number
+    dst[i] = Math.max(v, 0)
+  }
+}
+
+// ------------------------------------------------------------------ reductions
+
+const reduce = (kernelName: string, axisAttr: string, onnx: "ReduceSum" | "ReduceMean" | "ReduceMax") =>
+  withFallback(kernelName, ({ inputs, attrs }, b) => {
+    const { x } = inputs as { x: TensorInfo }
+    if (!isF32(x) || size(x.shape) < minElements) return undefined
+    const a = attrs as Record<string, unknown>
+    const axes = util.parseAxisParam(a[axisAttr] as number | Array<number>, x.shape).sort((p, q) => p - q)
+    if (axes.length === 0) return undefined
+    const keepDims = a.keepDims === true
+    const [outShape] = backend_util.computeOutAndReduceShapes(x.shape, axes)
+    const out = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : outShape
+    return runOrt(b, `${kernelName}:${axes}:${keepDims}`, [x], out, () => {
+      const attrs: Record<string, AttrValue> = { keepdims: int(keepDims ? 1 : 0) }
+      if (onnx === "ReduceSum") {
+        return {
+          nodes: [{ op: onnx, inputs: ["i0", "axes"], outputs: ["y"], attrs }],
+          initializers: [{ name: "axes", dtype: "int64", shape: [axes.length], values: axes }],
+        }
+      }
+      return { nodes: [{ op: onnx, inputs: ["i0"], outputs: ["y"], attrs: { ...attrs, axes: ints(axes) } }] }
+    })
+  })
+
+const tile = withFallback("Tile", ({ inputs, attrs }, b) => {
+  const { x } = inputs as { x: TensorInfo }
+  const reps = (attrs as { reps: Array<number> }).reps
+  if (!isF32(x) || reps.length !== x.shape.length) return undefined
+  const out = x.shape.map((d, i) => d * (reps[i] as number))
+  if (size(out) < minElements) return undefined
+  return runOrt(b, `Tile:${reps}`, [x], out, () => ({
+    nodes: [{ op: "Tile", inputs: ["i0", "reps"], outputs: ["y"] }],
+    initializers: [{ name: "reps", dtype: "int64", shape: [reps.length], values: reps }],
+  }))
+})
+
+// ------------------------------------------------------------------ batch norm
+
+/** y = (x - mean) * scale / sqrt(variance + eps) + offset, per last-axis channel. */
+const fusedBatchNorm = withFallback("FusedBatchNorm", ({ inputs, attrs }, b) => {
+  const { x, mean, variance, offset, scale } = inputs as {
+    x: TensorInfo
+    mean: TensorInfo
+    variance: TensorInfo
+    offset?: TensorInfo
+    scale?: TensorInfo
+  }
+  if (!isF32(x, mean, variance, offset, scale)) return undefined
+  const c = x.shape[x.shape.length - 1] as number
+  const perChannel = (t: TensorInfo | undefined): boolean =>
+    t === undefined || size(t.shape) === c || size(t.shape) === 1
+  if (!(perChannel(mean) && perChannel(variance) && perChannel(offset) && perChannel(scale))) return undefined
+  const eps = (attrs as { varianceEpsilon?: number }).varianceEpsilon ?? 0.001
+  const get = (t: TensorInfo | undefined, dflt: number): ((i: number) => number) => {
+    if (t === undefined) return () => dflt
+    const v = valuesOf(b, t)
+    return v.length === 1 ? () => v[0] as number : (i) => v[i] as number
+  }
+  const m = get(mean, 0)
+  const v = get(variance, 1)
+  const o = get(offset, 0)
+  const s = get(scale, 1)
+  const mul = new Float32Array(c)
+  const add = new Float32Array(c)
+  for (let i = 0; i < c; i++) {
+    // Same association as the cpu kernel: offset + (x - mean) * scale * rsqrt(var + eps).
+    mul[i] = s(i) / Math.sqrt(v(i) + eps)
+    add[i] = m(i)
+  }
+  const src = valuesOf(b, x)
+  const dst = new Float32Array(src.length)
+  for (let base = 0; base < src.length; base += c) {
+    for (let i = 0; i < c; i++) dst[base + i] = (src[base + i]! - add[i]!) * mul[i]! + o(i)
+  }
+  return b.makeTensorInfo(x.shape, "float32", dst)
+})
+
+export const elementwiseKernels = (backendName: string): Array<KernelConfig> => [
+  { kernelName: "Add", backendName, kernelFunc: binary("Add", simple("Add")) },
+  { kernelName: "Sub", backendName, kernelFunc: binary("Sub", simple("Sub")) },
+  { kernelName: "Multiply", backendName, kernelFunc: binary("Multiply", simple("Mul")) },
+  { kernelName: "RealDiv", backendName, kernelFunc: binary("RealDiv", simple("Div")) },
+  {
+    kernelName: "SquaredDifference",
+    backendName,
+    kernelFunc: binary("SquaredDifference", (a, c) => [
+      { op: "Sub", inputs: [a, c], outputs: ["d"] },
+      { op: "Mul", inputs: ["d", "d"], outputs: ["y"] },
+    ]),
+  },
+  {
+    kernelName: "Square",
+    backendName,
+    kernelFunc: unaryOrt("Square", (x) => [{ op: "Mul", inputs: [x, x], outputs: ["y"] }]),
+  },
+  { kernelName: "Step", backendName, kernelFunc: unaryJs("Step", step) },
+  { kernelName: "Relu", backendName, kernelFunc: unaryJs("Relu", relu) },
+  { kernelName: "Sum", backendName, kernelFunc: reduce("Sum", "axis", "ReduceSum") },
+  { kernelName: "Mean", backendName, kernelFunc: reduce("Mean", "axis", "ReduceMean") },
+  { kernelName: "Tile", backendName, kernelFunc: tile },
+  { kernelName: "FusedBatchNorm", backendName, kernelFunc: fusedBatchNorm },
+]
