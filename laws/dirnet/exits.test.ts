@@ -1,0 +1,223 @@
+/**
+ * Laws of DIR-Net's exits.
+ *
+ * Variance threshold (Sec. 4.1): with τ_var = +∞ every sample exits at the
+ * first loop, with τ_var = −∞ at the last; a sample's exit is non-increasing
+ * in τ_var.
+ *
+ * Gate temperature (Sec. 4.2). The paper samples EXIT/CONTINUE from
+ * `softmax(z/τ_gate)` and reports that a higher τ_gate gives a softer
+ * distribution and earlier exits. Precisely, with `p_l(τ) = σ((z_exit −
+ * z_cont)/τ)` the probability of exiting at loop l once reached:
+ * (i) `|p_l(τ) − ½|` is non-increasing in τ and p_l → ½ as τ → ∞: the policy
+ *     approaches uniform, keeping the sign of its preference;
+ * (ii) hence, for a sample whose gate prefers CONTINUE at every loop
+ *     (z_exit ≤ z_cont — the regime of a gate trained to refine, the
+ *     paper's 4.2 loops on average), the exit CDF `P(exit ≤ k)` is
+ *     non-decreasing in τ for every k: exits move earlier (first-order
+ *     stochastic dominance) and the expected MACs fall. (For a gate that
+ *     prefers EXIT the same softening moves exits later.)
+ *
+ * REINFORCE (Eqs. 10, 11): with a reward favouring early exits the gate's
+ * exit probability increases after training (and decreases with a reward
+ * favouring late exits).
+ */
+import assert from "node:assert/strict"
+import { before, test } from "node:test"
+import * as tf from "@tensorflow/tfjs-core"
+import fc from "fast-check"
+import * as Dirnet from "../../src/dsl/dirnet.ts"
+import * as Costs from "../../src/interpreters/shape-check/dirnet.ts"
+import * as Exits from "../../src/interpreters/tf/dirnet/exits.ts"
+import * as Train from "../../src/interpreters/tf/dirnet/train.ts"
+import * as Tf from "../../src/interpreters/tf/index.ts"
+import * as Init from "../../src/interpreters/tf/init.ts"
+
+before(async () => {
+  await Tf.ready("cpu")
+})
+
+const runs = { seed: 1234, numRuns: 50 }
+
+const logvars = fc
+  .record({ iterations: fc.integer({ min: 1, max: 6 }), size: fc.integer({ min: 1, max: 8 }) })
+  .chain(({ iterations, size }) =>
+    fc
+      .array(fc.float({ min: -30, max: 30, noNaN: true }), {
+        minLength: iterations * size * 2,
+        maxLength: iterations * size * 2,
+      })
+      .map((v) => ({
+        iterations,
+        size,
+        logvar: Array.from({ length: iterations }, (_, k) =>
+          Float32Array.from(v.slice(k * size * 2, (k + 1) * size * 2)),
+        ),
+      })),
+  )
+
+test("τ_var = +∞ exits every sample at the first loop, τ_var = −∞ at the last; exits are non-increasing in τ_var", () => {
+  fc.assert(
+    fc.property(
+      logvars,
+      fc.double({ min: -1e3, max: 1e3, noNaN: true }),
+      fc.double({ min: 0, max: 1e3, noNaN: true }),
+      (its, tau, delta) => {
+        assert.ok(Exits.varianceExits(its, Number.POSITIVE_INFINITY).every((k) => k === 0))
+        assert.ok(Exits.varianceExits(its, Number.NEGATIVE_INFINITY).every((k) => k === its.iterations - 1))
+        const lo = Exits.varianceExits(its, tau)
+        const hi = Exits.varianceExits(its, tau + delta)
+        for (let b = 0; b < its.size; b++) assert.ok(hi[b]! <= lo[b]!)
+      },
+    ),
+    runs,
+  )
+})
+
+test("τ_var = ±∞ on a real (untrained) DIR-Net's predicted variances", () => {
+  const options = Dirnet.resolve({ iterations: 3, width: 2, hidden: 4 })
+  const net = Dirnet.dirnet(options)
+  const { params, state } = Init.init(net, [32, 32, 3], 5)
+  const rand = Init.prng(5)
+  const batch: Train.Batch = {
+    x: tf.tensor4d(
+      Float32Array.from({ length: 4 * 32 * 32 * 3 }, () => rand()),
+      [4, 32, 32, 3],
+    ),
+    joints3d: tf.zeros([4, 63]),
+    joints2d: tf.zeros([4, 42]),
+  }
+  const its = Exits.iterations({ options, imageSize: 32, net, params, state }, batch)
+  assert.deepEqual([...Exits.varianceExits(its, Number.POSITIVE_INFINITY)], [0, 0, 0, 0])
+  assert.deepEqual([...Exits.varianceExits(its, Number.NEGATIVE_INFINITY)], [2, 2, 2, 2])
+  Train.disposeBatch(batch)
+  Init.dispose(params, state)
+})
+
+// ---- temperature ----------------------------------------------------------------------------
+
+/** A gate with random weights whose last layer's bias favours `continue` by `bias`. */
+const biasedGate = (hidden: number, seed: number, bias: number): Exits.Gate => {
+  const g = Exits.initGate(hidden, seed, 8)
+  const params = { ...g.params, "fc2/bias": tf.tensor1d([-bias / 2, bias / 2]) }
+  g.params["fc2/bias"]!.dispose()
+  return { net: g.net, params }
+}
+
+const features = (iterations: number, size: number, hidden: number, seed: number) => {
+  const rand = Init.prng(seed)
+  return {
+    iterations,
+    size,
+    hidden,
+    gateFeatures: Array.from({ length: iterations }, () =>
+      Float32Array.from({ length: size * hidden }, () => 2 * rand()),
+    ),
+  }
+}
+
+const temperatures = fc.tuple(
+  fc.double({ min: 0.05, max: 50, noNaN: true }),
+  fc.double({ min: 1, max: 20, noNaN: true }),
+)
+
+test("(i) as τ_gate grows the policy approaches uniform: |p_exit − ½| non-increasing, same side of ½", () => {
+  fc.assert(
+    fc.property(
+      fc.nat({ max: 1e6 }),
+      fc.double({ min: -6, max: 6, noNaN: true }),
+      temperatures,
+      (seed, bias, [t, factor]) => {
+        const g = biasedGate(6, seed, bias)
+        const its = features(4, 6, 6, seed)
+        const lo = Exits.exitProbabilities(g, its, t)
+        const hi = Exits.exitProbabilities(g, its, t * factor)
+        const far = Exits.exitProbabilities(g, its, 1e6)
+        for (let k = 0; k < 3; k++)
+          for (let b = 0; b < its.size; b++) {
+            const [a, c] = [lo[k]![b]! - 0.5, hi[k]![b]! - 0.5]
+            assert.ok(Math.abs(c) <= Math.abs(a) + 1e-6, `k ${k}: |${c}| > |${a}|`)
+            assert.ok(a * c >= -1e-12, "same side of ½")
+            assert.ok(Math.abs(far[k]![b]! - 0.5) < 1e-4)
+          }
+        Init.dispose(g.params)
+      },
+    ),
+    { ...runs, numRuns: 25 },
+  )
+})
+
+test("(ii) for samples whose gate prefers CONTINUE at every loop, exits move earlier as τ_gate grows", () => {
+  let checked = 0
+  fc.assert(
+    fc.property(
+      fc.nat({ max: 1e6 }),
+      fc.double({ min: 0, max: 6, noNaN: true }),
+      temperatures,
+      (seed, bias, [t, factor]) => {
+        const g = biasedGate(6, seed, bias)
+        const its = features(5, 8, 6, seed + 1)
+        const p1 = Exits.exitProbabilities(g, its, 1)
+        const lo = Exits.exitDistributions(Exits.exitProbabilities(g, its, t))
+        const hi = Exits.exitDistributions(Exits.exitProbabilities(g, its, t * factor))
+        const macs = [10, 13, 16, 19, 22]
+        const costs = { macsAtExit: macs }
+        for (let b = 0; b < its.size; b++) {
+          if (![0, 1, 2, 3].every((k) => p1[k]![b]! <= 0.5)) continue
+          checked++
+          let [cLo, cHi] = [0, 0]
+          for (let k = 0; k < 5; k++) {
+            cLo += lo[b]![k]!
+            cHi += hi[b]![k]!
+            assert.ok(cHi >= cLo - 1e-9, `P(exit ≤ ${k}) fell from ${cLo} to ${cHi}`)
+          }
+          assert.ok(Costs.expectedMacs(costs, [...hi[b]!]) <= Costs.expectedMacs(costs, [...lo[b]!]) + 1e-9)
+        }
+        Init.dispose(g.params)
+      },
+    ),
+    { ...runs, numRuns: 25 },
+  )
+  assert.ok(checked > 20, `only ${checked} samples preferred continuing`)
+})
+
+// ---- REINFORCE -------------------------------------------------------------------------------
+
+const meanExitAtFirst = (g: Exits.Gate, its: ReturnType<typeof features>): number => {
+  const p = Exits.exitProbabilities(g, its, 1)[0]!
+  return p.reduce((a, b) => a + b, 0) / p.length
+}
+
+test("REINFORCE: a reward favouring early exits raises the gate's exit probability (and a late one lowers it)", () => {
+  const its = features(4, 16, 8, 77)
+  const costs = { gflopsAtExit: [1, 2, 3, 4] }
+  const noLoss = { iterations: 4, size: 16, poseLoss: Array.from({ length: 4 }, () => new Float32Array(16)) }
+  // r_l = −μ·GFLOPs(l): exiting early pays less.
+  const early = Exits.rewards(noLoss, costs, { lambda: 1, flopsWeight: 1 })
+  const late = early.map((r) => r.map((x) => -x))
+  for (const [reward, direction] of [
+    [early, 1],
+    [late, -1],
+  ] as const) {
+    const g0 = Exits.initGate(8, 3, 16)
+    const before = meanExitAtFirst(g0, its)
+    const g1 = Exits.trainGate(g0, its, reward, { steps: 30, lr: 0.05, seed: 1 })
+    const after = meanExitAtFirst(g1, its)
+    assert.ok(direction * (after - before) > 0.1, `p_exit(0): ${before} → ${after}`)
+    Init.dispose(g1.params)
+  }
+})
+
+test("REINFORCE reward (Eq. 11): GFLOPs are the shape checker's, and with a large λ the most accurate loop pays best", () => {
+  const options = { iterations: 3, width: 2, hidden: 4 }
+  const costs = Costs.loopCosts(Dirnet.dirnet(options), [32, 32, 3])
+  // Loss falls with the loops: loop 2 is exact, loop 0 off by 1.
+  const its = {
+    iterations: 3,
+    size: 2,
+    poseLoss: [new Float32Array([1, 1]), new Float32Array([0.5, 0.5]), new Float32Array([0, 0])],
+  }
+  const r = Exits.rewards(its, costs, { lambda: 10, flopsWeight: 1 })
+  for (let l = 0; l < 3; l++) assert.equal(r[l]![0], -10 * its.poseLoss[l]![0]! - costs.gflopsAtExit[l]!)
+  assert.ok(r[2]![0]! > r[0]![0]!)
+})

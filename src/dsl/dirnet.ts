@@ -1,0 +1,385 @@
+/**
+ * DIR-Net (Yang, Bhalgat, Chang, Porikli, Kwak — "Dynamic Iterative
+ * Refinement for Efficient 3D Hand Pose Estimation", WACV 2022) as pure
+ * network values.
+ *
+ * The IR9 backbone is a ResNet-9 (torchvision's ResNet-18 layout with one
+ * basic block per stage: a 7×7/2 stem, a 3×3/2 max pool, four stages of
+ * widths `w, 2w, 4w, 8w`) split at a **loop point** (the paper's Figure 9)
+ * into
+ * - the feature extractor FE (run once),
+ * - the refiner RF (the {@link Net.Loop}'s `body`: run every iteration, with
+ *   its own batch norms per iteration — the paper's "separate Batch
+ *   Normalization layer in each iteration"; RF starts with a batch norm, the
+ *   "one BatchNorm layer at the beginning of RF" of Sec. 5),
+ * - the attention map generator AMG (the loop's `feedback`): a 1×1
+ *   convolution to `4^d·C_FE` channels, `d` pixel shuffles by 2 (`2^d` is
+ *   the spatial ratio between FE's and RF's outputs) and a sigmoid, whose
+ *   map multiplies FE's features: `hₖ = RF⁽ᵏ⁾(FE(x) ⊙ AMG(hₖ₋₁))`,
+ * - the pose and uncertainty heads (the loop's `readout`, after global
+ *   average pooling): Ψ_pose, two dense layers giving the 21 3D joints
+ *   (63 numbers, tap `pose`) and a weak-perspective camera (3 numbers,
+ *   tap `camera`), and Ψ_var = Ψ²_var ∘ Ψ¹_var, two dense layers giving the
+ *   log-variances `[α_2D, α_3D]` (tap `logvar`); Ψ¹_var's output is what
+ *   the gate reads (tap `gateFeatures`).
+ *
+ * The readout's output is `concat[pose 63, camera 3, α 2]` (68 numbers, see
+ * {@link layout}); inside the loop every tap `t` is also exposed per
+ * iteration as `t@k` (k = 0 … l_max), so losses can sum over loops (Eq. 12).
+ *
+ * **Deviation from the paper: no MANO.** The paper's pose head predicts MANO
+ * pose/shape coefficients θ, β and a camera (R, t, s), and obtains the 3D
+ * joints from the MANO hand model. MANO's model files are licensed and not
+ * redistributable, so they are unavailable here: the head regresses the 21
+ * root-relative 3D joints directly (in the data's units, see `Data`), with
+ * the rotation R folded into the joints (R = I), and the 2D joints are their
+ * weak-perspective re-projection `J2D = S·(s·Π J3D + t + ½)` (see
+ * {@link Camera}; `reproject` in `src/interpreters/tf/dirnet/` computes it).
+ * The paper's regularisers on θ and β have no counterpart.
+ *
+ * The gate 𝒢 (Sec. 4.2) is a separate two-layer network ({@link gate}) on
+ * `gateFeatures`, giving logits for `[EXIT, CONTINUE]`.
+ *
+ * @module
+ */
+import * as Loss from "./Loss.ts"
+import * as Net from "./Net.ts"
+import type * as Program from "./Program.ts"
+import type * as Shape from "./Shape.ts"
+import * as Zoo from "./zoo.ts"
+
+// ---- options --------------------------------------------------------------------
+
+/**
+ * Where the loop starts (the paper's Figure 9): RF is the stages from this
+ * point on, FE everything before it.
+ * - 1: FE = stem (→ S/4); RF = layer1…layer4; AMG upsamples ×8 (3 pixel shuffles);
+ * - 2: FE = stem + layer1 (→ S/4); RF = layer2…layer4; ×8;
+ * - 3: FE = stem + layer1 + layer2 (→ S/8, the paper's best: 224 → 28); RF = layer3, layer4; ×4;
+ * - 4: FE = stem + layer1…layer3 (→ S/16); RF = layer4; ×2.
+ */
+export type LoopPoint = 1 | 2 | 3 | 4
+
+export interface Options {
+  /** Loop iterations `l_max + 1` (iteration 0 is the plain forward pass). Default 6 (the paper's l_max = 5). */
+  readonly iterations?: number
+  /** Default 3. */
+  readonly loopPoint?: LoopPoint
+  /** Base channels (first stage); the paper uses 32 for STB, 16 for FPHA. Default 32. */
+  readonly width?: number
+  /** Units of the first dense layer of each head; the paper uses 512 for STB, 256 for FPHA. Default 512. */
+  readonly hidden?: number
+  /** Input channels. Default 3 (RGB). */
+  readonly inChannels?: number
+}
+
+/** The options with their defaults filled in. */
+export interface Resolved {
+  readonly iterations: number
+  readonly loopPoint: LoopPoint
+  readonly width: number
+  readonly hidden: number
+  readonly inChannels: number
+}
+
+export const resolve = (o: Options = {}): Resolved => ({
+  iterations: o.iterations ?? 6,
+  loopPoint: o.loopPoint ?? 3,
+  width: o.width ?? 32,
+  hidden: o.hidden ?? 512,
+  inChannels: o.inChannels ?? 3,
+})
+
+/** The per-sample input shape for an image side `imageSize` (a multiple of 32). */
+export const inputShape = (imageSize: number, o: Options = {}): Shape.Shape => [
+  imageSize,
+  imageSize,
+  resolve(o).inChannels,
+]
+
+// ---- layout of the readout ----------------------------------------------------------
+
+export const JOINTS = 21
+/** `[start, size)` of each part of the readout's output vector. */
+export const layout = {
+  pose: [0, 3 * JOINTS],
+  camera: [3 * JOINTS, 3],
+  logvar: [3 * JOINTS + 3, 2],
+} as const
+export const READOUT_SIZE = 3 * JOINTS + 3 + 2
+
+/**
+ * The weak-perspective camera `c = (c₀, c₁, c₂)` the pose head predicts, in
+ * units of the image side `S`: scale `s = s₀·exp(clip(c₀, −4, 4))`
+ * (positive, as the paper's `s ∈ ℝ⁺`), translation `t = (c₁, c₂)`, and
+ * `J2D_j = S·(s·(x_j, y_j) + t + ½)` in pixels (Π drops z). With a zero
+ * camera a hand is centred and spans about `s₀·S` pixels per bone unit.
+ */
+export interface Camera {
+  /** Default 0.25: on the synthetic hands (joints in MCP–PIP bone units) a bone is ≈ S/4 pixels. */
+  readonly baseScale: number
+}
+export const camera: Camera = { baseScale: 0.25 }
+
+// ---- taps ----------------------------------------------------------------------------
+
+/** Taps inside the loop (each also as `name@k`). */
+export type LoopTap = "rf" | "features" | "pose" | "camera" | "gateFeatures" | "logvar" | "attention"
+/** Every tap of a DIR-Net: FE's output `fe`, and the loop's taps (`attention@k` exists for k ≥ 1 only). */
+export type Tap = "fe" | Net.LoopTaps<LoopTap>
+
+// ---- parts ------------------------------------------------------------------------------
+
+const stageWidths = (width: number): readonly number[] => [width, 2 * width, 4 * width, 8 * width]
+
+const stem = (r: Resolved): Net.Net =>
+  Net.seq(
+    Net.scope(
+      "conv1",
+      Net.conv2d(r.width, 7, { stride: 2, padding: 3, bias: false, inChannels: r.inChannels }),
+    ),
+    Net.scope("bn1", Net.batchNorm()),
+    Net.relu,
+    Net.maxPool(3, { stride: 2, padding: 1 }),
+  )
+
+/** Stage `i` (1-based): one basic block scoped `layer{i}/0`, then its ReLU. */
+const stage = (r: Resolved, i: number): Net.Net => {
+  const widths = stageWidths(r.width)
+  const inChannels = i === 1 ? r.width : widths[i - 2]!
+  return Net.scope(
+    `layer${i}`,
+    Net.seq(Net.scope("0", Zoo.basicBlock(widths[i - 1]!, i === 1 ? 1 : 2, inChannels)), Net.relu),
+  )
+}
+
+/** Spatial downsampling of FE (relative to the input) at a loop point. */
+const feStride = (p: LoopPoint): number => (p <= 2 ? 4 : p === 3 ? 8 : 16)
+/** Output channels of FE at a loop point. */
+const feChannels = (r: Resolved): number =>
+  r.loopPoint === 1 ? r.width : stageWidths(r.width)[r.loopPoint - 2]!
+/** RF's output is `S/32 × S/32 × 8w`. */
+const rfChannels = (r: Resolved): number => 8 * r.width
+
+/** Number of ×2 pixel shuffles in AMG: log₂ of FE's spatial size over RF's. */
+export const shuffles = (p: LoopPoint): number => Math.log2(32 / feStride(p))
+
+export interface Parts {
+  readonly fe: Net.Net
+  readonly rf: Net.Net<"rf">
+  readonly amg: Net.Net<"attention">
+  readonly readout: Net.Net<"features" | "pose" | "camera" | "gateFeatures" | "logvar">
+  /** FE's output channels and spatial stride, RF's output channels, AMG's pixel shuffles. */
+  readonly feChannels: number
+  readonly feStride: number
+  readonly rfChannels: number
+  readonly shuffles: number
+}
+
+/** FE, RF, AMG and the heads of IR9 for the options. */
+export const parts = (o: Options = {}): Parts => {
+  const r = resolve(o)
+  const p = r.loopPoint
+  const fe = Net.seq(stem(r), ...[1, 2, 3].filter((i) => i < p).map((i) => stage(r, i)))
+  const rf = Net.seq(
+    Net.scope("bn0", Net.batchNorm()),
+    ...[1, 2, 3, 4].filter((i) => i >= p).map((i) => stage(r, i)),
+    Net.tap("rf"),
+  )
+  const d = shuffles(p)
+  const cFe = feChannels(r)
+  const amg = Net.seq(
+    Net.scope("conv", Net.conv2d(4 ** d * cFe, 1, { inChannels: rfChannels(r) })),
+    ...Array.from({ length: d }, () => Net.pixelShuffle(2)),
+    Net.sigmoid,
+    Net.tap("attention"),
+  )
+  const c = rfChannels(r)
+  const pose = Net.scope(
+    "pose",
+    Net.seq(
+      Net.scope("fc1", Net.dense(r.hidden, { inFeatures: c })),
+      Net.relu,
+      Net.scope(
+        "fc2",
+        Net.concat(
+          Net.seq(Net.scope("joints", Net.dense(3 * JOINTS)), Net.tap("pose")),
+          Net.seq(Net.scope("camera", Net.dense(3)), Net.tap("camera")),
+        ),
+      ),
+    ),
+  )
+  const variance = Net.scope(
+    "var",
+    Net.seq(
+      Net.scope("fc1", Net.dense(r.hidden, { inFeatures: c })),
+      Net.relu,
+      Net.tap("gateFeatures"),
+      Net.scope("fc2", Net.dense(2)),
+      Net.tap("logvar"),
+    ),
+  )
+  const readout = Net.seq(
+    Net.globalAvgPool,
+    Net.tap("features"),
+    Net.scope("heads", Net.concat(pose, variance)),
+  )
+  return { fe, rf, amg, readout, feChannels: cFe, feStride: feStride(p), rfChannels: c, shuffles: d }
+}
+
+// ---- networks ------------------------------------------------------------------------------
+
+/**
+ * DIR-Net's IR9 with `iterations` loops: `seq(fe: FE, tap fe, loop: Loop(RF, AMG, heads))`.
+ * Parameter paths: `fe/…`, `loop/body/…` (batch norms `loop/body/…/bn1@k`),
+ * `loop/feedback/conv/…`, `loop/readout/pose/…`, `loop/readout/var/…`.
+ */
+export const dirnet = (o: Options = {}): Net.Net<Tap> => {
+  const r = resolve(o)
+  const p = parts(r)
+  return Net.seq(
+    Net.scope("fe", p.fe),
+    Net.tap("fe"),
+    Net.scope(
+      "loop",
+      Net.loop({
+        iterations: r.iterations,
+        body: p.rf,
+        feedback: p.amg,
+        readout: p.readout,
+        batchNorm: "perIteration",
+      }),
+    ),
+  )
+}
+
+/**
+ * The network without a loop — FE, RF then the heads, the paper's "No Iter."
+ * baseline — with the same parameter paths as {@link dirnet}'s iteration 0
+ * except that RF's batch norms are not suffixed (`loop/body/bn0` for
+ * `loop/body/bn0@0`); {@link plainPath} maps one to the other.
+ */
+export const plain = (
+  o: Options = {},
+): Net.Net<"fe" | "rf" | "features" | "pose" | "camera" | "gateFeatures" | "logvar"> => {
+  const p = parts(o)
+  return Net.seq(
+    Net.scope("fe", p.fe),
+    Net.tap("fe"),
+    Net.scope("loop", Net.seq(Net.scope("body", p.rf), Net.scope("readout", p.readout))),
+  )
+}
+
+/** The path in {@link plain} of a parameter or state path of {@link dirnet}'s iteration 0 (`…@0/gamma` → `…/gamma`). */
+export const plainPath = (path: string): string => path.replace(/@0\//, "/")
+
+/** Which part of IR9 a parameter or state path of {@link dirnet} belongs to. */
+export type Part = "fe" | "rf" | "amg" | "heads"
+export const partOf = (path: string): Part =>
+  path.startsWith("fe/")
+    ? "fe"
+    : path.startsWith("loop/body/")
+      ? "rf"
+      : path.startsWith("loop/feedback/")
+        ? "amg"
+        : "heads"
+
+/** The iteration a per-iteration batch-norm path belongs to (`loop/body/bn0@2/gamma` → 2), undefined for shared ones. */
+export const iterationOf = (path: string): number | undefined => {
+  const m = /@(\d+)\//.exec(path)
+  return m === null ? undefined : Number(m[1])
+}
+
+/** Options of the gate 𝒢 (Sec. 4.2). */
+export interface GateOptions {
+  /** Features it reads: Ψ¹_var's width (the backbone's `hidden`). */
+  readonly inFeatures: number
+  /** Units of its hidden layer. Default 64. */
+  readonly hidden?: number
+}
+
+/** The gate's two actions, in the order of its logits. */
+export const ACTIONS = ["exit", "continue"] as const
+
+/** The gate 𝒢(A | f): two dense layers from `gateFeatures` to logits `[EXIT, CONTINUE]`. */
+export const gate = (o: GateOptions): Net.Net<"gateLogits"> =>
+  Net.seq(
+    Net.scope("fc1", Net.dense(o.hidden ?? 64, { inFeatures: o.inFeatures })),
+    Net.relu,
+    Net.scope("fc2", Net.dense(ACTIONS.length)),
+    Net.tap("gateLogits"),
+  )
+
+// ---- exit policies (data; `src/interpreters/tf/dirnet/exits.ts` runs them) -------------------
+
+export type ExitPolicy =
+  /** Exit after every loop: the last iteration's prediction ("IR-Net", no dynamic exit). */
+  | { readonly _tag: "Last" }
+  /** Exit at the first loop whose average predicted variance `mean(exp α_2D, exp α_3D)` is below `tau` (Sec. 4.1). */
+  | { readonly _tag: "Variance"; readonly tau: number }
+  /** Sample EXIT/CONTINUE at each loop from `softmax(𝒢(f)/temperature)` (Sec. 4.2); the last loop always exits. */
+  | { readonly _tag: "Gate"; readonly temperature: number; readonly seed: number }
+
+export const exitLast: ExitPolicy = { _tag: "Last" }
+export const varianceExit = (tau: number): ExitPolicy => ({ _tag: "Variance", tau })
+export const gateExit = (temperature: number, seed = 0): ExitPolicy => ({ _tag: "Gate", temperature, seed })
+
+// ---- losses (Eqs. 3, 8, 9, 12) -----------------------------------------------------------------
+
+/**
+ * The re-projected 2D joints of iteration `k` (or of the last iteration): a
+ * **derived** tap, `reproject(pose@k, camera@k)`, that the DIR-Net tf
+ * interpreter adds to the network's taps (a `Net` cannot multiply two of its
+ * own activations, so the bilinear re-projection is not a node).
+ */
+export const reprojected = (model: Program.Model<Tap>, k?: number): Loss.Signal => ({
+  _tag: "Tap",
+  model: model.name,
+  tap: k === undefined ? "reprojected" : `reprojected@${k}`,
+})
+
+/** L_2D of iteration k (Eq. 3): mean absolute error of the re-projected joints, in pixels. */
+export const loss2d = (model: Program.Model<Tap>, k: number): Loss.Loss =>
+  Loss.absoluteError(reprojected(model, k), Loss.field("joints2d"), "mean")
+/** L_3D of iteration k (Eq. 3): mean squared error of the 3D joints. */
+export const loss3d = (model: Program.Model<Tap>, k: number): Loss.Loss =>
+  Loss.squaredError(Loss.tap(model, `pose@${k}`), Loss.field("joints3d"), "mean")
+/** L_var of iteration k (Eqs. 8, 9): L_var2D (log-variance `logvar[0]`) + L_var3D (`logvar[1]`). */
+export const lossVar = (model: Program.Model<Tap>, k: number): Loss.Loss =>
+  Loss.sum(
+    Loss.uncertainty({
+      prediction: reprojected(model, k),
+      target: Loss.field("joints2d"),
+      logVariance: Loss.slice(Loss.tap(model, `logvar@${k}`), 0, 1),
+      norm: "l1",
+    }),
+    Loss.uncertainty({
+      prediction: Loss.tap(model, `pose@${k}`),
+      target: Loss.field("joints3d"),
+      logVariance: Loss.slice(Loss.tap(model, `logvar@${k}`), 1, 1),
+      norm: "l2",
+    }),
+  )
+
+/** γ_2D, γ_3D, γ_var of Eq. 12. */
+export interface Weights {
+  readonly loss2d: number
+  readonly loss3d: number
+  readonly lossVar: number
+}
+/** Defaults for the synthetic hands: L_2D is in pixels (≈ 10× L_3D's bone units). */
+export const weights: Weights = { loss2d: 0.1, loss3d: 1, lossVar: 0.1 }
+
+/** Eq. 12: `Σ_{k<iterations} γ_2D·L_2D^k + γ_3D·L_3D^k + γ_var·L_var^k`. */
+export const totalLoss = (model: Program.Model<Tap>, iterations: number, w: Weights = weights): Loss.Loss =>
+  Loss.overLoops(iterations, (k) =>
+    Loss.sum(
+      Loss.scale(w.loss2d, loss2d(model, k)),
+      Loss.scale(w.loss3d, loss3d(model, k)),
+      Loss.scale(w.lossVar, lossVar(model, k)),
+    ),
+  )
+
+/** The pose error of iteration k the gate's reward reads (Eq. 11): `L_2D^k + L_3D^k`. */
+export const poseLoss = (model: Program.Model<Tap>, k: number): Loss.Loss =>
+  Loss.sum(loss2d(model, k), loss3d(model, k))

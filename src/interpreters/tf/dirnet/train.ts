@@ -1,0 +1,258 @@
+/**
+ * Training DIR-Net (Sec. 5): Eq. 12's loss summed over loops, the end-to-end
+ * protocol and the progressive protocol (Algorithm 1), written directly on
+ * the tf interpreter's `apply`, `valueAndGrad` and optimizers.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core"
+import type * as Stream from "../../../data/stream.ts"
+import * as Dirnet from "../../../dsl/dirnet.ts"
+import type * as Loss from "../../../dsl/Loss.ts"
+import type * as Net from "../../../dsl/Net.ts"
+import * as Optimizer from "../../../dsl/Optimizer.ts"
+import * as Program from "../../../dsl/Program.ts"
+import { type Applied, apply, type Mode } from "../apply.ts"
+import { valueAndGrad } from "../autodiff.ts"
+import * as Init from "../init.ts"
+import * as Opt from "../optimizer.ts"
+import * as Losses from "./loss.ts"
+import { reproject } from "./reproject.ts"
+
+export type Tree = Init.Tree
+
+/** `tf.tidy` for results that hold tensors in plain objects (optimizer states, trees). */
+export const tidy = <T>(f: () => T): T => tf.tidy(f as () => tf.TensorContainer) as T
+
+/** A DIR-Net with its parameters and batch-norm state. */
+export interface Trained {
+  readonly options: Dirnet.Resolved
+  readonly imageSize: number
+  readonly net: Net.AnyNet
+  readonly params: Tree
+  readonly state: Tree
+}
+
+/** One batch as tensors. */
+export interface Batch {
+  readonly x: tf.Tensor4D
+  readonly joints3d: tf.Tensor2D
+  readonly joints2d: tf.Tensor2D
+}
+
+/** Tensors of a data batch (`rgb`, `joints3d`, `joints2d`); dispose with {@link disposeBatch}. */
+export const toTensors = (b: Stream.Batch, imageSize: number): Batch => ({
+  x: tf.tensor4d(b.rgb, [b.size, imageSize, imageSize, 3]),
+  joints3d: tf.tensor2d(b.joints3d, [b.size, 63]),
+  joints2d: tf.tensor2d(b.joints2d, [b.size, 42]),
+})
+export const disposeBatch = (b: Batch): void => tf.dispose([b.x, b.joints3d, b.joints2d])
+
+/** The program model a DIR-Net's losses name. */
+export const model = (
+  net: Net.Net<Dirnet.Tap>,
+  imageSize: number,
+  name = "dirnet",
+): Program.Model<Dirnet.Tap> => Program.model(name, net, [imageSize, imageSize, 3])
+
+/** `apply`, plus the derived taps `reprojected@k` (and `reprojected`) from `pose@k` and `camera@k`. */
+export const forward = (
+  net: Net.AnyNet,
+  params: Tree,
+  state: Tree,
+  x: tf.Tensor,
+  mode: Mode,
+  imageSize: number,
+): Applied => {
+  const a = apply(net, params, state, x, mode)
+  const taps: Record<string, tf.Tensor> = { ...a.taps }
+  for (const name of Object.keys(a.taps)) {
+    const m = /^pose(@\d+)?$/.exec(name)
+    if (m === null) continue
+    const suffix = m[1] ?? ""
+    const camera = a.taps[`camera${suffix}`]
+    if (camera !== undefined) taps[`reprojected${suffix}`] = reproject(a.taps[name]!, camera, imageSize)
+  }
+  return { y: a.y, taps, state: a.state }
+}
+
+/** The signals a loss reads from a forward pass and a batch. */
+export const signals = (a: Applied, batch: Batch): Losses.Signals => ({
+  taps: a.taps,
+  output: a.y,
+  fields: { joints3d: batch.joints3d, joints2d: batch.joints2d, rgb: batch.x },
+})
+
+// ---- one optimisation step --------------------------------------------------------------
+
+/** Parameters updated by one optimizer: the progressive protocol uses two (AMG at the base rate, the rest at a reduced one). */
+export interface Group {
+  readonly keys: readonly string[]
+  readonly optimizer: Optimizer.Optimizer
+  state: Opt.State
+}
+
+export const group = (keys: readonly string[], optimizer: Optimizer.Optimizer, params: Tree): Group => {
+  const sub = pick(params, keys)
+  return { keys, optimizer, state: tidy(() => Opt.init(optimizer, sub)) }
+}
+
+const pick = (tree: Tree, keys: readonly string[]): Record<string, tf.Tensor> =>
+  Object.fromEntries(keys.map((k) => [k, tree[k]!]))
+
+/**
+ * One step: the value of `loss` on `batch` (batch norm in train mode) and
+ * each group's optimizer update. Returns the new parameters and state;
+ * replaced tensors are disposed.
+ */
+export const step = (
+  o: { readonly net: Net.AnyNet; readonly imageSize: number; readonly loss: Loss.Loss },
+  params: Tree,
+  state: Tree,
+  groups: readonly Group[],
+  batch: Batch,
+): { readonly params: Tree; readonly state: Tree; readonly loss: number } => {
+  let newState: Tree = state
+  const keys = groups.flatMap((g) => g.keys)
+  const out = tidy(() => {
+    const { value, grads } = valueAndGrad(
+      (p) => {
+        const a = forward(o.net, p, state, batch.x, "train", o.imageSize)
+        newState = a.state
+        return Losses.value(o.loss, signals(a, batch))
+      },
+      params,
+      keys,
+    )
+    const updated: Record<string, tf.Tensor> = {}
+    const optStates = groups.map((g) => {
+      const { updates, state: s } = Opt.update(
+        g.optimizer,
+        pick(grads, g.keys),
+        g.state,
+        pick(params, g.keys),
+      )
+      for (const k of g.keys) updated[k] = tf.add(params[k]!, updates[k]!)
+      return s
+    })
+    return { value, updated, optStates }
+  })
+  for (const [i, g] of groups.entries()) {
+    tf.dispose(Opt.tensors(g.state))
+    g.state = out.optStates[i]!
+  }
+  for (const k of keys) params[k]!.dispose()
+  for (const [k, t] of Object.entries(state)) if (newState[k] !== t) t.dispose()
+  const loss = out.value.dataSync()[0]!
+  out.value.dispose()
+  return { params: { ...params, ...out.updated }, state: newState, loss }
+}
+
+// ---- protocols ------------------------------------------------------------------------------
+
+export interface Protocol {
+  /** DIR-Net options; `iterations` is l_max + 1. */
+  readonly dirnet: Dirnet.Options
+  readonly imageSize: number
+  /** Batches of one epoch (called once per epoch). */
+  readonly batches: (epoch: number) => Iterable<Stream.Batch>
+  /** Base learning rate (Adam). Default 1e-3 (the paper's). */
+  readonly lr?: number
+  readonly weights?: Dirnet.Weights
+  readonly seed?: number
+  /** Called after each step. */
+  readonly onStep?: (info: { readonly stage: number; readonly epoch: number; readonly loss: number }) => void
+}
+
+const adam = (lr: number) => Optimizer.adam({ lr })
+
+const trainEpochs = (
+  o: Protocol,
+  stage: number,
+  net: Net.Net<Dirnet.Tap>,
+  iterations: number,
+  start: Init.Initialised,
+  groups: readonly Group[],
+  epochs: number,
+): Init.Initialised => {
+  const loss = Dirnet.totalLoss(model(net, o.imageSize), iterations, o.weights)
+  let params = start.params
+  let state = start.state
+  for (let epoch = 0; epoch < epochs; epoch++)
+    for (const raw of o.batches(epoch)) {
+      const batch = toTensors(raw, o.imageSize)
+      const r = step({ net, imageSize: o.imageSize, loss }, params, state, groups, batch)
+      disposeBatch(batch)
+      params = r.params
+      state = r.state
+      o.onStep?.({ stage, epoch, loss: r.loss })
+    }
+  for (const g of groups) tf.dispose(Opt.tensors(g.state))
+  return { params, state }
+}
+
+/** The end-to-end protocol: one network with `l_max + 1` iterations trained on Eq. 12 for `epochs` epochs. */
+export const endToEnd = (o: Protocol & { readonly epochs: number }): Trained => {
+  const options = Dirnet.resolve(o.dirnet)
+  const net = Dirnet.dirnet(options)
+  const start = Init.init(net, Dirnet.inputShape(o.imageSize, options), o.seed ?? 0)
+  const groups = [group(Object.keys(start.params), adam(o.lr ?? 1e-3), start.params)]
+  const r = trainEpochs(o, 0, net, options.iterations, start, groups, o.epochs)
+  return { options, imageSize: o.imageSize, net, ...r }
+}
+
+/**
+ * The progressive protocol (Algorithm 1): stages `l_prog = 0 … l_max`, stage
+ * `l_prog` training a network with `l_prog + 1` iterations on Eq. 12 summed
+ * over them. Each stage after the first starts from the previous stage's
+ * parameters and batch-norm statistics, except the new iteration's batch
+ * norms (and, at stage 1, AMG, which stage 0 does not use) which are freshly
+ * initialised; FE is frozen (not updated); the learning rate is the base
+ * rate ÷ 10^{l_prog} for everything but AMG, which keeps the base rate.
+ * `epochs(stage)` gives each stage's epochs (the paper: 50, then 20 each).
+ */
+export const progressive = (
+  o: Protocol & {
+    readonly epochs: (stage: number) => number
+    /** Called at the end of each stage with its parameters (still owned by the protocol). */
+    readonly onStage?: (stage: number, trained: Trained) => void
+  },
+): Trained => {
+  const options = Dirnet.resolve(o.dirnet)
+  const lr = o.lr ?? 1e-3
+  let previous: Trained | undefined
+  for (let stage = 0; stage < options.iterations; stage++) {
+    const stageOptions: Dirnet.Resolved = { ...options, iterations: stage + 1 }
+    const net = Dirnet.dirnet(stageOptions)
+    const fresh = Init.init(net, Dirnet.inputShape(o.imageSize, options), (o.seed ?? 0) + stage)
+    const inherit = (tree: Tree, from: Tree | undefined): Tree => {
+      const out: Record<string, tf.Tensor> = {}
+      for (const [k, t] of Object.entries(tree)) {
+        const old = from?.[k]
+        if (old !== undefined) {
+          out[k] = old
+          t.dispose()
+        } else out[k] = t
+      }
+      return out
+    }
+    const start: Init.Initialised = {
+      params: inherit(fresh.params, previous?.params),
+      state: inherit(fresh.state, previous?.state),
+    }
+    const keys = Object.keys(start.params)
+    const amg = keys.filter((k) => Dirnet.partOf(k) === "amg")
+    const rest = keys.filter((k) => Dirnet.partOf(k) !== "amg" && (stage === 0 || Dirnet.partOf(k) !== "fe"))
+    const groups = [
+      group(rest, adam(lr / 10 ** stage), start.params),
+      ...(amg.length > 0 ? [group(amg, adam(lr), start.params)] : []),
+    ]
+    const r = trainEpochs(o, stage, net, stage + 1, start, groups, o.epochs(stage))
+    previous = { options: stageOptions, imageSize: o.imageSize, net, ...r }
+    o.onStage?.(stage, previous)
+  }
+  return previous!
+}
+
+/** Disposes a trained network's tensors. */
+export const dispose = (t: Trained): void => Init.dispose(t.params, t.state)
