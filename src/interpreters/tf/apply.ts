@@ -184,12 +184,14 @@ const batchNorm = (n: Net.BatchNorm, x: tf.Tensor, path: string, ctx: Context): 
   // A shared batch norm used several times in a loop sees the statistics its previous use wrote.
   const runningMean = ctx.newState[meanPath] ?? param(ctx.state, meanPath)
   const runningVariance = ctx.newState[variancePath] ?? param(ctx.state, variancePath)
-  if (ctx.mode === "eval") return tf.add(tf.mul(tf.mul(tf.sub(x, runningMean), tf.rsqrt(tf.add(runningVariance, n.eps))), gamma), beta)
+  // The per-channel factor γ/√(σ² + ε) is formed first so that only two full-size ops touch the activation.
+  if (ctx.mode === "eval")
+    return tf.add(tf.mul(tf.sub(x, runningMean), tf.mul(gamma, tf.rsqrt(tf.add(runningVariance, n.eps)))), beta)
   const axes = x.shape.slice(0, -1).map((_, i) => i)
   const mean = tf.mean(x, axes)
   const centred = tf.sub(x, mean)
   const variance = tf.mean(tf.square(centred), axes)
-  const y = tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, n.eps))), gamma), beta)
+  const y = tf.add(tf.mul(centred, tf.mul(gamma, tf.rsqrt(tf.add(variance, n.eps)))), beta)
   if (ctx.mode === "train") {
     const count = x.size / x.shape[x.shape.length - 1]!
     if (count < 2) throw new ParameterError(`${path}: batch norm in train mode needs more than one value per channel, got ${count}`)

@@ -12,6 +12,7 @@
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import { backend_util, type KernelConfig, type TensorInfo, util } from "@tensorflow/tfjs-core"
 import { valuesOf, withFallback } from "./kernel.ts"
+import * as Loops from "./loops.ts"
 import { type AttrValue, int, ints, type OnnxGraph, type OnnxNode } from "./onnx.ts"
 import { session } from "./ort.ts"
 
@@ -55,6 +56,8 @@ const binary = (kernelName: string, body: (a: string, b: string) => Array<OnnxNo
   withFallback(kernelName, ({ inputs }, b) => {
     const { a, b: c } = inputs as { a: TensorInfo; b: TensorInfo }
     if (!isF32(a, c)) return undefined
+    const loop = kernelName in Loops.ops ? Loops.binary(b, a, c, kernelName as keyof typeof Loops.ops) : undefined
+    if (loop !== undefined) return loop
     const out = backend_util.assertAndGetBroadcastShape(a.shape, c.shape)
     if (size(out) < minElements) return undefined
     return runOrt(b, kernelName, [a, c], out, () => ({ nodes: body("i0", "i1") }))
@@ -64,50 +67,43 @@ const simple =
   (op: string) =>
   (a: string, c: string): Array<OnnxNode> => [{ op, inputs: [a, c], outputs: ["y"] }]
 
+/** A binary kernel with only the loop fast path (no onnxruntime model for it). */
+const binaryLoop = (kernelName: keyof typeof Loops.ops) =>
+  withFallback(kernelName, ({ inputs }, b) => {
+    const { a, b: c } = inputs as { a: TensorInfo; b: TensorInfo }
+    return Loops.binary(b, a, c, kernelName)
+  })
+
 // ------------------------------------------------------------------ unary
 
-const unaryOrt = (kernelName: string, body: (x: string) => Array<OnnxNode>) =>
-  withFallback(kernelName, ({ inputs }, b) => {
-    const { x } = inputs as { x: TensorInfo }
-    if (!isF32(x) || size(x.shape) < minElements) return undefined
-    return runOrt(b, kernelName, [x], x.shape, () => ({ nodes: body("i0") }))
-  })
+const unaryLoop = (kernelName: keyof typeof Loops.unaryOps) =>
+  withFallback(kernelName, ({ inputs }, b) => Loops.unary(b, (inputs as { x: TensorInfo }).x, kernelName))
 
-const unaryJs = (
-  kernelName: string,
-  f: (src: Float32Array, dst: Float32Array, attrs: Record<string, unknown>) => void,
-) =>
-  withFallback(kernelName, ({ inputs, attrs }, b) => {
-    const { x } = inputs as { x: TensorInfo }
-    if (!isF32(x)) return undefined
-    const src = valuesOf(b, x)
-    const dst = new Float32Array(src.length)
-    f(src, dst, (attrs ?? {}) as Record<string, unknown>)
-    return b.makeTensorInfo(x.shape, "float32", dst)
-  })
-
-const step = (src: Float32Array, dst: Float32Array, attrs: Record<string, unknown>): void => {
-  const alpha = (attrs.alpha as number | undefined) ?? 0
+/** Step with tfjs's `alpha` (the value for non-positive inputs; NaN stays NaN). */
+const stepKernel = withFallback("Step", ({ inputs, attrs }, b) => {
+  const { x } = inputs as { x: TensorInfo }
+  if (!isF32(x)) return undefined
+  const alpha = (attrs as { alpha?: number } | undefined)?.alpha ?? 0
+  const src = valuesOf(b, x)
+  const dst = new Float32Array(src.length)
   for (let i = 0; i < src.length; i++) {
-    const v = src[i] as number
-    dst[i] = v > 0 ? 1 : Number.isNaN(v) ? v : alpha
+    const v = src[i]!
+    dst[i] = v > 0 ? 1 : v !== v ? v : alpha
   }
-}
-
-const relu = (src: Float32Array, dst: Float32Array): void => {
-  for (let i = 0; i < src.length; i++) {
-    const v = src[i] as number
-    dst[i] = Math.max(v, 0)
-  }
-}
+  return b.makeTensorInfo(x.shape, "float32", dst)
+})
 
 // ------------------------------------------------------------------ reductions
 
 const reduce = (kernelName: string, axisAttr: string, onnx: "ReduceSum" | "ReduceMean" | "ReduceMax") =>
   withFallback(kernelName, ({ inputs, attrs }, b) => {
     const { x } = inputs as { x: TensorInfo }
-    if (!isF32(x) || size(x.shape) < minElements) return undefined
     const a = attrs as Record<string, unknown>
+    if (onnx !== "ReduceMax") {
+      const loop = Loops.reduce(b, x, a[axisAttr] as number | number[], a.keepDims === true, onnx === "ReduceMean")
+      if (loop !== undefined) return loop
+    }
+    if (!isF32(x) || size(x.shape) < minElements) return undefined
     const axes = util.parseAxisParam(a[axisAttr] as number | Array<number>, x.shape).sort((p, q) => p - q)
     if (axes.length === 0) return undefined
     const keepDims = a.keepDims === true
@@ -191,13 +187,14 @@ export const elementwiseKernels = (backendName: string): Array<KernelConfig> => 
       { op: "Mul", inputs: ["d", "d"], outputs: ["y"] },
     ]),
   },
-  {
-    kernelName: "Square",
-    backendName,
-    kernelFunc: unaryOrt("Square", (x) => [{ op: "Mul", inputs: [x, x], outputs: ["y"] }]),
-  },
-  { kernelName: "Step", backendName, kernelFunc: unaryJs("Step", step) },
-  { kernelName: "Relu", backendName, kernelFunc: unaryJs("Relu", relu) },
+  { kernelName: "Square", backendName, kernelFunc: unaryLoop("Square") },
+  { kernelName: "Rsqrt", backendName, kernelFunc: unaryLoop("Rsqrt") },
+  { kernelName: "Sqrt", backendName, kernelFunc: unaryLoop("Sqrt") },
+  { kernelName: "Neg", backendName, kernelFunc: unaryLoop("Neg") },
+  { kernelName: "Maximum", backendName, kernelFunc: binaryLoop("Maximum") },
+  { kernelName: "Minimum", backendName, kernelFunc: binaryLoop("Minimum") },
+  { kernelName: "Step", backendName, kernelFunc: stepKernel },
+  { kernelName: "Relu", backendName, kernelFunc: unaryLoop("Relu") },
   { kernelName: "Sum", backendName, kernelFunc: reduce("Sum", "axis", "ReduceSum") },
   { kernelName: "Mean", backendName, kernelFunc: reduce("Mean", "axis", "ReduceMean") },
   { kernelName: "Tile", backendName, kernelFunc: tile },

@@ -114,6 +114,8 @@ export const session = (key: string, build: () => OnnxGraph): Session => {
     enableMemPattern: true,
     executionProviders: [{ name: "cpu" }],
     logSeverityLevel: 3,
+    // Every session owns a thread pool; spinning idle workers of hundreds of sessions starve the JS thread on few cores.
+    extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
   })
   const inputs = graph.inputs.map((v) => v.name)
   const inputShapes = graph.inputs.map((v) => v.shape)
