@@ -7,11 +7,12 @@
  * @module
  */
 import { NodeServices } from "@effect/platform-node"
-import { Cause, Effect, Exit, Option } from "effect"
+import { Cause, Console, Effect, Exit, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import * as Data from "../dsl/Data.ts"
 import * as Program from "../dsl/Program.ts"
 import * as CheckCommand from "./check-command.ts"
-import { type CliError, exitCode } from "./errors.ts"
+import { BadInvocation, type CliError, exitCode } from "./errors.ts"
 import * as Run from "./run.ts"
 
 const programArg = Argument.String("program").pipe(
@@ -62,9 +63,45 @@ const run = Command.make(
     }),
 ).pipe(Command.withDescription("Check a program statically, then train it and write a run directory with metrics, checkpoints and results"))
 
+const preview = Command.make(
+  "preview",
+  {
+    domain: Flag.Literals("domain", Data.SYNTHETIC_DOMAINS).pipe(Flag.withDescription("One synthetic domain (default: all)"), Flag.optional),
+    out: Flag.String("out").pipe(Flag.withDescription("Directory for the PNG grid")),
+    count: Flag.Int("count").pipe(Flag.withDescription("Samples per domain"), Flag.withDefault(8)),
+    size: Flag.Int("size").pipe(Flag.withDescription("Image size in pixels"), Flag.withDefault(128)),
+  },
+  (a) =>
+    Effect.gen(function* () {
+      const Preview = yield* Effect.promise(() => import("../data/preview.ts"))
+      const domain = Option.getOrUndefined(a.domain)
+      const file = yield* Effect.try({
+        try: () => Preview.writePreview({ out: a.out, count: a.count, imageSize: a.size, ...(domain === undefined ? {} : { domain }) }),
+        catch: (e) => new BadInvocation({ message: `data preview: ${e instanceof Error ? e.message : String(e)}` }),
+      })
+      yield* Console.log(`wrote ${file}`)
+    }),
+).pipe(Command.withDescription("Write a PNG grid of synthetic RGB/depth pairs with the 2D skeleton drawn"))
+
+const data = Command.make("data").pipe(Command.withDescription("Look at the data"), Command.withSubcommands([preview]))
+
+const report = Command.make(
+  "report",
+  { dir: Argument.String("run-dir").pipe(Argument.withDescription("A run directory written by cmkg run")) },
+  (a) =>
+    Effect.gen(function* () {
+      const Report = yield* Effect.promise(() => import("../report/index.ts"))
+      const r = yield* Effect.tryPromise({
+        try: () => Report.report(a.dir),
+        catch: (e) => new BadInvocation({ message: e instanceof Error ? e.message : String(e) }),
+      })
+      for (const f of r.files) yield* Console.log(f)
+    }),
+).pipe(Command.withDescription("Draw a run's tables and plots: SVG, PNG and one self-contained HTML page"))
+
 const cmkg = Command.make("cmkg").pipe(
   Command.withDescription("Deep-learning experiments as typed program values"),
-  Command.withSubcommands([check, run]),
+  Command.withSubcommands([check, run, report, data]),
 )
 
 /** One line for the argument parser's failure (help was requested or forced by errors such as a missing argument). */

@@ -14,7 +14,7 @@ import { registerHigherOrderGradients } from "./gradients.ts"
 
 export { type Applied, apply, type Mode } from "./apply.ts"
 export { dot, valueAndGrad } from "./autodiff.ts"
-export { count, dispose, IllFormed, type Initialised, init, type Tree } from "./init.ts"
+export { count, dispose, IllFormed, type Initialised, init, prng as prngFor, type Tree } from "./init.ts"
 export type { BackendPreference, Selected } from "./backend/index.ts"
 
 let selected: Selected | undefined
