@@ -51,7 +51,7 @@ export default Program.family({
       return Experiment.train({
         name: `meta-train φ (R ${p === 2 ? "ℓ2" : "ℓ1"})`,
         data: source.train,
-        epochs: Math.max(1, Math.ceil(s.epochs / 2)),
+        epochs: Math.max(1, Math.floor(s.epochs / 3)),
         batchSize: s.batchSize,
         step: Step.together(
           Step.metaMinimize({
