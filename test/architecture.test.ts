@@ -5,19 +5,31 @@ import { join } from "node:path"
 import { test } from "node:test"
 
 const files = (dir: string): string[] =>
-  readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : []))
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
+  )
 
 test("src/dsl imports neither tfjs nor any interpreter, data reader or Node I/O", () => {
   for (const f of files("src/dsl")) {
     const imports = [...readFileSync(f, "utf8").matchAll(/from\s+"([^"]+)"/g)].map((m) => m[1]!)
     for (const i of imports) {
       assert.ok(!i.startsWith("@tensorflow"), `${f} imports ${i}`)
-      assert.ok(!i.includes("interpreters/") && !i.includes("../data/") && !i.startsWith("node:"), `${f} imports ${i}`)
+      assert.ok(
+        !i.includes("interpreters/") && !i.includes("../data/") && !i.startsWith("node:"),
+        `${f} imports ${i}`,
+      )
     }
   }
 })
 
 test("only src/interpreters/tf (and the bench) touch tfjs", () => {
-  for (const dir of ["src/dsl", "src/interpreters/shape-check", "src/interpreters/reference", "src/data", "src/programs"])
-    for (const f of files(dir)) assert.ok(!/from\s+"@tensorflow/.test(readFileSync(f, "utf8")), `${f} imports tfjs`)
+  for (const dir of [
+    "src/dsl",
+    "src/interpreters/shape-check",
+    "src/interpreters/reference",
+    "src/data",
+    "src/programs",
+  ])
+    for (const f of files(dir))
+      assert.ok(!/from\s+"@tensorflow/.test(readFileSync(f, "utf8")), `${f} imports tfjs`)
 })

@@ -68,7 +68,9 @@ const layer = (s: Step, x: Shape.Shape, o: Options, tapIndex: () => number): Net
       return o.sigmoid ? Net.sigmoid : Net.identity
     case 5:
       if (!image || h < 2 || w < 2) return undefined
-      return s.a % 2 === 0 ? Net.maxPool(2, { stride: 1 + (s.b % 2) }) : Net.avgPool(2, { stride: 1 + (s.b % 2), padding: "same" })
+      return s.a % 2 === 0
+        ? Net.maxPool(2, { stride: 1 + (s.b % 2) })
+        : Net.avgPool(2, { stride: 1 + (s.b % 2), padding: "same" })
     case 6:
       if (!image) return undefined
       return Net.residual(
@@ -102,7 +104,11 @@ const layer = (s: Step, x: Shape.Shape, o: Options, tapIndex: () => number): Net
 }
 
 /** A list of layers that composes into a well-shaped network on `input`. */
-export const wellShapedLayers = (input: Shape.Shape, o: Options = {}, maxLength = 6): fc.Arbitrary<Net.Net<string>[]> =>
+export const wellShapedLayers = (
+  input: Shape.Shape,
+  o: Options = {},
+  maxLength = 6,
+): fc.Arbitrary<Net.Net<string>[]> =>
   fc.array(step, { minLength: 1, maxLength }).map((steps) => {
     let taps = 0
     const layers: Net.Net<string>[] = []
@@ -123,8 +129,11 @@ export const wellShapedLayers = (input: Shape.Shape, o: Options = {}, maxLength 
   })
 
 /** A well-shaped network on `input`, as a sequence of scoped layers. */
-export const wellShaped = (input: Shape.Shape, o: Options = {}, maxLength = 6): fc.Arbitrary<Net.Net<string>> =>
-  wellShapedLayers(input, o, maxLength).map((ls) => Net.seq(...ls))
+export const wellShaped = (
+  input: Shape.Shape,
+  o: Options = {},
+  maxLength = 6,
+): fc.Arbitrary<Net.Net<string>> => wellShapedLayers(input, o, maxLength).map((ls) => Net.seq(...ls))
 
 /** Small image input shapes `[H, W, C]`. */
 export const imageShape = (max = 8): fc.Arbitrary<Shape.Shape> =>
@@ -134,9 +143,11 @@ export const imageShape = (max = 8): fc.Arbitrary<Shape.Shape> =>
 export const anyNet: fc.Arbitrary<Net.AnyNet> = fc.letrec<{ net: Net.AnyNet }>((tie) => ({
   net: fc.oneof(
     { depthSize: "small", withCrossShrink: true },
-    fc.tuple(fc.integer({ min: -1, max: 6 }), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 3 })).map(
-      ([f, k, g]) => Net.conv2d(f, k, { groups: g, stride: 1 + (k % 2), padding: k % 2 === 0 ? "valid" : "same" }),
-    ),
+    fc
+      .tuple(fc.integer({ min: -1, max: 6 }), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 3 }))
+      .map(([f, k, g]) =>
+        Net.conv2d(f, k, { groups: g, stride: 1 + (k % 2), padding: k % 2 === 0 ? "valid" : "same" }),
+      ),
     fc.constantFrom(Net.batchNorm(), Net.relu, Net.sigmoid, Net.identity, Net.globalAvgPool, Net.flatten),
     fc.integer({ min: -1, max: 5 }).map((u) => Net.dense(u)),
     fc.integer({ min: 0, max: 3 }).map((k) => Net.maxPool(k)),
@@ -148,9 +159,9 @@ export const anyNet: fc.Arbitrary<Net.AnyNet> = fc.letrec<{ net: Net.AnyNet }>((
     fc.tuple(tie("net"), fc.option(tie("net"), { nil: undefined })).map(([b, s]) => Net.residual(b, s)),
     fc.array(tie("net"), { maxLength: 3 }).map((ns) => Net.add(...ns)),
     fc.array(tie("net"), { maxLength: 3 }).map((ns) => Net.concat(...ns)),
-    fc.tuple(fc.integer({ min: -1, max: 3 }), tie("net"), tie("net"), tie("net")).map(([it, b, f, r]) =>
-      Net.loop({ iterations: it, body: b, feedback: f, readout: r }),
-    ),
+    fc
+      .tuple(fc.integer({ min: -1, max: 3 }), tie("net"), tie("net"), tie("net"))
+      .map(([it, b, f, r]) => Net.loop({ iterations: it, body: b, feedback: f, readout: r })),
   ),
 })).net
 

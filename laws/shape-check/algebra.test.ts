@@ -45,10 +45,16 @@ test("seq is associative for shapes, costs, taps and parameter paths", () => {
 test("identity layers change neither shapes nor costs", () => {
   fc.assert(
     fc.property(
-      Arb.imageShape().chain((input) => Arb.wellShaped(input, { loops: true }).map((net) => ({ input, net }))),
+      Arb.imageShape().chain((input) =>
+        Arb.wellShaped(input, { loops: true }).map((net) => ({ input, net })),
+      ),
       ({ input, net }) => {
         const plain = meaning(Check.check(net, input))
-        for (const wrapped of [Net.seq(Net.identity, net), Net.seq(net, Net.identity), Net.seq(net, Net.tap("extra"))]) {
+        for (const wrapped of [
+          Net.seq(Net.identity, net),
+          Net.seq(net, Net.identity),
+          Net.seq(net, Net.tap("extra")),
+        ]) {
           const m = meaning(Check.check(wrapped, input))
           assert.deepEqual(m.output, plain.output)
           assert.deepEqual(m.cost, plain.cost)

@@ -31,7 +31,8 @@ before(async () => {
 })
 
 const toRef = (t: tf.Tensor): Ref.Tensor => Ref.Tensors.make(t.shape, Float64Array.from(t.dataSync()))
-const treeToRef = (tree: Init.Tree): Ref.Params => Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, toRef(v)]))
+const treeToRef = (tree: Init.Tree): Ref.Params =>
+  Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, toRef(v)]))
 
 const randomInput = (shape: Shape.Shape, batch: number, seed: number): Float32Array => {
   const rand = Init.prng(seed)
@@ -48,7 +49,10 @@ const close = (actual: ArrayLike<number>, expected: ArrayLike<number>, what: str
 }
 
 const netAndInput = Arb.imageShape(7).chain((input) =>
-  Arb.wellShaped(input, { loops: true, groups: true, sigmoid: true, head: true }, 5).map((net) => ({ input, net })),
+  Arb.wellShaped(input, { loops: true, groups: true, sigmoid: true, head: true }, 5).map((net) => ({
+    input,
+    net,
+  })),
 )
 
 test("runtime output and tap shapes equal the static shapes; init's parameter count equals the static count", () => {
@@ -65,7 +69,8 @@ test("runtime output and tap shapes equal the static shapes; init's parameter co
           const r = apply(net, params, state, x, mode)
           assert.deepEqual(r.y.shape, [batch, ...checked.summary.output])
           assert.deepEqual(Object.keys(r.taps).sort(), Object.keys(checked.summary.taps).sort())
-          for (const [name, shape] of Object.entries(checked.summary.taps)) assert.deepEqual(r.taps[name]!.shape, [batch, ...shape], name)
+          for (const [name, shape] of Object.entries(checked.summary.taps))
+            assert.deepEqual(r.taps[name]!.shape, [batch, ...shape], name)
         }
       })
     }),
@@ -95,8 +100,10 @@ test("forward (output, taps, new state) agrees with the float64 reference, in tr
           const t = apply(net, params, state, x, mode)
           const r = Ref.apply(net, treeToRef(params), treeToRef(state), rx, mode)
           close(t.y.dataSync(), r.y.data, `${mode} output`)
-          for (const name of Object.keys(r.taps)) close(t.taps[name]!.dataSync(), r.taps[name]!.data, `${mode} tap ${name}`)
-          for (const k of Object.keys(r.state)) close(t.state[k]!.dataSync(), r.state[k]!.data, `${mode} state ${k}`)
+          for (const name of Object.keys(r.taps))
+            close(t.taps[name]!.dataSync(), r.taps[name]!.data, `${mode} tap ${name}`)
+          for (const k of Object.keys(r.state))
+            close(t.state[k]!.dataSync(), r.state[k]!.data, `${mode} state ${k}`)
         }
       })
     }),
@@ -115,7 +122,10 @@ test("gradients with respect to every parameter agree with the reference's float
         const proj = randomInput(out, batch, seed + 2)
         const x = tf.tensor(xs, [batch, ...input])
         const p = tf.tensor(proj, [batch, ...out])
-        const { grads } = valueAndGrad((ps) => tf.sum(tf.mul(apply(net, ps, state, x, "train").y, p)) as tf.Scalar, params)
+        const { grads } = valueAndGrad(
+          (ps) => tf.sum(tf.mul(apply(net, ps, state, x, "train").y, p)) as tf.Scalar,
+          params,
+        )
         const rx = Ref.Tensors.make([batch, ...input], Float64Array.from(xs))
         const rstate = treeToRef(state)
         const f = (ps: Ref.Params) => {
@@ -135,7 +145,10 @@ test("gradients with respect to every parameter agree with the reference's float
             norm += b[i]! ** 2
           }
         }
-        assert.ok(Math.sqrt(diff) <= 2e-2 * Math.sqrt(norm) + 1e-4, `gradient error ${Math.sqrt(diff)} vs norm ${Math.sqrt(norm)}`)
+        assert.ok(
+          Math.sqrt(diff) <= 2e-2 * Math.sqrt(norm) + 1e-4,
+          `gradient error ${Math.sqrt(diff)} vs norm ${Math.sqrt(norm)}`,
+        )
       })
     }),
     { ...runs, numRuns: 30 },

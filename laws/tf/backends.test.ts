@@ -30,10 +30,19 @@ const run = (backend: string, net: Parameters<typeof Tf.apply>[0], input: Shape.
   return tf.tidy(() => {
     const { params, state } = Tf.init(net, input, seed)
     const rand = Tf.prngFor(seed + 1)
-    const x = tf.tensor(Float32Array.from({ length: 2 * Shape.size(input) }, () => 2 * rand() - 1), [2, ...input])
+    const x = tf.tensor(
+      Float32Array.from({ length: 2 * Shape.size(input) }, () => 2 * rand() - 1),
+      [2, ...input],
+    )
     const y = Tf.apply(net, params, state, x, "train").y
-    const { grads } = Tf.valueAndGrad((p) => tf.sum(tf.square(Tf.apply(net, p, state, x, "train").y)) as tf.Scalar, params)
-    return { y: Array.from(y.dataSync()), grads: Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, Array.from(g.dataSync())])) }
+    const { grads } = Tf.valueAndGrad(
+      (p) => tf.sum(tf.square(Tf.apply(net, p, state, x, "train").y)) as tf.Scalar,
+      params,
+    )
+    return {
+      y: Array.from(y.dataSync()),
+      grads: Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, Array.from(g.dataSync())])),
+    }
   })
 }
 
@@ -41,14 +50,20 @@ test("cpu, wasm and cmkg-cpu agree on outputs and gradients for the same program
   resetCallCounts()
   fc.assert(
     fc.property(
-      Arb.imageShape(8).chain((input) => Arb.wellShaped(input, { groups: true, head: true }, 5).map((net) => ({ input, net }))),
+      Arb.imageShape(8).chain((input) =>
+        Arb.wellShaped(input, { groups: true, head: true }, 5).map((net) => ({ input, net })),
+      ),
       fc.nat(1000),
       ({ input, net }, seed) => {
         assert.ok(Check.check(net, input).ok)
         const ref = run("cpu", net, input, seed)
         for (const b of ["wasm", "cmkg-cpu"]) {
           const other = run(b, net, input, seed)
-          ref.y.forEach((v, i) => assert.ok(Math.abs(other.y[i]! - v) <= 1e-3 * (1 + Math.abs(v)), `${b} y[${i}]: ${other.y[i]} vs ${v}`))
+          for (const [i, v] of ref.y.entries())
+            assert.ok(
+              Math.abs(other.y[i]! - v) <= 1e-3 * (1 + Math.abs(v)),
+              `${b} y[${i}]: ${other.y[i]} vs ${v}`,
+            )
           // Compared as one vector: a parameter whose gradient cancels to ~0 (a conv bias before batch norm) is float noise alone.
           let diff = 0
           let norm = 0
@@ -57,12 +72,18 @@ test("cpu, wasm and cmkg-cpu agree on outputs and gradients for the same program
               diff += (v - other.grads[k]![i]!) ** 2
               norm += v * v
             })
-          assert.ok(Math.sqrt(diff) <= 1e-2 * Math.sqrt(norm) + 1e-6, `${b} gradients: error ${Math.sqrt(diff)}, norm ${Math.sqrt(norm)}`)
+          assert.ok(
+            Math.sqrt(diff) <= 1e-2 * Math.sqrt(norm) + 1e-6,
+            `${b} gradients: error ${Math.sqrt(diff)}, norm ${Math.sqrt(norm)}`,
+          )
         }
       },
     ),
     { seed: 77, numRuns: 20 },
   )
   // The fast path actually ran on cmkg-cpu.
-  assert.ok((fastPathCalls.Conv2D ?? 0) > 0 && (fastPathCalls.Conv2DBackpropFilter ?? 0) > 0, JSON.stringify(fastPathCalls))
+  assert.ok(
+    (fastPathCalls.Conv2D ?? 0) > 0 && (fastPathCalls.Conv2DBackpropFilter ?? 0) > 0,
+    JSON.stringify(fastPathCalls),
+  )
 })

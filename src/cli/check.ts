@@ -9,7 +9,8 @@ import type * as Check from "../interpreters/shape-check/index.ts"
 import type * as ProgramCheck from "../interpreters/shape-check/program.ts"
 
 const count = (n: number): string => n.toLocaleString("en-US")
-const giga = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : count(n))
+const giga = (n: number): string =>
+  n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : count(n)
 
 const pad = (s: string, w: number, right = false) => (right ? s.padStart(w) : s.padEnd(w))
 

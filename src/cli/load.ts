@@ -31,10 +31,16 @@ export const resolvePath = (arg: string): string | undefined => {
 const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0]!.trim()
 
 /** Imports the module at `arg` and returns its default export as a program or family. */
-export const load = (arg: string): Effect.Effect<{ readonly file: string; readonly value: Program.Program | Program.Family }, BadInvocation> =>
+export const load = (
+  arg: string,
+): Effect.Effect<
+  { readonly file: string; readonly value: Program.Program | Program.Family },
+  BadInvocation
+> =>
   Effect.gen(function* () {
     const file = resolvePath(arg)
-    if (file === undefined) return yield* new BadInvocation({ message: `${arg}: no such file (nor a built-in program)` })
+    if (file === undefined)
+      return yield* new BadInvocation({ message: `${arg}: no such file (nor a built-in program)` })
     const shown = relative(process.cwd(), file) || file
     const mod = yield* Effect.tryPromise({
       try: () => import(pathToFileURL(file).href) as Promise<Record<string, unknown>>,

@@ -35,21 +35,44 @@ const check = Command.make(
     ),
   },
   (a) => CheckCommand.check(a),
-).pipe(Command.withDescription("Check every shape statically and count parameters and MACs, without allocating a tensor"))
+).pipe(
+  Command.withDescription(
+    "Check every shape statically and count parameters and MACs, without allocating a tensor",
+  ),
+)
 
 const run = Command.make(
   "run",
   {
     program: programArg,
     scale: scaleFlag,
-    seeds: Flag.Int("seeds").pipe(Flag.withDescription("Number of seeds (1..N), results as mean ± std"), Flag.withDefault(1)),
-    backend: Flag.Literals("backend", ["auto", "tensorflow-gpu", "tensorflow", "cmkg-cpu", "wasm", "cpu"] as const).pipe(
+    seeds: Flag.Int("seeds").pipe(
+      Flag.withDescription("Number of seeds (1..N), results as mean ± std"),
+      Flag.withDefault(1),
+    ),
+    backend: Flag.Literals("backend", [
+      "auto",
+      "tensorflow-gpu",
+      "tensorflow",
+      "cmkg-cpu",
+      "wasm",
+      "cpu",
+    ] as const).pipe(
       Flag.withDescription("tfjs backend (auto: tfjs-node-gpu, tfjs-node, cmkg-cpu, wasm, cpu)"),
       Flag.withDefault("auto" as const),
     ),
-    out: Flag.String("out").pipe(Flag.withDescription("Run directory (default runs/<program>-<scale>)"), Flag.optional),
-    resume: Flag.Boolean("resume").pipe(Flag.withDescription("Continue from the run directory's last checkpoint"), Flag.withDefault(false)),
-    data: Flag.String("data").pipe(Flag.withDescription("Real datasets: rhd=DIR,stb=DIR,freihand=DIR"), Flag.optional),
+    out: Flag.String("out").pipe(
+      Flag.withDescription("Run directory (default runs/<program>-<scale>)"),
+      Flag.optional,
+    ),
+    resume: Flag.Boolean("resume").pipe(
+      Flag.withDescription("Continue from the run directory's last checkpoint"),
+      Flag.withDefault(false),
+    ),
+    data: Flag.String("data").pipe(
+      Flag.withDescription("Real datasets: rhd=DIR,stb=DIR,freihand=DIR"),
+      Flag.optional,
+    ),
   },
   (a) =>
     Run.run({
@@ -61,12 +84,19 @@ const run = Command.make(
       resume: a.resume,
       data: Option.getOrUndefined(a.data),
     }),
-).pipe(Command.withDescription("Check a program statically, then train it and write a run directory with metrics, checkpoints and results"))
+).pipe(
+  Command.withDescription(
+    "Check a program statically, then train it and write a run directory with metrics, checkpoints and results",
+  ),
+)
 
 const preview = Command.make(
   "preview",
   {
-    domain: Flag.Literals("domain", Data.SYNTHETIC_DOMAINS).pipe(Flag.withDescription("One synthetic domain (default: all)"), Flag.optional),
+    domain: Flag.Literals("domain", Data.SYNTHETIC_DOMAINS).pipe(
+      Flag.withDescription("One synthetic domain (default: all)"),
+      Flag.optional,
+    ),
     out: Flag.String("out").pipe(Flag.withDescription("Directory for the PNG grid")),
     count: Flag.Int("count").pipe(Flag.withDescription("Samples per domain"), Flag.withDefault(8)),
     size: Flag.Int("size").pipe(Flag.withDescription("Image size in pixels"), Flag.withDefault(128)),
@@ -76,14 +106,24 @@ const preview = Command.make(
       const Preview = yield* Effect.promise(() => import("../data/preview.ts"))
       const domain = Option.getOrUndefined(a.domain)
       const file = yield* Effect.try({
-        try: () => Preview.writePreview({ out: a.out, count: a.count, imageSize: a.size, ...(domain === undefined ? {} : { domain }) }),
-        catch: (e) => new BadInvocation({ message: `data preview: ${e instanceof Error ? e.message : String(e)}` }),
+        try: () =>
+          Preview.writePreview({
+            out: a.out,
+            count: a.count,
+            imageSize: a.size,
+            ...(domain === undefined ? {} : { domain }),
+          }),
+        catch: (e) =>
+          new BadInvocation({ message: `data preview: ${e instanceof Error ? e.message : String(e)}` }),
       })
       yield* Console.log(`wrote ${file}`)
     }),
 ).pipe(Command.withDescription("Write a PNG grid of synthetic RGB/depth pairs with the 2D skeleton drawn"))
 
-const data = Command.make("data").pipe(Command.withDescription("Look at the data"), Command.withSubcommands([preview]))
+const data = Command.make("data").pipe(
+  Command.withDescription("Look at the data"),
+  Command.withSubcommands([preview]),
+)
 
 const report = Command.make(
   "report",
@@ -126,7 +166,8 @@ const main = Command.runWith(cmkg, { version: "0.1.0", renderErrors: false })(pr
 const exit = await Effect.runPromiseExit(main as Effect.Effect<void, unknown>)
 if (Exit.isFailure(exit)) {
   const failure = Cause.squash(exit.cause)
-  const ours = typeof failure === "object" && failure !== null && "_tag" in failure ? (failure as CliError) : undefined
+  const ours =
+    typeof failure === "object" && failure !== null && "_tag" in failure ? (failure as CliError) : undefined
   if (ours !== undefined && ["BadInvocation", "ProgramRejected", "RunFailed"].includes(ours._tag)) {
     console.error(`cmkg: ${ours.message}`)
     process.exitCode = exitCode(ours)

@@ -35,32 +35,53 @@ export const parseData = (arg: string | undefined): Effect.Effect<Record<string,
     const out: Record<string, string> = {}
     for (const part of arg.split(",")) {
       const m = /^(rhd|stb|freihand)=(.+)$/.exec(part.trim())
-      if (m === null) return yield* new BadInvocation({ message: `--data ${arg}: expected NAME=DIR[,NAME=DIR] with NAME one of rhd, stb, freihand; got "${part}"` })
+      if (m === null)
+        return yield* new BadInvocation({
+          message: `--data ${arg}: expected NAME=DIR[,NAME=DIR] with NAME one of rhd, stb, freihand; got "${part}"`,
+        })
       out[m[1]!] = m[2]!
     }
     return out
   })
 
 /** Real datasets' directories must exist before anything trains. */
-const missingData = (specs: readonly Data.Spec[]): string[] =>
-  [...new Set(specs.flatMap((s) => (s._tag === "Synthetic" ? [] : existsSync(s.dir) ? [] : [`${s._tag} data directory ${s.dir} does not exist`])))]
+const missingData = (specs: readonly Data.Spec[]): string[] => [
+  ...new Set(
+    specs.flatMap((s) =>
+      s._tag === "Synthetic"
+        ? []
+        : existsSync(s.dir)
+          ? []
+          : [`${s._tag} data directory ${s.dir} does not exist`],
+    ),
+  ),
+]
 
 export const run = (args: RunArgs) =>
   Effect.gen(function* () {
     const data = yield* parseData(args.data)
-    if (!Number.isInteger(args.seeds) || args.seeds < 1) return yield* new BadInvocation({ message: `--seeds must be a positive integer, got ${args.seeds}` })
+    if (!Number.isInteger(args.seeds) || args.seeds < 1)
+      return yield* new BadInvocation({ message: `--seeds must be a positive integer, got ${args.seeds}` })
     const loaded = yield* Load.load(args.program)
     const program = yield* Effect.try({
       try: () => Program.resolve(loaded.value, { scale: args.scale, data }),
-      catch: (e) => new BadInvocation({ message: `${loaded.file}: building the program failed: ${e instanceof Error ? e.message : String(e)}` }),
+      catch: (e) =>
+        new BadInvocation({
+          message: `${loaded.file}: building the program failed: ${e instanceof Error ? e.message : String(e)}`,
+        }),
     })
     if (program.experiment === undefined)
-      return yield* new BadInvocation({ message: `${loaded.file}: program "${program.name}" declares networks but no experiment to run (try cmkg check)` })
+      return yield* new BadInvocation({
+        message: `${loaded.file}: program "${program.name}" declares networks but no experiment to run (try cmkg check)`,
+      })
     const typed = program as Program.Program<Experiment.Experiment>
 
     // The static interpreter first: nothing trains unless the whole program is well-formed.
     const report = ExperimentCheck.check(typed)
-    const problems = [...report.errors.map((e) => `${e.path}: ${e.message}`), ...missingData(ExperimentCheck.dataSpecs(typed))]
+    const problems = [
+      ...report.errors.map((e) => `${e.path}: ${e.message}`),
+      ...missingData(ExperimentCheck.dataSpecs(typed)),
+    ]
     if (problems.length > 0)
       return yield* new ProgramRejected({
         message: `${loaded.file}: ${problems.length} problem(s) in program "${program.name}", nothing was trained:\n${problems.map((p) => `  ${p}`).join("\n")}`,
@@ -68,14 +89,24 @@ export const run = (args: RunArgs) =>
 
     const backend = yield* Effect.tryPromise({
       try: () => Tf.ready(args.backend),
-      catch: (e) => new BadInvocation({ message: `--backend ${args.backend}: ${e instanceof Error ? e.message : String(e)}` }),
+      catch: (e) =>
+        new BadInvocation({
+          message: `--backend ${args.backend}: ${e instanceof Error ? e.message : String(e)}`,
+        }),
     })
     const out = args.out ?? join("runs", `${program.name}-${args.scale}`)
     const progress = reporter()
-    progress.log(`cmkg run ${program.name} · scale ${args.scale} · ${args.seeds} seed(s) · backend ${backend.name} (${backend.note}) · out ${out}`)
-    progress.log(`static check: ${report.models.length} networks, ${report.trainStages} training stages, ${(report.macsTotal / 1e12).toFixed(3)} T multiply-accumulates of training compute in all`)
+    progress.log(
+      `cmkg run ${program.name} · scale ${args.scale} · ${args.seeds} seed(s) · backend ${backend.name} (${backend.note}) · out ${out}`,
+    )
+    progress.log(
+      `static check: ${report.models.length} networks, ${report.trainStages} training stages, ${(report.macsTotal / 1e12).toFixed(3)} T multiply-accumulates of training compute in all`,
+    )
     mkdirSync(out, { recursive: true })
-    writeFileSync(join(out, "program.json"), `${JSON.stringify({ program: typed, options: { ...args, data } }, null, 2)}\n`)
+    writeFileSync(
+      join(out, "program.json"),
+      `${JSON.stringify({ program: typed, options: { ...args, data } }, null, 2)}\n`,
+    )
 
     let stopping = false
     const onSigint = () => {
@@ -91,11 +122,20 @@ export const run = (args: RunArgs) =>
         if (args.seeds > 1) progress.log(`— seed ${seed}/${args.seeds} → ${dir}`)
         const outcome = yield* Effect.tryPromise({
           try: () =>
-            Runner.run(typed, { out: dir, seed, backend: backend.name, resume: args.resume, reporter: progress, shouldStop: () => stopping }),
+            Runner.run(typed, {
+              out: dir,
+              seed,
+              backend: backend.name,
+              resume: args.resume,
+              reporter: progress,
+              shouldStop: () => stopping,
+            }),
           catch: (e) => new RunFailed({ message: e instanceof Error ? e.message : String(e) }),
         })
         if (outcome._tag === "Stopped") {
-          progress.log(`stopped; checkpoint at ${outcome.checkpoint}. Continue with: cmkg run ${args.program} --scale ${args.scale} --out ${out} --resume`)
+          progress.log(
+            `stopped; checkpoint at ${outcome.checkpoint}. Continue with: cmkg run ${args.program} --scale ${args.scale} --out ${out} --resume`,
+          )
           process.exitCode = 130
           return
         }

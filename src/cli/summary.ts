@@ -30,13 +30,19 @@ export const meanStd = (xs: readonly number[]): { mean: number; std: number } =>
 }
 
 export const aggregate = (results: readonly Runner.Results[]): Summary => {
-  const keys = [...new Map(results.flatMap((r) => r.rows.map((x) => [`${x.table}\u0000${x.row}\u0000${x.column}`, x]))).values()]
+  const keys = [
+    ...new Map(
+      results.flatMap((r) => r.rows.map((x) => [`${x.table}\u0000${x.row}\u0000${x.column}`, x])),
+    ).values(),
+  ]
   return {
     program: results[0]?.program ?? "",
     seeds: results.map((r) => r.seed),
     backend: results[0]?.backend ?? "",
     cells: keys.map((k) => {
-      const rows = results.flatMap((r) => r.rows.filter((x) => x.table === k.table && x.row === k.row && x.column === k.column))
+      const rows = results.flatMap((r) =>
+        r.rows.filter((x) => x.table === k.table && x.row === k.row && x.column === k.column),
+      )
       return {
         table: k.table,
         row: k.row,
@@ -58,7 +64,11 @@ export const markdown = (s: Summary): string => {
   for (const table of [...new Set(s.cells.map((c) => c.table))]) {
     const cells = s.cells.filter((c) => c.table === table)
     const columns = [...new Set(cells.map((c) => c.column))]
-    out.push(`## ${table}`, "", `| method | ${columns.map((c) => `${c} EPE (mm) | ${c} AUC 20–50`).join(" | ")} |`)
+    out.push(
+      `## ${table}`,
+      "",
+      `| method | ${columns.map((c) => `${c} EPE (mm) | ${c} AUC 20–50`).join(" | ")} |`,
+    )
     out.push(`|---|${columns.map(() => "---|---").join("|")}|`)
     for (const row of [...new Set(cells.map((c) => c.row))])
       out.push(

@@ -95,7 +95,11 @@ export const evaluate = (o: {
   column: o.column ?? "test",
 })
 
-export const metaParam = (name: string, like: Program.Model, init = 0): MetaParam => ({ name, like: like.name, init })
+export const metaParam = (name: string, like: Program.Model, init = 0): MetaParam => ({
+  name,
+  like: like.name,
+  init,
+})
 
 export const experiment = (o: {
   readonly feeds: Readonly<Record<string, Loss.Field>>
@@ -106,8 +110,11 @@ export const experiment = (o: {
 // ---- folds ---------------------------------------------------------------------------
 
 /** Number of optimisation steps a train stage takes for a data set of `size` samples (last partial batch dropped). */
-export const stepsOf = (stage: Train, size: number): number => stage.epochs * Math.floor(size / stage.batchSize)
+export const stepsOf = (stage: Train, size: number): number =>
+  stage.epochs * Math.floor(size / stage.batchSize)
 
 /** Every loss the experiment evaluates, with the stage that does. */
 export const losses = (e: Experiment): { stage: string; loss: Loss.Loss }[] =>
-  e.stages.flatMap((s) => (s._tag === "Train" ? Step.losses(s.step).map((loss) => ({ stage: s.name, loss })) : []))
+  e.stages.flatMap((s) =>
+    s._tag === "Train" ? Step.losses(s.step).map((loss) => ({ stage: s.name, loss })) : [],
+  )

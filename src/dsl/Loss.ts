@@ -37,7 +37,12 @@ export const tap = <T extends string>(model: Program.Model<T>, name: NoInfer<T>)
 /** A field of the data batch. */
 export const field = (name: Field): Signal => ({ _tag: "Field", field: name })
 /** `signal[..., start : start + size]`. */
-export const slice = (signal: Signal, start: number, size: number): Signal => ({ _tag: "Slice", signal, start, size })
+export const slice = (signal: Signal, start: number, size: number): Signal => ({
+  _tag: "Slice",
+  signal,
+  start,
+  size,
+})
 
 // ---- losses -------------------------------------------------------------------
 
@@ -50,9 +55,19 @@ export type AttentionVariant =
 
 export type Loss =
   /** Mean over the batch of the squared ℓ2 distance per sample: L_REG (CMKG Eq. 1), L_3D (DIR-Net Eq. 3). */
-  | { readonly _tag: "SquaredError"; readonly prediction: Signal; readonly target: Signal; readonly reduce: "sum" | "mean" }
+  | {
+      readonly _tag: "SquaredError"
+      readonly prediction: Signal
+      readonly target: Signal
+      readonly reduce: "sum" | "mean"
+    }
   /** Mean over the batch of the ℓ1 distance per sample: L_2D (DIR-Net Eq. 3). */
-  | { readonly _tag: "AbsoluteError"; readonly prediction: Signal; readonly target: Signal; readonly reduce: "sum" | "mean" }
+  | {
+      readonly _tag: "AbsoluteError"
+      readonly prediction: Signal
+      readonly target: Signal
+      readonly reduce: "sum" | "mean"
+    }
   /** Attention transfer summed over tap pairs (CMKG Eq. 3). Pairs need equal H×W. */
   | {
       readonly _tag: "AttentionTransfer"
@@ -64,7 +79,12 @@ export type Loss =
    * the batch, with `t` a learnable 1×1 convolution (image signals) or dense map (vectors)
    * named `adapter`, or the identity when `adapter` is undefined.
    */
-  | { readonly _tag: "Transfer"; readonly student: Signal; readonly teacher: Signal; readonly adapter: string | undefined }
+  | {
+      readonly _tag: "Transfer"
+      readonly student: Signal
+      readonly teacher: Signal
+      readonly adapter: string | undefined
+    }
   /**
    * DIR-Net's uncertainty losses (Eqs. 8, 9) for a loss value L and a predicted log-variance α
    * (mean over the batch): `l2` gives e^{−α}/2·L + α/2 (L_var3D), `l1` gives e^{−α}(L − 1/2) + α/2 (L_var2D),

@@ -175,7 +175,13 @@ export const conv2d = (filters: number, kernel: number | Pair, options: Conv2dOp
     filters,
     kernel: pair(kernel),
     stride: pair(options.stride ?? 1),
-    padding: typeof p === "number" ? [[p, p], [p, p]] : p,
+    padding:
+      typeof p === "number"
+        ? [
+            [p, p],
+            [p, p],
+          ]
+        : p,
     dilation: pair(options.dilation ?? 1),
     groups: options.groups ?? 1,
     bias: options.bias ?? true,
@@ -191,14 +197,23 @@ export const identity: Net = node({ _tag: "Identity" })
 
 const pool =
   (op: Pool["op"]) =>
-  (kernel: number | Pair, options: { readonly stride?: number | Pair; readonly padding?: Padding | number } = {}): Net => {
+  (
+    kernel: number | Pair,
+    options: { readonly stride?: number | Pair; readonly padding?: Padding | number } = {},
+  ): Net => {
     const p = options.padding ?? "valid"
     return node({
       _tag: "Pool",
       op,
       kernel: pair(kernel),
       stride: pair(options.stride ?? kernel),
-      padding: typeof p === "number" ? [[p, p], [p, p]] : p,
+      padding:
+        typeof p === "number"
+          ? [
+              [p, p],
+              [p, p],
+            ]
+          : p,
     })
   }
 /** Max pooling; stride defaults to the kernel, padding to `valid`. */
@@ -207,8 +222,10 @@ export const maxPool = pool("max")
 export const avgPool = pool("avg")
 export const globalAvgPool: Net = node({ _tag: "GlobalAvgPool" })
 /** Fully connected layer on a vector; kernel `[in, units]`. */
-export const dense = (units: number, options: { readonly bias?: boolean; readonly inFeatures?: number } = {}): Net =>
-  node({ _tag: "Dense", inFeatures: options.inFeatures, units, bias: options.bias ?? true })
+export const dense = (
+  units: number,
+  options: { readonly bias?: boolean; readonly inFeatures?: number } = {},
+): Net => node({ _tag: "Dense", inFeatures: options.inFeatures, units, bias: options.bias ?? true })
 export const flatten: Net = node({ _tag: "Flatten" })
 export const reshape = (shape: readonly number[]): Net => node({ _tag: "Reshape", shape: [...shape] })
 export const pixelShuffle = (factor: number): Net => node({ _tag: "PixelShuffle", factor })
@@ -218,11 +235,14 @@ export const seq = <const Ns extends readonly AnyNet[]>(...nets: Ns): Net<TapsOf
   node({ _tag: "Seq", nets: [...nets] })
 
 /** Puts the child's parameters under `name/`. */
-export const scope = <T extends string>(name: string, net: Net<T>): Net<T> => node({ _tag: "Scope", name, net })
+export const scope = <T extends string>(name: string, net: Net<T>): Net<T> =>
+  node({ _tag: "Scope", name, net })
 
 /** `body(x) + shortcut(x)` (identity shortcut when `shortcut` is omitted). */
-export const residual = <B extends AnyNet, S extends AnyNet = Net>(body: B, shortcut?: S): Net<TapsOf<B> | TapsOf<S>> =>
-  node({ _tag: "Residual", body, shortcut })
+export const residual = <B extends AnyNet, S extends AnyNet = Net>(
+  body: B,
+  shortcut?: S,
+): Net<TapsOf<B> | TapsOf<S>> => node({ _tag: "Residual", body, shortcut })
 
 const parallel =
   (combine: Parallel["combine"]) =>
@@ -301,7 +321,8 @@ export const children = (n: Node): ReadonlyArray<readonly [segment: string | und
   }
 }
 
-const spliceSeqs = (nets: readonly AnyNet[]): AnyNet[] => nets.flatMap((c) => (c._tag === "Seq" ? spliceSeqs(c.nets) : [c]))
+const spliceSeqs = (nets: readonly AnyNet[]): AnyNet[] =>
+  nets.flatMap((c) => (c._tag === "Seq" ? spliceSeqs(c.nets) : [c]))
 
 /** Path of a child given its parent's path and the segment from {@link children}. */
 export const childPath = (path: string, segment: string | undefined): string =>
@@ -310,7 +331,10 @@ export const childPath = (path: string, segment: string | undefined): string =>
 // ---- guards -------------------------------------------------------------------------
 
 export const isNet = (u: unknown): u is AnyNet =>
-  typeof u === "object" && u !== null && typeof (u as { _tag?: unknown })._tag === "string" && tags.has((u as Node)._tag)
+  typeof u === "object" &&
+  u !== null &&
+  typeof (u as { _tag?: unknown })._tag === "string" &&
+  tags.has((u as Node)._tag)
 
 const tags: ReadonlySet<string> = new Set<Tag>([
   "Conv2d",

@@ -33,7 +33,12 @@ export const clipByGlobalNorm = (maxNorm: number): Transform => ({ _tag: "ClipBy
 export const clipByValue = (max: number): Transform => ({ _tag: "ClipByValue", max })
 export const addDecayedWeights = (decay: number): Transform => ({ _tag: "AddDecayedWeights", decay })
 export const trace = (decay: number): Transform => ({ _tag: "Trace", decay })
-export const scaleByAdam = (b1 = 0.9, b2 = 0.999, eps = 1e-8): Transform => ({ _tag: "ScaleByAdam", b1, b2, eps })
+export const scaleByAdam = (b1 = 0.9, b2 = 0.999, eps = 1e-8): Transform => ({
+  _tag: "ScaleByAdam",
+  b1,
+  b2,
+  eps,
+})
 export const scale = (factor: number): Transform => ({ _tag: "Scale", factor })
 
 export interface Common {
@@ -58,8 +63,9 @@ export const sgd = (o: Common & { readonly momentum?: number }): Optimizer =>
   )
 
 /** Adam (PyTorch semantics: weight decay is added to the gradient). */
-export const adam = (o: Common & { readonly b1?: number; readonly b2?: number; readonly eps?: number }): Optimizer =>
-  chain("adam", ...prefix(o), scaleByAdam(o.b1, o.b2, o.eps), scale(-o.lr))
+export const adam = (
+  o: Common & { readonly b1?: number; readonly b2?: number; readonly eps?: number },
+): Optimizer => chain("adam", ...prefix(o), scaleByAdam(o.b1, o.b2, o.eps), scale(-o.lr))
 
 /** The learning rate of an optimizer (the negated final scale), for reports. */
 export const learningRate = (o: Optimizer): number => {
@@ -71,5 +77,8 @@ export const learningRate = (o: Optimizer): number => {
 export const scaleLearningRate = (o: Optimizer, factor: number): Optimizer => {
   const i = o.chain.map((t) => t._tag).lastIndexOf("Scale")
   if (i < 0) return o
-  return { ...o, chain: o.chain.map((t, j) => (j === i && t._tag === "Scale" ? scale(t.factor * factor) : t)) }
+  return {
+    ...o,
+    chain: o.chain.map((t, j) => (j === i && t._tag === "Scale" ? scale(t.factor * factor) : t)),
+  }
 }

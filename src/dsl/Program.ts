@@ -66,7 +66,8 @@ export const program = <E = never>(fields: {
     experiment: fields.experiment,
   })
 
-export const family = <E>(fields: Omit<Family<E>, "_tag">): Family<E> => Object.freeze({ _tag: "Family", ...fields })
+export const family = <E>(fields: Omit<Family<E>, "_tag">): Family<E> =>
+  Object.freeze({ _tag: "Family", ...fields })
 
 // ---- guards ---------------------------------------------------------------------
 

@@ -92,7 +92,13 @@ export const minimize = (o: {
   readonly wrt: Program.Model | string | readonly (Program.Model | string)[]
   readonly optimizer: Optimizer.Optimizer
   readonly batchNorm?: BatchNormPolicy
-}): Step => ({ _tag: "Minimize", loss: o.loss, wrt: names(o.wrt), optimizer: o.optimizer, batchNorm: o.batchNorm ?? "train" })
+}): Step => ({
+  _tag: "Minimize",
+  loss: o.loss,
+  wrt: names(o.wrt),
+  optimizer: o.optimizer,
+  batchNorm: o.batchNorm ?? "train",
+})
 
 /** Meta-learn `wrt` (a meta-parameter name, e.g. φ) through `inner` on `outer`. */
 export const metaMinimize = (o: {
@@ -116,8 +122,16 @@ export const together = (...steps: Step[]): Step => ({ _tag: "Together", steps }
 
 /** The losses a step evaluates (for shape checks and reports). */
 export const losses = (s: Step): Loss.Loss[] =>
-  s._tag === "Minimize" ? [s.loss] : s._tag === "MetaMinimize" ? [s.outer, s.inner.loss] : s.steps.flatMap(losses)
+  s._tag === "Minimize"
+    ? [s.loss]
+    : s._tag === "MetaMinimize"
+      ? [s.outer, s.inner.loss]
+      : s.steps.flatMap(losses)
 
 /** Parameter groups (models, adapters, meta-parameters) a step updates. */
 export const updates = (s: Step): string[] =>
-  s._tag === "Minimize" ? [...s.wrt] : s._tag === "MetaMinimize" ? [s.wrt] : [...new Set(s.steps.flatMap(updates))]
+  s._tag === "Minimize"
+    ? [...s.wrt]
+    : s._tag === "MetaMinimize"
+      ? [s.wrt]
+      : [...new Set(s.steps.flatMap(updates))]

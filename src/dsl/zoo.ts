@@ -12,8 +12,23 @@ import * as Net from "./Net.ts"
 /** Taps every ResNet exposes: the output of each stage and the pooled features. */
 export type ResNetTap = "stem" | "layer1" | "layer2" | "layer3" | "layer4" | "pool"
 
-const conv = (name: string, inChannels: number | undefined, filters: number, kernel: number, stride: number, padding: number) =>
-  Net.scope(name, Net.conv2d(filters, kernel, { stride, padding, bias: false, ...(inChannels === undefined ? {} : { inChannels }) }))
+const conv = (
+  name: string,
+  inChannels: number | undefined,
+  filters: number,
+  kernel: number,
+  stride: number,
+  padding: number,
+) =>
+  Net.scope(
+    name,
+    Net.conv2d(filters, kernel, {
+      stride,
+      padding,
+      bias: false,
+      ...(inChannels === undefined ? {} : { inChannels }),
+    }),
+  )
 const bn = (name: string) => Net.scope(name, Net.batchNorm())
 
 const downsample = (inChannels: number, filters: number, stride: number) =>
@@ -49,7 +64,8 @@ export const bottleneck = (width: number, stride: number, inChannels: number): N
   )
 
 /** A stage: blocks scoped `0`, `1`, … (each followed by its ReLU, outside the scope as in torchvision's naming). */
-const stage = (blocks: readonly Net.Net[]): Net.Net => Net.seq(...blocks.flatMap((b, i) => [Net.scope(String(i), b), Net.relu]))
+const stage = (blocks: readonly Net.Net[]): Net.Net =>
+  Net.seq(...blocks.flatMap((b, i) => [Net.scope(String(i), b), Net.relu]))
 
 export interface ResNetOptions {
   /** Number of outputs of the final dense layer (`fc`). */
@@ -60,7 +76,12 @@ export interface ResNetOptions {
 
 type Block = (filters: number, stride: number, inChannels: number) => Net.Net
 
-const resnet = (block: Block, expansion: number, depths: readonly number[], options: ResNetOptions): Net.Net<ResNetTap> => {
+const resnet = (
+  block: Block,
+  expansion: number,
+  depths: readonly number[],
+  options: ResNetOptions,
+): Net.Net<ResNetTap> => {
   const widths = options.widths ?? [64, 128, 256, 512]
   let channels = widths[0]!
   const stages = depths.map((depth, i) => {
@@ -86,11 +107,14 @@ const resnet = (block: Block, expansion: number, depths: readonly number[], opti
 }
 
 /** ResNet-18 (torchvision layout); the input's channels and size are free. */
-export const resnet18 = (options: ResNetOptions): Net.Net<ResNetTap> => resnet(basicBlock, 1, [2, 2, 2, 2], options)
+export const resnet18 = (options: ResNetOptions): Net.Net<ResNetTap> =>
+  resnet(basicBlock, 1, [2, 2, 2, 2], options)
 /** ResNet-34 (torchvision layout). */
-export const resnet34 = (options: ResNetOptions): Net.Net<ResNetTap> => resnet(basicBlock, 1, [3, 4, 6, 3], options)
+export const resnet34 = (options: ResNetOptions): Net.Net<ResNetTap> =>
+  resnet(basicBlock, 1, [3, 4, 6, 3], options)
 /** ResNet-50 (torchvision layout, v1.5 bottlenecks). */
-export const resnet50 = (options: ResNetOptions): Net.Net<ResNetTap> => resnet(bottleneck, 4, [3, 4, 6, 3], options)
+export const resnet50 = (options: ResNetOptions): Net.Net<ResNetTap> =>
+  resnet(bottleneck, 4, [3, 4, 6, 3], options)
 
 export interface SmallResNetOptions {
   readonly outputs: number

@@ -14,7 +14,8 @@ import * as S from "./settings.ts"
 
 export default Program.family({
   name: "cmkd-rhd",
-  description: "Cross-modal knowledge distillation (depth teacher → RGB student) on the source domain: CMKG Table 1 in miniature",
+  description:
+    "Cross-modal knowledge distillation (depth teacher → RGB student) on the source domain: CMKG Table 1 in miniature",
   build: (options) => {
     const s = S.settings(options.scale)
     const teacher = Program.model("teacher", s.backbone(1), S.input(s, 1))
@@ -39,7 +40,14 @@ export default Program.family({
         init: { [model.name]: Experiment.scratch },
       })
     const evaluate = (model: typeof act, row: string) =>
-      Experiment.evaluate({ name: `evaluate ${model.name}`, model, data: source.test, table: "Table 1: CMKD on the source", row, column: "source" })
+      Experiment.evaluate({
+        name: `evaluate ${model.name}`,
+        model,
+        data: source.test,
+        table: "Table 1: CMKD on the source",
+        row,
+        column: "source",
+      })
     return Program.program({
       name: "cmkd-rhd",
       description: "CMKG Table 1 in miniature",

@@ -22,7 +22,8 @@ const TABLE3 = "Table 3: several targets"
 
 export default Program.family({
   name: "cmkg-stb",
-  description: "Cross-modal knowledge generalisation: a regulariser meta-learned on the source (RGB + depth) applied on RGB-only targets",
+  description:
+    "Cross-modal knowledge generalisation: a regulariser meta-learned on the source (RGB + depth) applied on RGB-only targets",
   build: (options) => {
     const s = S.settings(options.scale)
     const teacher = Program.model("teacher", s.backbone(1), S.input(s, 1))
@@ -31,9 +32,18 @@ export default Program.family({
     const meta1 = Program.model("student-meta-l1", s.backbone(3), S.input(s, 3))
     const target = Program.model("target-student", s.backbone(3), S.input(s, 3))
     const source = S.splits(s, options, "rhd", ["rgb", "depth"])
-    const targets: S.Domain[] = options.scale === "tiny" ? ["stb", "freihand-gs"] : ["stb", "freihand-gs", "freihand-hom", "freihand-sample"]
+    const targets: S.Domain[] =
+      options.scale === "tiny"
+        ? ["stb", "freihand-gs"]
+        : ["stb", "freihand-gs", "freihand-hom", "freihand-sample"]
 
-    const train = (name: string, model: typeof student, loss: Loss.Loss, data = source.train, init = Experiment.scratch) =>
+    const train = (
+      name: string,
+      model: typeof student,
+      loss: Loss.Loss,
+      data = source.train,
+      init = Experiment.scratch,
+    ) =>
       Experiment.train({
         name,
         data,
@@ -46,7 +56,10 @@ export default Program.family({
     // Algorithm 1 with l = 1: the M-step on φ through one inner SGD step on F, and the θ step on G, from the same θ_k.
     const alpha = s.lr
     const metaTrain = (model: typeof student, phi: string, p: 1 | 2) => {
-      const G = Loss.sum(Loss.regression(model), Loss.distillation({ student: model, teacher, last: "layer4", taps: s.taps }))
+      const G = Loss.sum(
+        Loss.regression(model),
+        Loss.distillation({ student: model, teacher, last: "layer4", taps: s.taps }),
+      )
       const F = Loss.sum(Loss.regression(model), Loss.weightedNorm(model, phi, p))
       return Experiment.train({
         name: `meta-train φ (R ${p === 2 ? "ℓ2" : "ℓ1"})`,
@@ -83,10 +96,28 @@ export default Program.family({
         .flatMap(({ row, loss, table3 }) => [
           train(`${domain}: ${row}`, target, Loss.sum(Loss.regression(target), loss), split.train),
           ...(domain === "stb"
-            ? [Experiment.evaluate({ name: `evaluate ${domain}: ${row}`, model: target, data: split.test, table: TABLE2, row, column: domain })]
+            ? [
+                Experiment.evaluate({
+                  name: `evaluate ${domain}: ${row}`,
+                  model: target,
+                  data: split.test,
+                  table: TABLE2,
+                  row,
+                  column: domain,
+                }),
+              ]
             : []),
           ...(table3
-            ? [Experiment.evaluate({ name: `evaluate ${domain}: ${row} (Table 3)`, model: target, data: split.test, table: TABLE3, row, column: domain })]
+            ? [
+                Experiment.evaluate({
+                  name: `evaluate ${domain}: ${row} (Table 3)`,
+                  model: target,
+                  data: split.test,
+                  table: TABLE3,
+                  row,
+                  column: domain,
+                }),
+              ]
             : []),
         ])
     })
@@ -96,13 +127,33 @@ export default Program.family({
       description: "CMKG Tables 2 and 3 in miniature",
       models: [teacher, student, meta2, meta1, target],
       experiment: Experiment.experiment({
-        feeds: { teacher: "depth", student: "rgb", "student-meta-l2": "rgb", "student-meta-l1": "rgb", "target-student": "rgb" },
+        feeds: {
+          teacher: "depth",
+          student: "rgb",
+          "student-meta-l2": "rgb",
+          "student-meta-l1": "rgb",
+          "target-student": "rgb",
+        },
         metaParams: [Experiment.metaParam("phi-l2", meta2), Experiment.metaParam("phi-l1", meta1)],
         stages: [
           train("teacher (source depth)", teacher, Loss.regression(teacher)),
-          Experiment.evaluate({ name: "evaluate teacher", model: teacher, data: source.test, table: "Source", row: "depth teacher", column: "rhd" }),
+          Experiment.evaluate({
+            name: "evaluate teacher",
+            model: teacher,
+            data: source.test,
+            table: "Source",
+            row: "depth teacher",
+            column: "rhd",
+          }),
           train("student pre-training (source RGB)", student, Loss.regression(student)),
-          Experiment.evaluate({ name: "evaluate student", model: student, data: source.test, table: "Source", row: "RGB student", column: "rhd" }),
+          Experiment.evaluate({
+            name: "evaluate student",
+            model: student,
+            data: source.test,
+            table: "Source",
+            row: "RGB student",
+            column: "rhd",
+          }),
           metaTrain(meta2, "phi-l2", 2),
           metaTrain(meta1, "phi-l1", 1),
           ...metaTest,

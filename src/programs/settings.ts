@@ -80,7 +80,11 @@ export const settings = (scale: Program.Scale): Settings => {
 export const adam = (s: Settings): Optimizer.Optimizer => Optimizer.adam({ lr: s.lr })
 
 /** The input shape of a network reading `channels` channels. */
-export const input = (s: Settings, channels: number): readonly number[] => [s.imageSize, s.imageSize, channels]
+export const input = (s: Settings, channels: number): readonly number[] => [
+  s.imageSize,
+  s.imageSize,
+  channels,
+]
 
 export type Domain = Data.SyntheticDomain
 
@@ -102,7 +106,12 @@ export const splits = (
   return { train: make(s.trainCount, 1), test: make(s.testCount, 2) }
 }
 
-const realSplits = (s: Settings, options: Program.Options, domain: Domain, modalities: readonly Data.Modality[]) => {
+const realSplits = (
+  s: Settings,
+  options: Program.Options,
+  domain: Domain,
+  modalities: readonly Data.Modality[],
+) => {
   const size = s.imageSize
   if (domain === "rhd" && options.data.rhd !== undefined) {
     const dir = options.data.rhd

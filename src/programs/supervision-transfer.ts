@@ -20,7 +20,8 @@ const TABLE4 = "Table 4: supervision transfer to depth"
 
 export default Program.family({
   name: "supervision-transfer",
-  description: "Cross-modal supervision transfer (RGB → depth) with the transfer layer varied: Gupta et al. Table 4 in miniature",
+  description:
+    "Cross-modal supervision transfer (RGB → depth) with the transfer layer varied: Gupta et al. Table 4 in miniature",
   build: (options) => {
     const s = S.settings(options.scale)
     const rgb = Program.model("rgb", s.backbone(3), S.input(s, 3))
@@ -28,7 +29,13 @@ export default Program.family({
     // Few labels: a tenth of the paired set, drawn separately (another seed) from the same domain.
     const fewLabels =
       source.train._tag === "Synthetic"
-        ? Data.synthetic({ domain: "rhd", count: Math.max(s.batchSize * 2, Math.floor(s.trainCount / 10)), imageSize: s.imageSize, seed: 3, modalities: ["depth"] })
+        ? Data.synthetic({
+            domain: "rhd",
+            count: Math.max(s.batchSize * 2, Math.floor(s.trainCount / 10)),
+            imageSize: s.imageSize,
+            seed: 3,
+            modalities: ["depth"],
+          })
         : Data.split(Data.withModalities(source.train, ["depth"]), { test: 0.9 }).train
     const depthTest = Data.withModalities(source.test, ["depth"])
     const layers = ["layer2", "layer3", "layer4"] as const
@@ -37,20 +44,45 @@ export default Program.family({
     const copied = depthModel("depth-copy-rgb")
     const transferred = layers.map((l) => ({ layer: l, model: depthModel(`depth-transfer-${l}`) }))
 
-    const step = (model: Program.Model, loss: Loss.Loss) => Step.minimize({ loss, wrt: model, optimizer: S.adam(s) })
+    const step = (model: Program.Model, loss: Loss.Loss) =>
+      Step.minimize({ loss, wrt: model, optimizer: S.adam(s) })
     const fineTune = (model: Program.Model, init: Experiment.Init) =>
-      Experiment.train({ name: `${model.name}: fine-tune on few labels`, data: fewLabels, epochs: s.epochs, batchSize: s.batchSize, step: step(model, Loss.regression(model)), init: { [model.name]: init } })
+      Experiment.train({
+        name: `${model.name}: fine-tune on few labels`,
+        data: fewLabels,
+        epochs: s.epochs,
+        batchSize: s.batchSize,
+        step: step(model, Loss.regression(model)),
+        init: { [model.name]: init },
+      })
     const evaluate = (model: Program.Model, row: string) =>
-      Experiment.evaluate({ name: `evaluate ${model.name}`, model, data: depthTest, table: TABLE4, row, column: "depth" })
+      Experiment.evaluate({
+        name: `evaluate ${model.name}`,
+        model,
+        data: depthTest,
+        table: TABLE4,
+        row,
+        column: "depth",
+      })
 
     return Program.program({
       name: "supervision-transfer",
       description: "Gupta et al. Table 4 in miniature",
       models: [rgb, scratch, copied, ...transferred.map((t) => t.model)],
       experiment: Experiment.experiment({
-        feeds: Object.fromEntries([["rgb", "rgb"], ...[scratch, copied, ...transferred.map((t) => t.model)].map((m) => [m.name, "depth"])]),
+        feeds: Object.fromEntries([
+          ["rgb", "rgb"],
+          ...[scratch, copied, ...transferred.map((t) => t.model)].map((m) => [m.name, "depth"]),
+        ]),
         stages: [
-          Experiment.train({ name: "rgb network (labels)", data: source.train, epochs: s.epochs, batchSize: s.batchSize, step: step(rgb, Loss.regression(rgb)), init: { rgb: Experiment.scratch } }),
+          Experiment.train({
+            name: "rgb network (labels)",
+            data: source.train,
+            epochs: s.epochs,
+            batchSize: s.batchSize,
+            step: step(rgb, Loss.regression(rgb)),
+            init: { rgb: Experiment.scratch },
+          }),
           fineTune(scratch, Experiment.scratch),
           evaluate(scratch, "depth from scratch (few labels)"),
           fineTune(copied, Experiment.copy(rgb)),

@@ -14,11 +14,13 @@ import * as Checkpoint from "../../src/interpreters/tf/checkpoint.ts"
 
 const fixture = "test/fixtures/programs/tiny-experiment.ts"
 const scratch = () => mkdtempSync(join(tmpdir(), "cmkg-run-"))
-const cmkg = (...args: string[]) => spawnSync(process.execPath, ["bin/cmkg.js", ...args], { encoding: "utf8" })
+const cmkg = (...args: string[]) =>
+  spawnSync(process.execPath, ["bin/cmkg.js", ...args], { encoding: "utf8" })
 const start = (...args: string[]): ChildProcess =>
   spawn(process.execPath, ["bin/cmkg.js", ...args], { stdio: ["ignore", "ignore", "pipe"] })
 
-const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean).length : 0)
+const lines = (file: string) =>
+  existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean).length : 0
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const exited = (p: ChildProcess) => new Promise<number | null>((r) => p.on("exit", (code) => r(code)))
 /** Waits until `metrics.jsonl` has at least `n` lines. */
@@ -35,7 +37,8 @@ const assertCheckpointsWhole = (out: string) => {
     const loaded = Checkpoint.load(join(dir, name))
     assert.ok(Object.keys(loaded.groups).length > 0, name)
   }
-  if (existsSync(join(dir, "LATEST"))) assert.ok(existsSync(join(dir, readFileSync(join(dir, "LATEST"), "utf8").trim(), "model.json")))
+  if (existsSync(join(dir, "LATEST")))
+    assert.ok(existsSync(join(dir, readFileSync(join(dir, "LATEST"), "utf8").trim(), "model.json")))
 }
 
 let reference: unknown
@@ -45,7 +48,15 @@ test("an uninterrupted run writes metrics, checkpoints and results", () => {
   const r = cmkg("run", fixture, "--out", out)
   assert.equal(r.status, 0, r.stderr)
   reference = results(out)
-  for (const f of ["program.json", "metrics.jsonl", "results.json", "results.md", "summary.md", "checkpoints/LATEST"]) assert.ok(existsSync(join(out, f)), f)
+  for (const f of [
+    "program.json",
+    "metrics.jsonl",
+    "results.json",
+    "results.md",
+    "summary.md",
+    "checkpoints/LATEST",
+  ])
+    assert.ok(existsSync(join(out, f)), f)
   // 3 epochs × 6 steps for each of the two trained models.
   assert.equal(lines(join(out, "metrics.jsonl")), 36)
   assertCheckpointsWhole(out)
@@ -83,7 +94,10 @@ test("an ill-formed experiment exits 1 naming each problem, before any training"
   const out = scratch()
   const r = cmkg("run", "test/fixtures/programs/bad-experiment.ts", "--out", out)
   assert.equal(r.status, 1)
-  assert.match(r.stderr, /attention maps need equal spatial size, but tap "layer1" of "student" is 32×32 .* tap "layer2" of "teacher" is 16×16/)
+  assert.match(
+    r.stderr,
+    /attention maps need equal spatial size, but tap "layer1" of "student" is 32×32 .* tap "layer2" of "teacher" is 16×16/,
+  )
   assert.match(r.stderr, /"student"\/student: expects input 32×32×3, the data's "depth" is 32×32×1/)
   assert.match(r.stderr, /nothing was trained/)
   assert.ok(!existsSync(join(out, "metrics.jsonl")))

@@ -15,10 +15,24 @@ test("ResNet-34 matches torchvision's 21,797,672 parameters and 3,663,761,408 MA
 test("parameter paths follow torchvision's state-dict names", () => {
   const c = Check.check(Zoo.resnet18({ outputs: 10 }), [64, 64, 1])
   const paths = c.summary.params.map((p) => p.path)
-  for (const p of ["conv1/kernel", "layer2/0/downsample/0/kernel", "layer2/0/downsample/1/gamma", "layer4/1/bn2/beta", "fc/kernel", "fc/bias"])
+  for (const p of [
+    "conv1/kernel",
+    "layer2/0/downsample/0/kernel",
+    "layer2/0/downsample/1/gamma",
+    "layer4/1/bn2/beta",
+    "fc/kernel",
+    "fc/bias",
+  ])
     assert.ok(paths.includes(p), p)
   assert.deepEqual(c.summary.params.find((p) => p.path === "conv1/kernel")!.shape, [7, 7, 1, 64])
-  assert.deepEqual(c.summary.taps, { stem: [16, 16, 64], layer1: [16, 16, 64], layer2: [8, 8, 128], layer3: [4, 4, 256], layer4: [2, 2, 512], pool: [512] })
+  assert.deepEqual(c.summary.taps, {
+    stem: [16, 16, 64],
+    layer1: [16, 16, 64],
+    layer2: [8, 8, 128],
+    layer3: [4, 4, 256],
+    layer4: [2, 2, 512],
+    pool: [512],
+  })
 })
 
 test("conv output sizes: same, valid, explicit, stride and dilation", () => {
@@ -57,7 +71,10 @@ test("all errors are reported with their paths, and checking continues past each
 })
 
 test("duplicate parameter paths and duplicate taps are errors", () => {
-  const c = Check.check(Net.seq(Net.scope("x", Net.dense(3)), Net.scope("x", Net.dense(3)), Net.tap("t"), Net.tap("t")), [4])
+  const c = Check.check(
+    Net.seq(Net.scope("x", Net.dense(3)), Net.scope("x", Net.dense(3)), Net.tap("t"), Net.tap("t")),
+    [4],
+  )
   assert.equal(c.ok, false)
   const messages = (c as { errors: readonly Check.ShapeError[] }).errors.map(Check.formatError)
   assert.ok(messages.some((m) => m.startsWith("x/kernel: two layers share this parameter path")))
@@ -65,7 +82,11 @@ test("duplicate parameter paths and duplicate taps are errors", () => {
 })
 
 test("a loop shares its parameters except per-iteration batch norms, and costs each iteration", () => {
-  const body = Net.seq(Net.scope("conv", Net.conv2d(4, 3, { bias: false })), Net.scope("bn", Net.batchNorm()), Net.relu)
+  const body = Net.seq(
+    Net.scope("conv", Net.conv2d(4, 3, { bias: false })),
+    Net.scope("bn", Net.batchNorm()),
+    Net.relu,
+  )
   const feedback = Net.seq(Net.scope("att", Net.conv2d(2, 1)), Net.sigmoid)
   const readout = Net.seq(Net.globalAvgPool, Net.scope("head", Net.dense(3)), Net.tap("pose"))
   const make = (iterations: number) => Net.loop({ iterations, body, feedback, readout })
@@ -81,11 +102,18 @@ test("a loop shares its parameters except per-iteration batch norms, and costs e
   const bodyMacs = 6 * 6 * 4 * 3 * 3 * 2
   const headMacs = 4 * 3
   const feedbackMacs = 6 * 6 * 2 * 4
-  assert.deepEqual(loop.macsPerIteration, [bodyMacs + headMacs, feedbackMacs + bodyMacs + headMacs, feedbackMacs + bodyMacs + headMacs])
+  assert.deepEqual(loop.macsPerIteration, [
+    bodyMacs + headMacs,
+    feedbackMacs + bodyMacs + headMacs,
+    feedbackMacs + bodyMacs + headMacs,
+  ])
   assert.deepEqual(Object.keys(three.summary.taps).sort(), ["pose", "pose@0", "pose@1", "pose@2"])
   assert.ok(three.summary.params.some((p) => p.path === "body/bn@2/gamma"))
   assert.equal(Check.macsAtExit(three.summary, loop, 0), one.summary.cost.macs)
-  assert.equal(Check.expectedMacs(three.summary, loop, [0.5, 0, 0.5]), (Check.macsAtExit(three.summary, loop, 0) + three.summary.cost.macs) / 2)
+  assert.equal(
+    Check.expectedMacs(three.summary, loop, [0.5, 0, 0.5]),
+    (Check.macsAtExit(three.summary, loop, 0) + three.summary.cost.macs) / 2,
+  )
 })
 
 test("typed taps: a network's tap names are part of its type", () => {

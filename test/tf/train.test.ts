@@ -51,7 +51,18 @@ const step = (
 test("a small ResNet on a toy regression drives its loss down by at least 10×", () => {
   // Target: the mean brightness of the left and right halves of a random image, a function the net can represent.
   const x = tf.randomUniform([32, 8, 8, 1], 0, 1, "float32", 7)
-  const y = tf.tidy(() => tf.reshape(tf.concat([tf.mean(tf.slice(x, [0, 0, 0, 0], [32, 8, 4, 1]), [1, 2, 3], true), tf.mean(tf.slice(x, [0, 0, 4, 0], [32, 8, 4, 1]), [1, 2, 3], true)], 1), [32, 2]))
+  const y = tf.tidy(() =>
+    tf.reshape(
+      tf.concat(
+        [
+          tf.mean(tf.slice(x, [0, 0, 0, 0], [32, 8, 4, 1]), [1, 2, 3], true),
+          tf.mean(tf.slice(x, [0, 0, 4, 0], [32, 8, 4, 1]), [1, 2, 3], true),
+        ],
+        1,
+      ),
+      [32, 2],
+    ),
+  )
   let { params, state } = Tf.init(net, [8, 8, 1], 1)
   const optimizer = Optimizer.adam({ lr: 1e-2 })
   let opt = Optim.init(optimizer, params)

@@ -16,7 +16,7 @@ import * as Experiment from "../../dsl/Experiment.ts"
 import * as Loss from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
-import * as Check from "./index.ts"
+import type * as Check from "./index.ts"
 import * as LossCheck from "./loss.ts"
 import * as ProgramCheck from "./program.ts"
 import * as StepCheck from "./step.ts"
@@ -41,21 +41,29 @@ export interface ExperimentReport {
 }
 
 /** Every data set the experiment reads. */
-export const dataSpecs = (p: Program.Program<Experiment.Experiment>): Data.Spec[] => p.experiment?.stages.map((s) => s.data) ?? []
+export const dataSpecs = (p: Program.Program<Experiment.Experiment>): Data.Spec[] =>
+  p.experiment?.stages.map((s) => s.data) ?? []
 
 /** Samples a data spec yields (synthetic sets know it statically; real ones are estimated as unknown). */
 const sizeOf = (spec: Data.Spec): number | undefined =>
   spec._tag === "Synthetic" ? Math.floor(spec.count * (spec.subset.to - spec.subset.from)) : undefined
 
-const stepMacs = (step: Step.Step, forward: (model: string) => number, lossMacs: (l: Loss.Loss) => number): number => {
+const stepMacs = (
+  step: Step.Step,
+  forward: (model: string) => number,
+  lossMacs: (l: Loss.Loss) => number,
+): number => {
   const lossCost = (l: Loss.Loss, trained: readonly string[]) =>
     Loss.models(l).reduce((a, m) => a + (trained.includes(m) ? 3 : 1) * forward(m), 0) + 3 * lossMacs(l)
   switch (step._tag) {
     case "Minimize":
       return lossCost(step.loss, step.wrt)
     case "MetaMinimize":
-      return step.inner.steps * lossCost(step.inner.loss, step.inner.wrt) + lossCost(step.outer, step.inner.wrt) +
+      return (
+        step.inner.steps * lossCost(step.inner.loss, step.inner.wrt) +
+        lossCost(step.outer, step.inner.wrt) +
         (step.mode === "exact" ? step.inner.wrt.reduce((a, m) => a + 3 * forward(m), 0) : 0)
+      )
     case "Together":
       return step.steps.reduce((a, s) => a + stepMacs(s, forward, lossMacs), 0)
   }
@@ -65,50 +73,85 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
   const base = ProgramCheck.checkModels(p)
   const errors: Check.ShapeError[] = [...base.errors]
   const e = p.experiment
-  if (e === undefined) return { models: base.models, errors, stages: [], trainStages: 0, macsTotal: 0, adapters: {} }
+  if (e === undefined)
+    return { models: base.models, errors, stages: [], trainStages: 0, macsTotal: 0, adapters: {} }
   const summaries = Object.fromEntries(base.models.map((m) => [m.name, m.summary]))
   const modelNames = new Set(p.models.map((m) => m.name))
   const forward = (m: string) => summaries[m]?.cost.macs ?? 0
   const adapters: Record<string, readonly Check.ParamSpec[]> = {}
   const stages: StageCost[] = []
   for (const mp of e.metaParams)
-    if (!modelNames.has(mp.like)) errors.push({ _tag: "ShapeError", path: `metaParams/${mp.name}`, message: `φ "${mp.name}" is shaped like model "${mp.like}", which the program does not declare` })
+    if (!modelNames.has(mp.like))
+      errors.push({
+        _tag: "ShapeError",
+        path: `metaParams/${mp.name}`,
+        message: `φ "${mp.name}" is shaped like model "${mp.like}", which the program does not declare`,
+      })
   e.stages.forEach((stage, i) => {
     const at = `stage ${i + 1} "${stage.name}"`
     const fields = Data.shapes(stage.data) as Partial<Record<Loss.Field, readonly number[]>>
     const feedOf = (model: string): void => {
       const feed = e.feeds[model]
       if (feed === undefined) {
-        errors.push({ _tag: "ShapeError", path: `${at}/${model}`, message: `no feed declared: which data field does "${model}" read?` })
+        errors.push({
+          _tag: "ShapeError",
+          path: `${at}/${model}`,
+          message: `no feed declared: which data field does "${model}" read?`,
+        })
         return
       }
       const have = fields[feed]
       const summary = summaries[model]
       if (have === undefined)
-        errors.push({ _tag: "ShapeError", path: `${at}/${model}`, message: `reads "${feed}", which the data (${Data.describe(stage.data)}) does not provide` })
+        errors.push({
+          _tag: "ShapeError",
+          path: `${at}/${model}`,
+          message: `reads "${feed}", which the data (${Data.describe(stage.data)}) does not provide`,
+        })
       else if (summary !== undefined && !have.every((d, k) => d === summary.input[k]))
-        errors.push({ _tag: "ShapeError", path: `${at}/${model}`, message: `expects input ${summary.input.join("×")}, the data's "${feed}" is ${have.join("×")}` })
+        errors.push({
+          _tag: "ShapeError",
+          path: `${at}/${model}`,
+          message: `expects input ${summary.input.join("×")}, the data's "${feed}" is ${have.join("×")}`,
+        })
     }
     if (stage._tag === "Evaluate") {
-      if (!modelNames.has(stage.model)) errors.push({ _tag: "ShapeError", path: at, message: `evaluates unknown model "${stage.model}"` })
+      if (!modelNames.has(stage.model))
+        errors.push({ _tag: "ShapeError", path: at, message: `evaluates unknown model "${stage.model}"` })
       else feedOf(stage.model)
       return
     }
     for (const name of Object.keys(stage.init))
-      if (!modelNames.has(name)) errors.push({ _tag: "ShapeError", path: `${at}/init`, message: `initialises unknown model "${name}"` })
+      if (!modelNames.has(name))
+        errors.push({
+          _tag: "ShapeError",
+          path: `${at}/init`,
+          message: `initialises unknown model "${name}"`,
+        })
     for (const [name, init] of Object.entries(stage.init))
       if (init._tag === "Copy" && !modelNames.has(init.from))
-        errors.push({ _tag: "ShapeError", path: `${at}/init/${name}`, message: `copies unknown model "${init.from}"` })
+        errors.push({
+          _tag: "ShapeError",
+          path: `${at}/init/${name}`,
+          message: `copies unknown model "${init.from}"`,
+        })
     const ctx: StepCheck.StepContext = { models: summaries, fields, metaParams: e.metaParams }
     const r = StepCheck.checkStep(stage.step, ctx, `${at}/step`)
     errors.push(...r.errors)
     Object.assign(adapters, r.adapters)
-    for (const loss of Step.losses(stage.step)) for (const m of Loss.models(loss)) if (modelNames.has(m)) feedOf(m)
+    for (const loss of Step.losses(stage.step))
+      for (const m of Loss.models(loss)) if (modelNames.has(m)) feedOf(m)
     const lossMacs = (l: Loss.Loss) => LossCheck.checkLoss(l, ctx).macs
     const size = sizeOf(stage.data)
     const steps = size === undefined ? 0 : Experiment.stepsOf(stage, size)
     const macsPerStep = stage.batchSize * stepMacs(stage.step, forward, lossMacs)
-    stages.push({ stage: stage.name, steps, samplesPerStep: stage.batchSize, macsPerStep, macs: steps * macsPerStep })
+    stages.push({
+      stage: stage.name,
+      steps,
+      samplesPerStep: stage.batchSize,
+      macsPerStep,
+      macs: steps * macsPerStep,
+    })
   })
   const dedup = [...new Map(errors.map((x) => [`${x.path}: ${x.message}`, x])).values()]
   return {

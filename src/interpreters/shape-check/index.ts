@@ -106,7 +106,12 @@ export const check = (net: Net.AnyNet, input: Shape.Shape, path = ""): Checked =
     iteration: undefined,
   }
   const valid = Shape.isValid(input) && input.length > 0
-  if (!valid) fail(ctx, path, `input shape [${input.join(", ")}] must have positive integer dimensions and at least one axis`)
+  if (!valid)
+    fail(
+      ctx,
+      path,
+      `input shape [${input.join(", ")}] must have positive integer dimensions and at least one axis`,
+    )
   const output = go(net, valid ? input : undefined, path, ctx)
   const params = [...ctx.params.values()]
   const state = [...ctx.state.values()]
@@ -142,14 +147,24 @@ const addParam = (ctx: Context, path: string, spec: Omit<ParamSpec, "path">): nu
   if (previous !== undefined) {
     if (!ctx.revisit) fail(ctx, path, "two layers share this parameter path; wrap one in a scope")
     else if (!Shape.equals(previous.shape, spec.shape))
-      fail(ctx, path, `shared parameter has shape ${Shape.format(previous.shape)} but is used with ${Shape.format(spec.shape)}`)
+      fail(
+        ctx,
+        path,
+        `shared parameter has shape ${Shape.format(previous.shape)} but is used with ${Shape.format(spec.shape)}`,
+      )
     return 0
   }
   ctx.params.set(path, { path, ...spec })
   return Shape.size(spec.shape)
 }
 
-const record = (ctx: Context, path: string, tag: Net.Tag, output: Shape.Shape | undefined, cost: Cost.Cost) => {
+const record = (
+  ctx: Context,
+  path: string,
+  tag: Net.Tag,
+  output: Shape.Shape | undefined,
+  cost: Cost.Cost,
+) => {
   ctx.macs += cost.macs
   if (!ctx.revisit) ctx.layers.push({ path, tag, output, cost })
   return output
@@ -181,27 +196,54 @@ const windowOutput = (
   return Math.floor((size + before + after - effective) / stride) + 1
 }
 
-const expectImage = (ctx: Context, path: string, what: string, x: Shape.Shape): x is readonly [number, number, number] =>
+const expectImage = (
+  ctx: Context,
+  path: string,
+  what: string,
+  x: Shape.Shape,
+): x is readonly [number, number, number] =>
   x.length === 3 ||
-  (fail(ctx, path, `${what} expects an image-like input H×W×C, got ${Shape.format(x)}`) as undefined) !== undefined
+  (fail(ctx, path, `${what} expects an image-like input H×W×C, got ${Shape.format(x)}`) as undefined) !==
+    undefined
 
-const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Context): Shape.Shape | undefined => {
+const go = (
+  net: Net.AnyNet,
+  x: Shape.Shape | undefined,
+  path: string,
+  ctx: Context,
+): Shape.Shape | undefined => {
   const n = net as Net.Node
   switch (n._tag) {
     case "Conv2d": {
-      if (!positive(ctx, path, { filters: [n.filters], kernel: n.kernel, stride: n.stride, dilation: n.dilation, groups: [n.groups] }))
+      if (
+        !positive(ctx, path, {
+          filters: [n.filters],
+          kernel: n.kernel,
+          stride: n.stride,
+          dilation: n.dilation,
+          groups: [n.groups],
+        })
+      )
         return unknownLayer(ctx, path, n)
       if (x === undefined || !expectImage(ctx, path, "conv2d", x)) return unknownLayer(ctx, path, n)
       const [h, w, c] = x
       if (n.inChannels !== undefined && n.inChannels !== c)
         fail(ctx, path, `expects ${n.inChannels} input channels, got ${c} (input ${Shape.format(x)})`)
       if (n.groups < 1 || c % n.groups !== 0 || n.filters % n.groups !== 0)
-        fail(ctx, path, `groups=${n.groups} must divide both input channels (${c}) and filters (${n.filters})`)
+        fail(
+          ctx,
+          path,
+          `groups=${n.groups} must divide both input channels (${c}) and filters (${n.filters})`,
+        )
       const cin = Math.max(1, Math.floor(c / n.groups))
       const ho = windowOutput(h, n.kernel[0], n.stride[0], n.dilation[0], n.padding, 0)
       const wo = windowOutput(w, n.kernel[1], n.stride[1], n.dilation[1], n.padding, 1)
       if (ho < 1 || wo < 1) {
-        fail(ctx, path, `kernel ${n.kernel.join("×")} (dilation ${n.dilation.join("×")}) does not fit input ${Shape.format(x)}`)
+        fail(
+          ctx,
+          path,
+          `kernel ${n.kernel.join("×")} (dilation ${n.dilation.join("×")}) does not fit input ${Shape.format(x)}`,
+        )
         return unknownLayer(ctx, path, n)
       }
       const fanIn = cin * n.kernel[0] * n.kernel[1]
@@ -212,13 +254,18 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
         fanIn,
         fanOut,
       })
-      if (n.bias) params += addParam(ctx, Net.join(path, "bias"), { shape: [n.filters], role: "bias", fanIn, fanOut })
+      if (n.bias)
+        params += addParam(ctx, Net.join(path, "bias"), { shape: [n.filters], role: "bias", fanIn, fanOut })
       const out: Shape.Shape = [ho, wo, n.filters]
       return record(ctx, path, n._tag, out, Cost.make({ params, macs: ho * wo * n.filters * fanIn }))
     }
     case "BatchNorm": {
       if (!(n.eps > 0) || !(n.momentum >= 0 && n.momentum <= 1))
-        fail(ctx, path, `batch norm needs eps > 0 and momentum in [0, 1], got eps ${n.eps}, momentum ${n.momentum}`)
+        fail(
+          ctx,
+          path,
+          `batch norm needs eps > 0 and momentum in [0, 1], got eps ${n.eps}, momentum ${n.momentum}`,
+        )
       if (x === undefined || x.length === 0) {
         if (x !== undefined) fail(ctx, path, "batch norm needs at least one axis")
         return unknownLayer(ctx, path, n)
@@ -227,7 +274,8 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
       const owner = batchNormPath(path, ctx)
       const spec = { shape: [c], fanIn: c, fanOut: c }
       const params =
-        addParam(ctx, Net.join(owner, "gamma"), { ...spec, role: "gamma" }) + addParam(ctx, Net.join(owner, "beta"), { ...spec, role: "beta" })
+        addParam(ctx, Net.join(owner, "gamma"), { ...spec, role: "gamma" }) +
+        addParam(ctx, Net.join(owner, "beta"), { ...spec, role: "beta" })
       let buffers = 0
       for (const role of ["mean", "variance"] as const)
         if (!ctx.state.has(Net.join(owner, role))) {
@@ -262,25 +310,46 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
       if (n.padding !== "same" && n.padding !== "valid") {
         const [[t, b], [l, r]] = n.padding
         if (Math.max(t, b) * 2 > n.kernel[0] || Math.max(l, r) * 2 > n.kernel[1])
-          fail(ctx, path, `pool padding ${[t, b, l, r].join(",")} exceeds half the window ${n.kernel.join("×")}`)
+          fail(
+            ctx,
+            path,
+            `pool padding ${[t, b, l, r].join(",")} exceeds half the window ${n.kernel.join("×")}`,
+          )
       }
       return record(ctx, path, n._tag, [ho, wo, c], Cost.empty)
     }
     case "GlobalAvgPool": {
-      if (x === undefined || !expectImage(ctx, path, "global average pool", x)) return unknownLayer(ctx, path, n)
+      if (x === undefined || !expectImage(ctx, path, "global average pool", x))
+        return unknownLayer(ctx, path, n)
       return record(ctx, path, n._tag, [x[2]], Cost.empty)
     }
     case "Dense": {
       if (!positive(ctx, path, { units: [n.units] })) return unknownLayer(ctx, path, n)
       if (x === undefined) return unknownLayer(ctx, path, n, [n.units])
       if (x.length !== 1) {
-        fail(ctx, path, `dense expects a vector, got ${Shape.format(x)} (add flatten or globalAvgPool before it)`)
+        fail(
+          ctx,
+          path,
+          `dense expects a vector, got ${Shape.format(x)} (add flatten or globalAvgPool before it)`,
+        )
         return unknownLayer(ctx, path, n, [n.units])
       }
       const d = x[0]!
-      if (n.inFeatures !== undefined && n.inFeatures !== d) fail(ctx, path, `expects ${n.inFeatures} input features, got ${d}`)
-      let params = addParam(ctx, Net.join(path, "kernel"), { shape: [d, n.units], role: "kernel", fanIn: d, fanOut: n.units })
-      if (n.bias) params += addParam(ctx, Net.join(path, "bias"), { shape: [n.units], role: "bias", fanIn: d, fanOut: n.units })
+      if (n.inFeatures !== undefined && n.inFeatures !== d)
+        fail(ctx, path, `expects ${n.inFeatures} input features, got ${d}`)
+      let params = addParam(ctx, Net.join(path, "kernel"), {
+        shape: [d, n.units],
+        role: "kernel",
+        fanIn: d,
+        fanOut: n.units,
+      })
+      if (n.bias)
+        params += addParam(ctx, Net.join(path, "bias"), {
+          shape: [n.units],
+          role: "bias",
+          fanIn: d,
+          fanOut: n.units,
+        })
       return record(ctx, path, n._tag, [n.units], Cost.make({ params, macs: d * n.units }))
     }
     case "Flatten":
@@ -290,12 +359,22 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
       const free = n.shape.filter((d) => d === -1).length
       const known = n.shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1)
       const total = Shape.size(x)
-      const bad = n.shape.length === 0 || free > 1 || n.shape.some((d) => d === 0 || d < -1) || (free === 0 ? known !== total : total % known !== 0)
+      const bad =
+        n.shape.length === 0 ||
+        free > 1 ||
+        n.shape.some((d) => d === 0 || d < -1) ||
+        (free === 0 ? known !== total : total % known !== 0)
       if (bad) {
         fail(ctx, path, `cannot reshape ${Shape.format(x)} (${total} elements) to ${n.shape.join("×")}`)
         return unknownLayer(ctx, path, n)
       }
-      return record(ctx, path, n._tag, n.shape.map((d) => (d === -1 ? total / known : d)), Cost.empty)
+      return record(
+        ctx,
+        path,
+        n._tag,
+        n.shape.map((d) => (d === -1 ? total / known : d)),
+        Cost.empty,
+      )
     }
     case "PixelShuffle": {
       if (x === undefined || !expectImage(ctx, path, "pixel shuffle", x)) return unknownLayer(ctx, path, n)
@@ -330,8 +409,15 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
       const shapes = ys as Shape.Shape[]
       const first = shapes[0]!
       if (n.combine === "concat") {
-        const ok = first.length > 0 && shapes.every((s) => s.length === first.length && s.slice(0, -1).every((d, i) => d === first[i]))
-        if (!ok) return fail(ctx, path, `concat needs equal shapes but the last axis, got ${shapes.map(Shape.format).join(", ")}`)
+        const ok =
+          first.length > 0 &&
+          shapes.every((s) => s.length === first.length && s.slice(0, -1).every((d, i) => d === first[i]))
+        if (!ok)
+          return fail(
+            ctx,
+            path,
+            `concat needs equal shapes but the last axis, got ${shapes.map(Shape.format).join(", ")}`,
+          )
         const channels = shapes.reduce((a, s) => a + s[s.length - 1]!, 0)
         return record(ctx, path, n._tag, [...first.slice(0, -1), channels], Cost.empty)
       }
@@ -344,7 +430,12 @@ const go = (net: Net.AnyNet, x: Shape.Shape | undefined, path: string, ctx: Cont
   }
 }
 
-const goLoop = (n: Net.Loop, x: Shape.Shape | undefined, path: string, ctx: Context): Shape.Shape | undefined => {
+const goLoop = (
+  n: Net.Loop,
+  x: Shape.Shape | undefined,
+  path: string,
+  ctx: Context,
+): Shape.Shape | undefined => {
   if (!Number.isInteger(n.iterations) || n.iterations < 1)
     return fail(ctx, path, `loop needs a positive integer number of iterations, got ${n.iterations}`)
   if (ctx.iteration !== undefined) return fail(ctx, path, "loops cannot be nested")
@@ -367,7 +458,11 @@ const goLoop = (n: Net.Loop, x: Shape.Shape | undefined, path: string, ctx: Cont
       ctx.revisit = k > 1 // the feedback first runs at k = 1
       const m = go(feedback[1], h, feedback[0], ctx)
       if (k === 1 && m !== undefined && x !== undefined && !Shape.equals(m, x))
-        fail(ctx, feedback[0], `loop feedback gives ${Shape.format(m)} but must match the loop input ${Shape.format(x)}`)
+        fail(
+          ctx,
+          feedback[0],
+          `loop feedback gives ${Shape.format(m)} but must match the loop input ${Shape.format(x)}`,
+        )
       ctx.revisit = true
     }
     ctx.iteration = { k, perIterationBatchNorm: n.batchNorm === "perIteration" }
@@ -383,14 +478,19 @@ const goLoop = (n: Net.Loop, x: Shape.Shape | undefined, path: string, ctx: Cont
   return record(ctx, path, n._tag, y, Cost.empty)
 }
 
-const paramTotal = (ctx: Context): number => [...ctx.params.values()].reduce((a, p) => a + Shape.size(p.shape), 0)
+const paramTotal = (ctx: Context): number =>
+  [...ctx.params.values()].reduce((a, p) => a + Shape.size(p.shape), 0)
 
 /** Parameter owner path: a batch norm inside a per-iteration loop gets `@k`. */
 const batchNormPath = (path: string, ctx: Context): string =>
   ctx.iteration?.perIterationBatchNorm ? Net.iterationPath(path, ctx.iteration.k) : path
 
-const unknownLayer = (ctx: Context, path: string, n: Net.Node, output?: Shape.Shape): Shape.Shape | undefined =>
-  record(ctx, path, n._tag, output, Cost.empty)
+const unknownLayer = (
+  ctx: Context,
+  path: string,
+  n: Net.Node,
+  output?: Shape.Shape,
+): Shape.Shape | undefined => record(ctx, path, n._tag, output, Cost.empty)
 
 // ---- derived folds ---------------------------------------------------------------
 

@@ -29,7 +29,8 @@ export const checkModels = (program: Program.Program): ProgramReport => {
   const errors: Check.ShapeError[] = []
   const seen = new Set<string>()
   for (const m of program.models) {
-    if (seen.has(m.name)) errors.push({ _tag: "ShapeError", path: m.name, message: "two models have this name" })
+    if (seen.has(m.name))
+      errors.push({ _tag: "ShapeError", path: m.name, message: "two models have this name" })
     seen.add(m.name)
     const checked = Check.check(m.net, m.input)
     models.push({ name: m.name, summary: checked.summary })

@@ -90,7 +90,12 @@ const go = (net: Net.AnyNet, x: tf.Tensor, path: string, ctx: Context): tf.Tenso
       const [b, h, w, c] = x.shape as [number, number, number, number]
       const r = n.factor
       const c2 = c / (r * r)
-      return tf.reshape(tf.transpose(tf.reshape(x, [b, h, w, r, r, c2]), [0, 1, 3, 2, 4, 5]), [b, h * r, w * r, c2])
+      return tf.reshape(tf.transpose(tf.reshape(x, [b, h, w, r, r, c2]), [0, 1, 3, 2, 4, 5]), [
+        b,
+        h * r,
+        w * r,
+        c2,
+      ])
     }
     case "Seq":
     case "Scope": {
@@ -117,7 +122,9 @@ const go = (net: Net.AnyNet, x: tf.Tensor, path: string, ctx: Context): tf.Tenso
   }
 }
 
-const explicitPads = (p: Net.ExplicitPadding): [[number, number], [number, number], [number, number], [number, number]] => [
+const explicitPads = (
+  p: Net.ExplicitPadding,
+): [[number, number], [number, number], [number, number], [number, number]] => [
   [0, 0],
   [p[0][0], p[0][1]],
   [p[1][0], p[1][1]],
@@ -131,7 +138,10 @@ const conv2d = (n: Net.Conv2d, x: tf.Tensor, path: string, ctx: Context): tf.Ten
   const both = (n.stride[0] > 1 || n.stride[1] > 1) && (n.dilation[0] > 1 || n.dilation[1] > 1)
   const strides: [number, number] = both ? [1, 1] : [n.stride[0], n.stride[1]]
   const one = (input: tf.Tensor4D, k: tf.Tensor4D) =>
-    tf.conv2d(input, k, strides, pad === "same" && both ? "same" : pad, "NHWC", [n.dilation[0], n.dilation[1]])
+    tf.conv2d(input, k, strides, pad === "same" && both ? "same" : pad, "NHWC", [
+      n.dilation[0],
+      n.dilation[1],
+    ])
   let y: tf.Tensor4D
   if (n.groups === 1) y = one(x as tf.Tensor4D, kernel)
   else {
@@ -171,8 +181,18 @@ const sameStridedSubsample = (
     const totalStrided = Math.max((out[a]! - 1) * n.stride[a]! + eff - input[a]!, 0)
     return beforeDense - Math.floor(totalStrided / 2)
   })
-  const end = [y.shape[0], offset[0]! + (out[0] - 1) * n.stride[0] + 1, offset[1]! + (out[1] - 1) * n.stride[1] + 1, y.shape[3]]
-  return tf.stridedSlice(y, [0, offset[0]!, offset[1]!, 0], end, [1, n.stride[0], n.stride[1], 1]) as tf.Tensor4D
+  const end = [
+    y.shape[0],
+    offset[0]! + (out[0] - 1) * n.stride[0] + 1,
+    offset[1]! + (out[1] - 1) * n.stride[1] + 1,
+    y.shape[3],
+  ]
+  return tf.stridedSlice(y, [0, offset[0]!, offset[1]!, 0], end, [
+    1,
+    n.stride[0],
+    n.stride[1],
+    1,
+  ]) as tf.Tensor4D
 }
 
 const batchNorm = (n: Net.BatchNorm, x: tf.Tensor, path: string, ctx: Context): tf.Tensor => {
@@ -186,7 +206,10 @@ const batchNorm = (n: Net.BatchNorm, x: tf.Tensor, path: string, ctx: Context): 
   const runningVariance = ctx.newState[variancePath] ?? param(ctx.state, variancePath)
   // The per-channel factor γ/√(σ² + ε) is formed first so that only two full-size ops touch the activation.
   if (ctx.mode === "eval")
-    return tf.add(tf.mul(tf.sub(x, runningMean), tf.mul(gamma, tf.rsqrt(tf.add(runningVariance, n.eps)))), beta)
+    return tf.add(
+      tf.mul(tf.sub(x, runningMean), tf.mul(gamma, tf.rsqrt(tf.add(runningVariance, n.eps)))),
+      beta,
+    )
   const axes = x.shape.slice(0, -1).map((_, i) => i)
   const mean = tf.mean(x, axes)
   const centred = tf.sub(x, mean)
@@ -194,7 +217,10 @@ const batchNorm = (n: Net.BatchNorm, x: tf.Tensor, path: string, ctx: Context): 
   const y = tf.add(tf.mul(centred, tf.mul(gamma, tf.rsqrt(tf.add(variance, n.eps)))), beta)
   if (ctx.mode === "train") {
     const count = x.size / x.shape[x.shape.length - 1]!
-    if (count < 2) throw new ParameterError(`${path}: batch norm in train mode needs more than one value per channel, got ${count}`)
+    if (count < 2)
+      throw new ParameterError(
+        `${path}: batch norm in train mode needs more than one value per channel, got ${count}`,
+      )
     // Running statistics are side outputs: no loss depends on them, so no gradient flows through them.
     const m = n.momentum
     const superseded = [ctx.newState[meanPath], ctx.newState[variancePath]]
@@ -212,7 +238,9 @@ const pool = (n: Net.Pool, x: tf.Tensor): tf.Tensor => {
   const kernel: [number, number] = [n.kernel[0], n.kernel[1]]
   const strides: [number, number] = [n.stride[0], n.stride[1]]
   if (n.padding === "same" || n.padding === "valid")
-    return n.op === "max" ? tf.maxPool(x4, kernel, strides, n.padding) : tf.avgPool(x4, kernel, strides, n.padding)
+    return n.op === "max"
+      ? tf.maxPool(x4, kernel, strides, n.padding)
+      : tf.avgPool(x4, kernel, strides, n.padding)
   const pads = explicitPads(n.padding)
   if (n.op === "max") return tf.maxPool(tf.pad(x4, pads, Number.NEGATIVE_INFINITY), kernel, strides, "valid")
   // Average over the cells inside the image only: window sums divided by window counts.

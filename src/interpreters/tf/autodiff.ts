@@ -29,4 +29,8 @@ export const valueAndGrad = (
 
 /** Inner product of two trees over their common keys. */
 export const dot = (a: Tree, b: Tree): tf.Scalar =>
-  tf.addN(Object.keys(a).filter((k) => b[k] !== undefined).map((k) => tf.sum(tf.mul(a[k]!, b[k]!)))) as tf.Scalar
+  tf.addN(
+    Object.keys(a)
+      .filter((k) => b[k] !== undefined)
+      .map((k) => tf.sum(tf.mul(a[k]!, b[k]!))),
+  ) as tf.Scalar

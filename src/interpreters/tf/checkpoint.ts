@@ -79,14 +79,17 @@ export const load = (dir: string): Loaded => {
   if (specs === undefined) throw new Error(`${jsonPath}: no weightsManifest`)
   const bin = readFileSync(binPath)
   const expected = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1) * 4, 0)
-  if (bin.byteLength !== expected) throw new Error(`${binPath}: ${bin.byteLength} bytes, the manifest needs ${expected}`)
+  if (bin.byteLength !== expected)
+    throw new Error(`${binPath}: ${bin.byteLength} bytes, the manifest needs ${expected}`)
   const buffer = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength)
   const named = tf.io.decodeWeights(buffer, specs)
   const groups: Record<string, Record<string, tf.Tensor>> = {}
   for (const [name, t] of Object.entries(named)) {
     const i = name.indexOf(SEP)
     const group = name.slice(0, i)
-    ;(groups[group] ??= {})[name.slice(i + SEP.length)] = t
+    const tree = groups[group] ?? {}
+    tree[name.slice(i + SEP.length)] = t
+    groups[group] = tree
   }
   return { groups, meta: modelJson.userDefinedMetadata?.cmkg }
 }

@@ -12,19 +12,27 @@
  *
  * @module
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
+import * as Metrics from "../../data/metrics.ts"
+import { type Dataset, open } from "../../data/open.ts"
+import type * as Stream from "../../data/stream.ts"
 import type * as Data from "../../dsl/Data.ts"
 import * as DataDsl from "../../dsl/Data.ts"
-import * as Experiment from "../../dsl/Experiment.ts"
+import type * as Experiment from "../../dsl/Experiment.ts"
 import type * as Loss from "../../dsl/Loss.ts"
 import * as LossDsl from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
-import * as Metrics from "../../data/metrics.ts"
-import { type Dataset, open } from "../../data/open.ts"
-import type * as Stream from "../../data/stream.ts"
 import { apply } from "./apply.ts"
 import * as Checkpoint from "./checkpoint.ts"
 import * as Init from "./init.ts"
@@ -109,7 +117,9 @@ export class NonFiniteLoss extends Error {
   ) {
     super(
       `stage "${stage}", epoch ${epoch + 1}, step ${step + 1}: loss is not finite (${JSON.stringify(losses)}); ` +
-        (checkpoint === undefined ? "no checkpoint was written yet" : `last good checkpoint kept at ${checkpoint}`),
+        (checkpoint === undefined
+          ? "no checkpoint was written yet"
+          : `last good checkpoint kept at ${checkpoint}`),
     )
   }
 }
@@ -134,8 +144,16 @@ const disposeBatch = (t: Partial<Record<Loss.Field, tf.Tensor>>) => {
 
 const initModel = (world: World, model: Program.Model, seed: number): World => {
   const { params, state } = Init.init(model.net, model.input, seed)
-  for (const t of [...Object.values(world.params[model.name] ?? {}), ...Object.values(world.state[model.name] ?? {})]) t.dispose()
-  return { ...world, params: { ...world.params, [model.name]: params }, state: { ...world.state, [model.name]: state } }
+  for (const t of [
+    ...Object.values(world.params[model.name] ?? {}),
+    ...Object.values(world.state[model.name] ?? {}),
+  ])
+    t.dispose()
+  return {
+    ...world,
+    params: { ...world.params, [model.name]: params },
+    state: { ...world.state, [model.name]: state },
+  }
 }
 
 /**
@@ -147,7 +165,8 @@ const initModel = (world: World, model: Program.Model, seed: number): World => {
 const copyModel = (world: World, to: Program.Model, from: string, seed: number): World => {
   const params = world.params[from]
   const state = world.state[from]
-  if (params === undefined || state === undefined) throw new Error(`cannot copy "${from}": it has no parameters yet`)
+  if (params === undefined || state === undefined)
+    throw new Error(`cannot copy "${from}": it has no parameters yet`)
   const fresh = initModel(world, to, seed)
   const adapt = (mine: Init.Tree, theirs: Init.Tree): Init.Tree =>
     Object.fromEntries(
@@ -176,7 +195,10 @@ const initMeta = (world: World, e: Experiment.Experiment): World => {
     if (meta[m.name] !== undefined) continue
     const like = world.params[m.like]
     if (like === undefined) continue
-    meta = { ...meta, [m.name]: Object.fromEntries(Object.entries(like).map(([k, v]) => [k, tf.fill(v.shape, m.init)])) }
+    meta = {
+      ...meta,
+      [m.name]: Object.fromEntries(Object.entries(like).map(([k, v]) => [k, tf.fill(v.shape, m.init)])),
+    }
   }
   return { ...world, meta }
 }
@@ -193,7 +215,10 @@ const toGroups = (w: World): Checkpoint.Groups => {
   return groups
 }
 
-const fromGroups = (groups: Record<string, Record<string, tf.Tensor>>, counts: Record<string, { count: number; slots: number }>): World => {
+const fromGroups = (
+  groups: Record<string, Record<string, tf.Tensor>>,
+  counts: Record<string, { count: number; slots: number }>,
+): World => {
   const pick = (prefix: string) =>
     Object.fromEntries(
       Object.entries(groups)
@@ -223,21 +248,30 @@ const checkpointDir = (out: string) => join(out, "checkpoints")
 
 const saveCheckpoint = (out: string, world: World, position: Position, serial: number): string => {
   const dir = join(checkpointDir(out), String(serial).padStart(6, "0"))
-  const counts = Object.fromEntries(Object.entries(world.opt).map(([k, s]) => [k, { count: s.count, slots: s.slots.length }]))
+  const counts = Object.fromEntries(
+    Object.entries(world.opt).map(([k, s]) => [k, { count: s.count, slots: s.slots.length }]),
+  )
   Checkpoint.save(dir, toGroups(world), { position, counts, serial })
   Checkpoint.writeAtomically(join(checkpointDir(out), "LATEST"), String(serial).padStart(6, "0"))
   // Keep the newest two: the one just written and its predecessor.
   for (const name of readdirSync(checkpointDir(out)))
-    if (/^\d{6}$/.test(name) && Number(name) < serial - 1) rmSync(join(checkpointDir(out), name), { recursive: true, force: true })
+    if (/^\d{6}$/.test(name) && Number(name) < serial - 1)
+      rmSync(join(checkpointDir(out), name), { recursive: true, force: true })
   return dir
 }
 
-const loadCheckpoint = (out: string): { world: World; position: Position; serial: number; dir: string } | undefined => {
+const loadCheckpoint = (
+  out: string,
+): { world: World; position: Position; serial: number; dir: string } | undefined => {
   const pointer = join(checkpointDir(out), "LATEST")
   if (!existsSync(pointer)) return undefined
   const dir = join(checkpointDir(out), readFileSync(pointer, "utf8").trim())
   const { groups, meta } = Checkpoint.load(dir)
-  const m = meta as { position: Position; counts: Record<string, { count: number; slots: number }>; serial: number }
+  const m = meta as {
+    position: Position
+    counts: Record<string, { count: number; slots: number }>
+    serial: number
+  }
   return { world: fromGroups(groups, m.counts), position: m.position, serial: m.serial, dir }
 }
 
@@ -246,23 +280,37 @@ const saveModel = (out: string, stage: Experiment.Evaluate, world: World) => {
   const slug = stage.name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-|-$/g, "")
   const dir = join(out, "models", slug)
   rmSync(dir, { recursive: true, force: true })
-  Checkpoint.save(dir, { [`params/${stage.model}`]: world.params[stage.model]!, [`state/${stage.model}`]: world.state[stage.model]! }, {
-    stage: stage.name,
-    model: stage.model,
-    table: stage.table,
-    row: stage.row,
-    column: stage.column,
-  })
+  Checkpoint.save(
+    dir,
+    {
+      [`params/${stage.model}`]: world.params[stage.model]!,
+      [`state/${stage.model}`]: world.state[stage.model]!,
+    },
+    {
+      stage: stage.name,
+      model: stage.model,
+      table: stage.table,
+      row: stage.row,
+      column: stage.column,
+    },
+  )
 }
 
 // ---- evaluation ---------------------------------------------------------------------------------
 
-const evaluate = (stage: Experiment.Evaluate, world: World, program: Program.Program, e: Experiment.Experiment, ds: Dataset): Row => {
+const evaluate = (
+  stage: Experiment.Evaluate,
+  world: World,
+  program: Program.Program,
+  e: Experiment.Experiment,
+  ds: Dataset,
+): Row => {
   const model = program.models.find((m) => m.name === stage.model)!
   const feed = e.feeds[stage.model] ?? "rgb"
   const params = world.params[stage.model]
   const state = world.state[stage.model]
-  if (params === undefined || state === undefined) throw new Error(`stage "${stage.name}": model "${stage.model}" was never trained or initialised`)
+  if (params === undefined || state === undefined)
+    throw new Error(`stage "${stage.name}": model "${stage.model}" was never trained or initialised`)
   const preds: number[] = []
   const truths: number[] = []
   const scales: number[] = []
@@ -278,7 +326,11 @@ const evaluate = (stage: Experiment.Evaluate, world: World, program: Program.Pro
     truths.push(...b.joints3d)
     scales.push(...b.scale)
   }
-  const report = Metrics.report3d(Float32Array.from(preds), Float32Array.from(truths), Float32Array.from(scales))
+  const report = Metrics.report3d(
+    Float32Array.from(preds),
+    Float32Array.from(truths),
+    Float32Array.from(scales),
+  )
   const d = Metrics.distances(
     Float32Array.from(preds.map((p, i) => p * scales[Math.floor(i / 63)]!)),
     Float32Array.from(truths.map((p, i) => p * scales[Math.floor(i / 63)]!)),
@@ -318,7 +370,10 @@ const dataset = (spec: Data.Spec): Dataset => {
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** Runs `program`'s experiment (already shape-checked by the caller). */
-export const run = async (program: Program.Program<Experiment.Experiment>, options: RunOptions): Promise<Outcome> => {
+export const run = async (
+  program: Program.Program<Experiment.Experiment>,
+  options: RunOptions,
+): Promise<Outcome> => {
   const e = program.experiment
   if (e === undefined) throw new Error(`program "${program.name}" declares no experiment`)
   const { out, seed, reporter } = options
@@ -356,33 +411,53 @@ export const run = async (program: Program.Program<Experiment.Experiment>, optio
       if (stage._tag === "Evaluate") {
         const row = evaluate(stage, world, program, e, dataset(stage.data))
         saveModel(out, stage, world)
-        reporter.log(`${stage.name}: ${row.row} [${row.column}] EPE ${row.epe.toFixed(2)} mm, AUC(20-50) ${row.auc20to50.toFixed(3)}`)
+        reporter.log(
+          `${stage.name}: ${row.row} [${row.column}] EPE ${row.epe.toFixed(2)} mm, AUC(20-50) ${row.auc20to50.toFixed(3)}`,
+        )
         position = { ...position, stage: si + 1, epoch: 0, step: 0, rows: [...position.rows, row] }
         continue
       }
       const ds = dataset(stage.data)
       if (position.epoch === 0 && position.step === 0) {
         // Each stage is a fresh optimisation: its optimizers start from their initial state.
-        for (const st of Object.values(world.opt)) for (const slot of st.slots) for (const tree of Object.values(slot)) for (const t of Object.values(tree)) t.dispose()
+        for (const st of Object.values(world.opt))
+          for (const slot of st.slots)
+            for (const tree of Object.values(slot)) for (const t of Object.values(tree)) t.dispose()
         world = { ...world, opt: {} }
         for (const [name, init] of Object.entries(stage.init)) {
           const model = models[name]
           if (model === undefined) throw new Error(`stage "${stage.name}": no model "${name}"`)
           if (init._tag === "Copy") world = copyModel(world, model, init.from, seed)
-          else if (init._tag === "Scratch" || world.params[name] === undefined) world = initModel(world, model, seed)
+          else if (init._tag === "Scratch" || world.params[name] === undefined)
+            world = initModel(world, model, seed)
         }
-        for (const name of modelsOf(stage.step)) if (world.params[name] === undefined) world = initModel(world, models[name]!, seed)
-        world = StepRun.prepare(stage.step, world, ctx, seed, DataDsl.shapes(stage.data) as Partial<Record<Loss.Field, readonly number[]>>)
+        for (const name of modelsOf(stage.step))
+          if (world.params[name] === undefined) world = initModel(world, models[name]!, seed)
+        world = StepRun.prepare(
+          stage.step,
+          world,
+          ctx,
+          seed,
+          DataDsl.shapes(stage.data) as Partial<Record<Loss.Field, readonly number[]>>,
+        )
         world = initMeta(world, e)
       }
       const steps = Math.floor(ds.size / stage.batchSize)
-      if (steps === 0) throw new Error(`stage "${stage.name}": ${ds.size} samples are fewer than one batch of ${stage.batchSize}`)
+      if (steps === 0)
+        throw new Error(
+          `stage "${stage.name}": ${ds.size} samples are fewer than one batch of ${stage.batchSize}`,
+        )
       const stageStart = Date.now()
       let done = 0
       for (let epoch = position.epoch; epoch < stage.epochs; epoch++) {
         let step = 0
         const skip = epoch === position.epoch ? position.step : 0
-        for (const b of ds.batches({ batchSize: stage.batchSize, seed: seed * 7919 + si, epoch, dropLast: true })) {
+        for (const b of ds.batches({
+          batchSize: stage.batchSize,
+          seed: seed * 7919 + si,
+          epoch,
+          dropLast: true,
+        })) {
           // Resuming mid-epoch: the batches of an epoch are a function of (seed, epoch), so skip those already seen.
           if (step < skip) {
             step += 1
@@ -429,7 +504,13 @@ export const run = async (program: Program.Program<Experiment.Experiment>, optio
     throw err
   }
 
-  const results: Results = { program: program.name, seed, backend: options.backend, rows: position.rows, seconds: elapsed() }
+  const results: Results = {
+    program: program.name,
+    seed,
+    backend: options.backend,
+    rows: position.rows,
+    seconds: elapsed(),
+  }
   writeFileSync(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
   writeFileSync(join(out, "results.md"), markdown(results))
   disposeWorld(world)
@@ -437,8 +518,7 @@ export const run = async (program: Program.Program<Experiment.Experiment>, optio
 }
 
 /** The models a step's losses read or update (those that need parameters before it runs). */
-const modelsOf = (step: Step.Step): string[] =>
-  [...new Set(Step.losses(step).flatMap(LossDsl.models))]
+const modelsOf = (step: Step.Step): string[] => [...new Set(Step.losses(step).flatMap(LossDsl.models))]
 
 /** Results as Markdown: one table per report table, rows × columns of EPE (mm) / AUC. */
 export const markdown = (r: Results): string => {

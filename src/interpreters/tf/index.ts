@@ -14,13 +14,16 @@ import { registerHigherOrderGradients } from "./gradients.ts"
 
 export { type Applied, apply, type Mode } from "./apply.ts"
 export { dot, valueAndGrad } from "./autodiff.ts"
-export { count, dispose, IllFormed, type Initialised, init, prng as prngFor, type Tree } from "./init.ts"
 export type { BackendPreference, Selected } from "./backend/index.ts"
+export { count, dispose, IllFormed, type Initialised, init, prng as prngFor, type Tree } from "./init.ts"
 
 let selected: Selected | undefined
 
 /** Chooses and initialises the backend (idempotent for the same preference) and registers every gradient. */
-export const ready = async (preference: BackendPreference = "auto", options: { readonly threads?: number } = {}): Promise<Selected> => {
+export const ready = async (
+  preference: BackendPreference = "auto",
+  options: { readonly threads?: number } = {},
+): Promise<Selected> => {
   if (selected !== undefined && (preference === "auto" || selected.name === preference)) return selected
   // tfjs's own warnings (e.g. "install tfjs-node") are noise here: cmkg prints the backend it chose.
   tf.env().set("PROD", true)

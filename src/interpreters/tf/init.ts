@@ -72,7 +72,9 @@ export const initialValue = (spec: Check.ParamSpec, seed: number, isConv: boolea
     case "beta":
       return new Float32Array(n)
     case "kernel":
-      return isConv ? normal(rand, n, Math.sqrt(2 / spec.fanOut)) : uniform(rand, n, 1 / Math.sqrt(spec.fanIn))
+      return isConv
+        ? normal(rand, n, Math.sqrt(2 / spec.fanOut))
+        : uniform(rand, n, 1 / Math.sqrt(spec.fanIn))
     case "bias":
       return uniform(rand, n, 1 / Math.sqrt(spec.fanIn))
   }
@@ -94,7 +96,11 @@ export const init = (net: Net.AnyNet, input: Shape.Shape, seed: number): Initial
   if (!checked.ok) throw new IllFormed(checked.errors)
   const params: Record<string, tf.Tensor> = {}
   for (const spec of checked.summary.params)
-    params[spec.path] = tf.tensor(initialValue(spec, seed, spec.shape.length === 4), [...spec.shape], "float32")
+    params[spec.path] = tf.tensor(
+      initialValue(spec, seed, spec.shape.length === 4),
+      [...spec.shape],
+      "float32",
+    )
   const state: Record<string, tf.Tensor> = {}
   for (const s of checked.summary.state)
     state[s.path] = s.role === "mean" ? tf.zeros([...s.shape]) : tf.ones([...s.shape])

@@ -39,7 +39,12 @@ export const init = (o: Optimizer.Optimizer, params: Tree): State => ({
 })
 
 /** Transforms `grads` into updates (to be added to the parameters). */
-export const update = (o: Optimizer.Optimizer, grads: Tree, state: State, params: Tree): { updates: Tree; state: State } => {
+export const update = (
+  o: Optimizer.Optimizer,
+  grads: Tree,
+  state: State,
+  params: Tree,
+): { updates: Tree; state: State } => {
   let g: Tree = grads
   const count = state.count + 1
   const slots = o.chain.map((t, i): Readonly<Record<string, Tree>> => {
@@ -73,6 +78,10 @@ export const update = (o: Optimizer.Optimizer, grads: Tree, state: State, params
       case "Scale":
         g = map(g, (x) => tf.mul(x, t.factor))
         return slot
+      default: {
+        const unhandled: never = t
+        throw new Error(`unknown transform ${(unhandled as Optimizer.Transform)._tag}`)
+      }
     }
   })
   return { updates: g, state: { count, slots } }
@@ -83,4 +92,5 @@ export const applyUpdates = (params: Tree, updates: Tree): Tree =>
   map(params, (p, k) => (updates[k] === undefined ? p : tf.add(p, updates[k])))
 
 /** Every tensor held by an optimizer state. */
-export const tensors = (s: State): tf.Tensor[] => s.slots.flatMap((slot) => Object.values(slot).flatMap((t) => Object.values(t)))
+export const tensors = (s: State): tf.Tensor[] =>
+  s.slots.flatMap((slot) => Object.values(slot).flatMap((t) => Object.values(t)))

@@ -24,7 +24,10 @@ export const measure = (model: Program.Model, batch: number, steps = 2): number 
   const x = tf.randomNormal([batch, ...model.input])
   const once = () =>
     tf.tidy(() => {
-      const { grads } = valueAndGrad((p) => tf.mean(apply(model.net, p, state, x, "train").y) as tf.Scalar, params)
+      const { grads } = valueAndGrad(
+        (p) => tf.mean(apply(model.net, p, state, x, "train").y) as tf.Scalar,
+        params,
+      )
       for (const g of Object.values(grads)) g.dataSync()
     })
   once()

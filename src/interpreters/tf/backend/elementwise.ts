@@ -56,7 +56,8 @@ const binary = (kernelName: string, body: (a: string, b: string) => Array<OnnxNo
   withFallback(kernelName, ({ inputs }, b) => {
     const { a, b: c } = inputs as { a: TensorInfo; b: TensorInfo }
     if (!isF32(a, c)) return undefined
-    const loop = kernelName in Loops.ops ? Loops.binary(b, a, c, kernelName as keyof typeof Loops.ops) : undefined
+    const loop =
+      kernelName in Loops.ops ? Loops.binary(b, a, c, kernelName as keyof typeof Loops.ops) : undefined
     if (loop !== undefined) return loop
     const out = backend_util.assertAndGetBroadcastShape(a.shape, c.shape)
     if (size(out) < minElements) return undefined
@@ -88,7 +89,7 @@ const stepKernel = withFallback("Step", ({ inputs, attrs }, b) => {
   const dst = new Float32Array(src.length)
   for (let i = 0; i < src.length; i++) {
     const v = src[i]!
-    dst[i] = v > 0 ? 1 : v !== v ? v : alpha
+    dst[i] = v > 0 ? 1 : Number.isNaN(v) ? v : alpha
   }
   return b.makeTensorInfo(x.shape, "float32", dst)
 })
@@ -100,7 +101,13 @@ const reduce = (kernelName: string, axisAttr: string, onnx: "ReduceSum" | "Reduc
     const { x } = inputs as { x: TensorInfo }
     const a = attrs as Record<string, unknown>
     if (onnx !== "ReduceMax") {
-      const loop = Loops.reduce(b, x, a[axisAttr] as number | number[], a.keepDims === true, onnx === "ReduceMean")
+      const loop = Loops.reduce(
+        b,
+        x,
+        a[axisAttr] as number | number[],
+        a.keepDims === true,
+        onnx === "ReduceMean",
+      )
       if (loop !== undefined) return loop
     }
     if (!isF32(x) || size(x.shape) < minElements) return undefined

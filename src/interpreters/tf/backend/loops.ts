@@ -31,7 +31,10 @@ export const ops = {
 } satisfies Record<string, Expression>
 
 /** How `small` broadcasts against `big`: the same shape, a scalar, or a last-axis vector. */
-const pattern = (big: readonly number[], small: readonly number[]): "same" | "scalar" | "channel" | undefined => {
+const pattern = (
+  big: readonly number[],
+  small: readonly number[],
+): "same" | "scalar" | "channel" | undefined => {
   if (big.length === small.length && big.every((d, i) => d === small[i])) return "same"
   const n = size(small)
   if (small.length > big.length) return undefined
@@ -62,7 +65,12 @@ const compile = (e: Expression, p: "same" | "scalar" | "channel", bigFirst: bool
 const loops = new Map<string, Loop>()
 
 /** `op(a, b)` for the supported broadcast patterns, or undefined. */
-export const binary = (b: MathBackendCPU, a: TensorInfo, c: TensorInfo, op: keyof typeof ops): TensorInfo | undefined => {
+export const binary = (
+  b: MathBackendCPU,
+  a: TensorInfo,
+  c: TensorInfo,
+  op: keyof typeof ops,
+): TensorInfo | undefined => {
   if (a.dtype !== "float32" || c.dtype !== "float32") return undefined
   const aBig = size(a.shape) >= size(c.shape)
   const [big, small] = aBig ? [a, c] : [c, a]
@@ -124,14 +132,19 @@ export const unaryOps = {
 const unaryLoops = new Map<string, (a: Float32Array, o: Float32Array) => void>()
 
 /** A unary map, compiled per operation like the binary loops. */
-export const unary = (b: MathBackendCPU, x: TensorInfo, op: keyof typeof unaryOps): TensorInfo | undefined => {
+export const unary = (
+  b: MathBackendCPU,
+  x: TensorInfo,
+  op: keyof typeof unaryOps,
+): TensorInfo | undefined => {
   if (x.dtype !== "float32") return undefined
   let loop = unaryLoops.get(op)
   if (loop === undefined) {
-    loop = new Function("a", "o", `for (let i = 0; i < a.length; i++) { const v = a[i]; o[i] = ${unaryOps[op]} }`) as (
-      a: Float32Array,
-      o: Float32Array,
-    ) => void
+    loop = new Function(
+      "a",
+      "o",
+      `for (let i = 0; i < a.length; i++) { const v = a[i]; o[i] = ${unaryOps[op]} }`,
+    ) as (a: Float32Array, o: Float32Array) => void
     unaryLoops.set(op, loop)
   }
   const src = valuesOf(b, x)
