@@ -56,7 +56,7 @@ export const settings = (scale: Program.Scale): Settings => {
         imageSize: 32,
         trainCount: 2000,
         testCount: 400,
-        epochs: 8,
+        epochs: 5,
         batchSize: 32,
         lr: 2e-3,
         backbone: small([8, 16, 32, 64]),
