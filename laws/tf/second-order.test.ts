@@ -35,6 +35,7 @@ import fc from "fast-check"
 import { ensureGradients } from "../../src/interpreters/tf/backend/gradients.ts"
 import { fdHvp, gradients, hvp, type ScalarFn } from "../../src/interpreters/tf/gradients/check.ts"
 import { logSoftmax, registerHigherOrderGradients } from "../../src/interpreters/tf/gradients.ts"
+import { mulberry32 } from "../../src/random.ts"
 
 await ensureGradients() // tfjs-core's node build ships without stock gradients
 registerHigherOrderGradients()
@@ -45,16 +46,6 @@ const HVP_TOL = 2e-2
 
 // ------------------------------------------------------------ random values
 
-const mulberry32 = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 type Rng = () => number
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1)
 const normal = (r: Rng) => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r())

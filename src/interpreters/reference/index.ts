@@ -12,6 +12,7 @@
  */
 import * as Net from "../../dsl/Net.ts"
 import type * as Shape from "../../dsl/Shape.ts"
+import { mulberry32 } from "../../random.ts"
 import { check, formatError } from "../shape-check/index.ts"
 import { fill, formatShape, sameShape, size, type Tensor } from "./Tensor.ts"
 
@@ -472,17 +473,7 @@ export const gradient = (f: (params: Params) => number, params: Params, h = 1e-5
 
 // ---- init ------------------------------------------------------------------------------
 
-/** mulberry32: a tiny seeded generator of uniforms in [0, 1). */
-export const mulberry32 = (seed: number): (() => number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { mulberry32 } from "../../random.ts"
 
 /**
  * Deterministic small random parameters for tests: kernels and biases uniform

@@ -26,11 +26,9 @@ import * as tf from "@tensorflow/tfjs-core"
 import * as Metrics from "../../data/metrics.ts"
 import { type Dataset, open } from "../../data/open.ts"
 import type * as Stream from "../../data/stream.ts"
-import type * as Data from "../../dsl/Data.ts"
-import * as DataDsl from "../../dsl/Data.ts"
+import * as Data from "../../dsl/Data.ts"
 import type * as Experiment from "../../dsl/Experiment.ts"
-import type * as Loss from "../../dsl/Loss.ts"
-import * as LossDsl from "../../dsl/Loss.ts"
+import * as Loss from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
 import { apply } from "./apply.ts"
@@ -438,7 +436,7 @@ export const run = async (
           world,
           ctx,
           seed,
-          DataDsl.shapes(stage.data) as Partial<Record<Loss.Field, readonly number[]>>,
+          Data.shapes(stage.data) as Partial<Record<Loss.Field, readonly number[]>>,
         )
         world = initMeta(world, e)
       }
@@ -518,7 +516,7 @@ export const run = async (
 }
 
 /** The models a step's losses read or update (those that need parameters before it runs). */
-const modelsOf = (step: Step.Step): string[] => [...new Set(Step.losses(step).flatMap(LossDsl.models))]
+const modelsOf = (step: Step.Step): string[] => [...new Set(Step.losses(step).flatMap(Loss.models))]
 
 /** Results as Markdown: one table per report table, rows × columns of EPE (mm) / AUC. */
 export const markdown = (r: Results): string => {

@@ -15,6 +15,7 @@
 import * as tf from "@tensorflow/tfjs-core"
 import type * as Net from "../../dsl/Net.ts"
 import * as Shape from "../../dsl/Shape.ts"
+import { mulberry32 } from "../../random.ts"
 import * as Check from "../shape-check/index.ts"
 
 /** Parameters or state, keyed by path (`layer1/0/conv1/kernel`, `bn1/mean`). */
@@ -32,17 +33,8 @@ const hash = (seed: number, s: string): number => {
   return h
 }
 
-/** mulberry32: a small, fast, well-mixed 32-bit PRNG. */
-export const prng = (seed: number): (() => number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The seeded generator of `src/random.ts`. */
+export const prng = mulberry32
 
 const normal = (rand: () => number, n: number, std: number): Float32Array => {
   const out = new Float32Array(n)
