@@ -112,3 +112,18 @@ test("a missing data directory exits 1 naming it, before any training", () => {
   const bad = cmkg("run", "programs/cmkd-rhd.ts", "--data", "mnist=/x")
   assert.equal(bad.status, 2)
 })
+
+test("a diverging stage stops the run naming the stage and step, keeping the last good checkpoint", () => {
+  const out = scratch()
+  const r = spawnSync(process.execPath, ["bin/cmkg.js", "run", fixture, "--out", out], {
+    encoding: "utf8",
+    env: { ...process.env, CMKG_TEST_EPOCHS: "1", CMKG_TEST_STUDENT_LR: "1e12" },
+  })
+  assert.equal(r.status, 1)
+  const m = /stage "student", epoch 1, step (\d+): loss is not finite .*last good checkpoint kept at (\S+)/.exec(r.stderr)
+  assert.ok(m !== null, r.stderr)
+  assertCheckpointsWhole(out)
+  // The kept checkpoint is the one written after the teacher's epoch, and it loads.
+  const kept = Checkpoint.load(m[2]!)
+  assert.ok(Object.keys(kept.groups).includes("params/teacher"))
+})
