@@ -1,5 +1,5 @@
 /**
- * The `cmkg` command line: `check`, and the commands later issues add.
+ * The `cmkg` command line: `check`, `run`, `report` and `data preview`.
  *
  * Exit codes: 0 success; 1 an ill-formed program or a failed run; 2 a bad
  * invocation (missing file, not a program module, unknown flag).
