@@ -129,14 +129,10 @@ const report = Command.make(
   "report",
   { dir: Argument.String("run-dir").pipe(Argument.withDescription("A run directory written by cmkg run")) },
   (a) =>
-    Effect.gen(function* () {
-      const Report = yield* Effect.promise(() => import("../report/index.ts"))
-      const r = yield* Effect.tryPromise({
-        try: () => Report.report(a.dir),
-        catch: (e) => new BadInvocation({ message: e instanceof Error ? e.message : String(e) }),
-      })
-      for (const f of r.files) yield* Console.log(f)
-    }),
+    Effect.flatMap(
+      Effect.promise(() => import("../report/index.ts")),
+      (Report) => Report.command(a.dir),
+    ),
 ).pipe(Command.withDescription("Draw a run's tables and plots: SVG, PNG and one self-contained HTML page"))
 
 const cmkg = Command.make("cmkg").pipe(
@@ -158,6 +154,12 @@ const describeParseFailure = (failure: unknown): string | undefined => {
   }
   return f.message
 }
+
+// `cmkg … | head` closes stdout early: that is the reader's choice, not an error.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0)
+  throw e
+})
 
 const main = Command.runWith(cmkg, { version: "0.1.0", renderErrors: false })(process.argv.slice(2)).pipe(
   Effect.provide(NodeServices.layer),

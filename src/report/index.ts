@@ -1,0 +1,63 @@
+/**
+ * `cmkg report <run-dir>`: the results tables, 3D PCK curves, training
+ * curves and histograms of φ and parameters of a run directory, each plot as
+ * SVG and PNG, and one self-contained `report/index.html`.
+ *
+ * @module
+ */
+import { mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { Console, Effect } from "effect"
+import { BadInvocation, RunFailed } from "../cli/errors.ts"
+import * as Html from "./html.ts"
+import * as Plots from "./plots.ts"
+import * as Render from "./render.ts"
+import * as RunDir from "./run-dir.ts"
+
+export { NotARunDirectory } from "./run-dir.ts"
+
+/**
+ * Writes `<runDir>/report/`: `index.html` first in `files`, then every plot's
+ * `.svg` and `.png`. Rejects with {@link RunDir.NotARunDirectory} when
+ * `runDir` is missing or is not a `cmkg run` directory.
+ */
+export const report = async (runDir: string): Promise<{ files: string[] }> => {
+  const run = RunDir.read(runDir)
+  const out = join(runDir, "report")
+  mkdirSync(out, { recursive: true })
+  const plots = [...Plots.pck(run), ...Plots.training(run), ...Plots.histograms(run)]
+  const files: string[] = []
+  const figures: Html.Figure[] = []
+  for (const plot of plots) {
+    const r = await Render.render(plot.spec)
+    const svgPath = join(out, `${plot.name}.svg`)
+    const pngPath = join(out, `${plot.name}.png`)
+    writeFileSync(svgPath, r.svg)
+    writeFileSync(pngPath, r.png)
+    files.push(svgPath, pngPath)
+    figures.push({ plot, svg: r.svg })
+  }
+  const index = join(out, "index.html")
+  writeFileSync(index, Html.page(run, figures))
+  return { files: [index, ...files] }
+}
+
+/**
+ * The CLI command: prints the files written, one per line (the page first).
+ * A missing or non-run directory is a bad invocation (exit 2); any other
+ * failure (unreadable checkpoint, rendering) fails the command (exit 1).
+ */
+export const command = (runDir: string): Effect.Effect<{ files: string[] }, BadInvocation | RunFailed> =>
+  Effect.gen(function* () {
+    const written = yield* Effect.tryPromise({
+      try: () => report(runDir),
+      catch: (e) =>
+        e instanceof RunDir.NotARunDirectory
+          ? new BadInvocation({ message: e.message })
+          : new RunFailed({
+              message: `cmkg report ${runDir}: ${e instanceof Error ? e.message : String(e)}`,
+            }),
+    })
+    for (const f of written.files) yield* Console.log(f)
+    return written
+  })

@@ -1,0 +1,160 @@
+/**
+ * Reading a run directory written by `cmkg run`: the program, the per-seed
+ * results and metrics, the summary over seeds, and where the last checkpoint
+ * and the evaluated models are.
+ *
+ * @module
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { join, resolve } from "node:path"
+import * as Summary from "../cli/summary.ts"
+import type * as Runner from "../interpreters/tf/experiment.ts"
+
+/** The directory is missing or is not the output of `cmkg run`; the message names the directory and what is missing. */
+export class NotARunDirectory extends Error {
+  override readonly name = "NotARunDirectory"
+}
+
+/** One line of `metrics.jsonl`: the position, then one number per loss key. */
+export interface MetricsLine {
+  readonly stage: string
+  readonly epoch: number
+  readonly step: number
+  readonly time: number
+  readonly [loss: string]: string | number
+}
+
+/** One seed's output: its own directory (the run directory itself when there is one seed). */
+export interface Seed {
+  readonly seed: number
+  readonly dir: string
+  readonly results: Runner.Results | undefined
+  readonly metrics: readonly MetricsLine[]
+  /** `checkpoints/NNNNNN` named by `checkpoints/LATEST`, when present. */
+  readonly checkpoint: string | undefined
+  /** `models/<slug>` directories holding a `model.json`. */
+  readonly models: readonly { readonly slug: string; readonly dir: string }[]
+}
+
+export interface Run {
+  readonly dir: string
+  readonly program: {
+    readonly name: string
+    readonly description: string
+    readonly metaParams: readonly { name: string; like: string }[]
+  }
+  readonly options: Readonly<Record<string, unknown>>
+  readonly seeds: readonly Seed[]
+  /** From `summary.json`, or computed from the seeds' results when it is absent (an interrupted multi-seed run). */
+  readonly summary: Summary.Summary | undefined
+}
+
+const readJson = (path: string): unknown => {
+  try {
+    return JSON.parse(readFileSync(path, "utf8"))
+  } catch (e) {
+    throw new NotARunDirectory(`${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`)
+  }
+}
+
+/** Lines that fail to parse (a run killed mid-write leaves a partial last line) are skipped. */
+const readMetrics = (path: string): MetricsLine[] => {
+  if (!existsSync(path)) return []
+  const out: MetricsLine[] = []
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    if (line.trim() === "") continue
+    try {
+      const v = JSON.parse(line) as MetricsLine
+      if (typeof v.stage === "string") out.push(v)
+    } catch {
+      // partial line
+    }
+  }
+  return out
+}
+
+/** `models/<slug>` is named after its evaluate stage (as `interpreters/tf/experiment.ts` slugs it); order them as evaluated. */
+const evaluationOrder = (results: Runner.Results | undefined, slug: string): number => {
+  const i =
+    results?.rows.findIndex(
+      (r) => r.stage.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-|-$/g, "") === slug,
+    ) ?? -1
+  return i < 0 ? Number.MAX_SAFE_INTEGER : i
+}
+
+const readSeed = (seed: number, dir: string): Seed => {
+  const resultsPath = join(dir, "results.json")
+  const results = existsSync(resultsPath) ? (readJson(resultsPath) as Runner.Results) : undefined
+  const latest = join(dir, "checkpoints", "LATEST")
+  const ckpt = existsSync(latest) ? join(dir, "checkpoints", readFileSync(latest, "utf8").trim()) : undefined
+  const modelsDir = join(dir, "models")
+  const models = existsSync(modelsDir)
+    ? readdirSync(modelsDir)
+        .filter((slug) => existsSync(join(modelsDir, slug, "model.json")))
+        .map((slug) => ({ slug, dir: join(modelsDir, slug) }))
+        .sort((a, b) => evaluationOrder(results, a.slug) - evaluationOrder(results, b.slug))
+    : []
+  return {
+    seed,
+    dir,
+    results,
+    metrics: readMetrics(join(dir, "metrics.jsonl")),
+    checkpoint: ckpt !== undefined && existsSync(join(ckpt, "model.json")) ? ckpt : undefined,
+    models,
+  }
+}
+
+/**
+ * Reads a run directory; throws {@link NotARunDirectory} when `dir` does not
+ * exist, is not a directory, lacks `program.json`, or holds neither results
+ * nor metrics (for one seed or under `seed-N/`).
+ */
+export const read = (dir: string): Run => {
+  const abs = resolve(dir)
+  if (!existsSync(abs))
+    throw new NotARunDirectory(`${dir}: no such directory (expected a run directory written by cmkg run)`)
+  if (!statSync(abs).isDirectory())
+    throw new NotARunDirectory(`${dir}: not a directory (expected a run directory written by cmkg run)`)
+  const programPath = join(abs, "program.json")
+  if (!existsSync(programPath))
+    throw new NotARunDirectory(
+      `${dir}: not a cmkg run directory: program.json is missing (cmkg run writes it first, with results.json, metrics.jsonl and checkpoints/)`,
+    )
+  const programJson = readJson(programPath) as {
+    program?: {
+      name?: string
+      description?: string
+      experiment?: { metaParams?: { name: string; like: string }[] }
+    }
+    options?: Record<string, unknown>
+  }
+  const seedDirs = readdirSync(abs)
+    .map((n) => /^seed-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null && statSync(join(abs, m[0])).isDirectory())
+    .map((m) => ({ seed: Number(m[1]), dir: join(abs, m[0]) }))
+    .sort((a, b) => a.seed - b.seed)
+  const seeds = seedDirs.length > 0 ? seedDirs.map((s) => readSeed(s.seed, s.dir)) : [readSeed(1, abs)]
+  if (seeds.every((s) => s.results === undefined && s.metrics.length === 0))
+    throw new NotARunDirectory(
+      `${dir}: no results.json and no metrics.jsonl${seedDirs.length > 0 ? " in any seed-N/ directory" : ""}: the run has not trained a step yet`,
+    )
+  const results = seeds.flatMap((s) => (s.results === undefined ? [] : [s.results]))
+  const summaryPath = join(abs, "summary.json")
+  const summary = existsSync(summaryPath)
+    ? (readJson(summaryPath) as Summary.Summary)
+    : results.length > 0
+      ? Summary.aggregate(results)
+      : undefined
+  const p = programJson.program ?? {}
+  return {
+    dir: abs,
+    program: {
+      name: p.name ?? "(unnamed)",
+      description: p.description ?? "",
+      metaParams: p.experiment?.metaParams ?? [],
+    },
+    options: programJson.options ?? {},
+    seeds,
+    summary,
+  }
+}
