@@ -19,11 +19,27 @@ export { count, dispose, IllFormed, type Initialised, init, prng as prngFor, typ
 
 let selected: Selected | undefined
 
+const backends: readonly BackendPreference[] = [
+  "auto",
+  "tensorflow-gpu",
+  "tensorflow",
+  "cmkg-cpu",
+  "wasm",
+  "cpu",
+]
+
 /** Chooses and initialises the backend (idempotent for the same preference) and registers every gradient. */
 export const ready = async (
   preference: BackendPreference = "auto",
   options: { readonly threads?: number } = {},
 ): Promise<Selected> => {
+  // CMKG_BACKEND overrides the automatic choice (e.g. to time the test suite on the plain cpu backend).
+  const env = process.env.CMKG_BACKEND ?? ""
+  if (preference === "auto" && env !== "") {
+    if (!backends.includes(env as BackendPreference))
+      throw new Error(`CMKG_BACKEND=${env}: expected one of ${backends.join(", ")}`)
+    preference = env as BackendPreference
+  }
   if (selected !== undefined && (preference === "auto" || selected.name === preference)) return selected
   // tfjs's own warnings (e.g. "install tfjs-node") are noise here: cmkg prints the backend it chose.
   tf.env().set("PROD", true)
