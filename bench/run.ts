@@ -77,37 +77,22 @@ const disposeNet = (n: Net): void => {
   for (const p of n.params) p.v.dispose()
 }
 
+/** A one-network training workload on random `size`×`size`×3 inputs and random 63-d targets. */
+const singleNetwork = (net: Net, b: number, size: number) => {
+  const x = tf.randomNormal([b, size, size, 3]) as tf.Tensor4D
+  const y = tf.randomNormal([b, 63]) as tf.Tensor2D
+  return {
+    step: trainStep(net, x, y),
+    dispose: () => {
+      disposeNet(net)
+      tf.dispose([x, y])
+    },
+  }
+}
+
 const W: Record<string, Workload> = {
-  "tiny-64-train": {
-    batch: 64,
-    make(b) {
-      const net = tiny(3, 63)
-      const x = tf.randomNormal([b, 64, 64, 3]) as tf.Tensor4D
-      const y = tf.randomNormal([b, 63]) as tf.Tensor2D
-      return {
-        step: trainStep(net, x, y),
-        dispose: () => {
-          disposeNet(net)
-          tf.dispose([x, y])
-        },
-      }
-    },
-  },
-  "resnet18-128-train": {
-    batch: 32,
-    make(b) {
-      const net = resnet18(3, 63)
-      const x = tf.randomNormal([b, 128, 128, 3]) as tf.Tensor4D
-      const y = tf.randomNormal([b, 63]) as tf.Tensor2D
-      return {
-        step: trainStep(net, x, y),
-        dispose: () => {
-          disposeNet(net)
-          tf.dispose([x, y])
-        },
-      }
-    },
-  },
+  "tiny-64-train": { batch: 64, make: (b) => singleNetwork(tiny(3, 63), b, 64) },
+  "resnet18-128-train": { batch: 32, make: (b) => singleNetwork(resnet18(3, 63), b, 128) },
   "cmkd-resnet18-128": {
     batch: 32,
     make(b) {
