@@ -30,20 +30,32 @@ export const CMKG_CPU = "cmkg-cpu"
 const allFloat = (...ts: ReadonlyArray<TensorInfo | undefined>): boolean =>
   ts.every((t) => t === undefined || t.dtype === "float32")
 
+/** tfjs's convolution geometry for NHWC operands (`depthwise` for the depthwise kernels). */
+const nhwcConvInfo = (
+  inShape: readonly number[],
+  filterShape: readonly number[],
+  strides: number | [number, number],
+  dilations: number | [number, number],
+  pad: Parameters<typeof backend_util.computeConv2DInfo>[4],
+  dimRoundingMode: Parameters<typeof backend_util.computeConv2DInfo>[5],
+  depthwise: boolean,
+) =>
+  backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    strides,
+    dilations,
+    pad,
+    dimRoundingMode,
+    depthwise,
+    "channelsLast",
+  )
+
 const conv2D = withFallback("Conv2D", ({ inputs, attrs }, b) => {
   const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo }
   const a = attrs as unknown as tf.Conv2DAttrs
   if (!allFloat(x, filter) || a.dataFormat === "NCHW") return undefined
-  const c = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    a.strides,
-    a.dilations,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    "channelsLast",
-  )
+  const c = nhwcConvInfo(x.shape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode, false)
   if (!supported(c)) return undefined
   return b.makeTensorInfo(c.outShape, "float32", convForward(c, valuesOf(b, x), valuesOf(b, filter)))
 })
@@ -52,16 +64,7 @@ const depthwise = withFallback("DepthwiseConv2dNative", ({ inputs, attrs }, b) =
   const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo }
   const a = attrs as unknown as tf.DepthwiseConv2dNativeAttrs
   if (!allFloat(x, filter) || a.dataFormat === "NCHW") return undefined
-  const c = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    a.strides,
-    a.dilations,
-    a.pad,
-    a.dimRoundingMode,
-    true,
-    "channelsLast",
-  )
+  const c = nhwcConvInfo(x.shape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode, true)
   if (!supported(c)) return undefined
   return b.makeTensorInfo(
     c.outShape,
@@ -74,16 +77,7 @@ const conv2DBackpropInput = withFallback("Conv2DBackpropInput", ({ inputs, attrs
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo }
   const a = attrs as unknown as tf.Conv2DBackpropInputAttrs
   if (!allFloat(dy, filter) || a.dataFormat === "NCHW") return undefined
-  const c = backend_util.computeConv2DInfo(
-    a.inputShape,
-    filter.shape as [number, number, number, number],
-    a.strides,
-    1,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    "channelsLast",
-  )
+  const c = nhwcConvInfo(a.inputShape, filter.shape, a.strides, 1, a.pad, a.dimRoundingMode, false)
   if (!backpropInputSupported(c)) return undefined
   return b.makeTensorInfo(a.inputShape, "float32", convBackpropInput(c, valuesOf(b, dy), valuesOf(b, filter)))
 })
@@ -92,15 +86,7 @@ const depthwiseBackpropInput = withFallback("DepthwiseConv2dNativeBackpropInput"
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo }
   const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs
   if (!allFloat(dy, filter)) return undefined
-  const c = backend_util.computeConv2DInfo(
-    a.inputShape,
-    filter.shape as [number, number, number, number],
-    a.strides,
-    a.dilations,
-    a.pad,
-    a.dimRoundingMode,
-    true,
-  )
+  const c = nhwcConvInfo(a.inputShape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode, true)
   if (!backpropInputSupported(c)) return undefined
   return b.makeTensorInfo(
     a.inputShape,
@@ -113,16 +99,7 @@ const conv2DBackpropFilter = withFallback("Conv2DBackpropFilter", ({ inputs, att
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo }
   const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs
   if (!allFloat(x, dy) || a.dataFormat === "NCHW") return undefined
-  const c = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    a.filterShape,
-    a.strides,
-    1,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    "channelsLast",
-  )
+  const c = nhwcConvInfo(x.shape, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false)
   if (!supported(c)) return undefined
   return b.makeTensorInfo(a.filterShape, "float32", convBackpropFilter(c, valuesOf(b, x), valuesOf(b, dy)))
 })
@@ -133,15 +110,7 @@ const depthwiseBackpropFilter = withFallback(
     const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo }
     const a = attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs
     if (!allFloat(x, dy)) return undefined
-    const c = backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      a.filterShape,
-      a.strides,
-      a.dilations,
-      a.pad,
-      a.dimRoundingMode,
-      true,
-    )
+    const c = nhwcConvInfo(x.shape, a.filterShape, a.strides, a.dilations, a.pad, a.dimRoundingMode, true)
     if (!supported(c)) return undefined
     return b.makeTensorInfo(
       a.filterShape,
@@ -168,16 +137,7 @@ const fusedConv2D = withFallback("FusedConv2D", ({ inputs, attrs }, b) => {
     !epilogues.has(a.activation)
   )
     return undefined
-  const c = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    a.strides,
-    a.dilations,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    "channelsLast",
-  )
+  const c = nhwcConvInfo(x.shape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode, false)
   if (!supported(c)) return undefined
   // Only a per-channel bias fuses into Conv; anything else falls back.
   if (bias !== undefined && !(bias.shape.length === 1 && bias.shape[0] === c.outChannels)) return undefined
