@@ -15,6 +15,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core"
 import * as Net from "../../dsl/Net.ts"
+import { batchNormTrain } from "./batchNorm.ts"
 import type { Tree } from "./init.ts"
 
 /**
@@ -205,16 +206,13 @@ const batchNorm = (n: Net.BatchNorm, x: tf.Tensor, path: string, ctx: Context): 
   const runningMean = ctx.newState[meanPath] ?? param(ctx.state, meanPath)
   const runningVariance = ctx.newState[variancePath] ?? param(ctx.state, variancePath)
   // The per-channel factor γ/√(σ² + ε) is formed first so that only two full-size ops touch the activation.
+  // Training and batch-stats modes normalise with the batch's statistics (one fused op where the backend has it).
   if (ctx.mode === "eval")
     return tf.add(
       tf.mul(tf.sub(x, runningMean), tf.mul(gamma, tf.rsqrt(tf.add(runningVariance, n.eps)))),
       beta,
     )
-  const axes = x.shape.slice(0, -1).map((_, i) => i)
-  const mean = tf.mean(x, axes)
-  const centred = tf.sub(x, mean)
-  const variance = tf.mean(tf.square(centred), axes)
-  const y = tf.add(tf.mul(centred, tf.mul(gamma, tf.rsqrt(tf.add(variance, n.eps)))), beta)
+  const { y, mean, variance } = batchNormTrain(x, gamma, beta, n.eps)
   if (ctx.mode === "train") {
     const count = x.size / x.shape[x.shape.length - 1]!
     if (count < 2)

@@ -38,6 +38,7 @@
 // are customGrad too but close over their inputs, so they are fine.)
 
 import * as tf from "@tensorflow/tfjs-core"
+import { batchNormGradients } from "./batchNorm.ts"
 
 type Pad = "valid" | "same" | number | tf.backend_util.ExplicitPadding
 type Rounding = "floor" | "round" | "ceil" | undefined
@@ -347,6 +348,7 @@ const single = (dy: tf.Tensor | tf.Tensor[]): tf.Tensor => (Array.isArray(dy) ? 
 const s0 = (saved: tf.Tensor[], i = 0): tf.Tensor => saved[i] as tf.Tensor
 
 const configs: tf.GradConfig[] = [
+  ...batchNormGradients,
   // Conv2D: stock gradient asserts dilations == 1. A dilated conv equals a
   // conv with an explicitly dilated (zero-stuffed) filter and the same
   // padding info, so backprop through that; dimRoundingMode is passed too.

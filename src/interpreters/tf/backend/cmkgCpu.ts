@@ -18,6 +18,8 @@ import {
   type Epilogue,
   supported,
 } from "./conv.ts"
+import { batchNormGradients } from "../batchNorm.ts"
+import { batchNormKernels } from "./batchnorm.ts"
 import { elementwiseKernels } from "./elementwise.ts"
 import { fastKernels } from "./fastops.ts"
 import { valuesOf, withFallback } from "./kernel.ts"
@@ -167,6 +169,7 @@ const overrides = (): Array<KernelConfig> => [
   { kernelName: "FusedConv2D", backendName: CMKG_CPU, kernelFunc: fusedConv2D },
   ...fastKernels(CMKG_CPU),
   ...elementwiseKernels(CMKG_CPU),
+  ...batchNormKernels(CMKG_CPU),
 ]
 
 let registered = false
@@ -185,6 +188,8 @@ export const registerCmkgCpu = (priority = 0): boolean => {
     if (!names.has(k.kernelName)) tf.registerKernel({ ...k, backendName: CMKG_CPU })
   }
   for (const k of over) tf.registerKernel(k)
+  // The fused batch-norm kernels come with their gradients (also registered by the interpreter's `ready`).
+  for (const g of batchNormGradients) if (tf.getGradient(g.kernelName) === undefined) tf.registerGradient(g)
   registered = true
   return true
 }
