@@ -8,7 +8,11 @@ import { before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import { fastPathCalls, resetCallCounts } from "../../src/interpreters/tf/backend/index.ts"
-import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, batchNormTrain } from "../../src/interpreters/tf/batchNorm.ts"
+import {
+  BATCH_NORM_TRAIN,
+  BATCH_NORM_TRAIN_GRAD,
+  batchNormTrain,
+} from "../../src/interpreters/tf/batchNorm.ts"
 import { ready } from "../../src/interpreters/tf/index.ts"
 import { data, on, relErr, tensor } from "./helpers.ts"
 
@@ -17,7 +21,8 @@ const EPS = 1e-5
 /** Everything the op's users see: y, μ, σ², ∇(x,γ,β) of ⟨y, w⟩, and ∇(x,γ) of ⟨∇x⟨y,w⟩, v⟩. */
 const everything = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, w: tf.Tensor, v: tf.Tensor) => {
   const { y, mean, variance } = batchNormTrain(x, gamma, beta, EPS)
-  const objective = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(batchNormTrain(a, g, b, EPS).y, w))
+  const objective = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.mul(batchNormTrain(a, g, b, EPS).y, w))
   const first = tf.grads(objective)([x, gamma, beta])
   const second = tf.grads((a: tf.Tensor, g: tf.Tensor) => {
     const [dx] = tf.grads(objective)([a, g, beta])

@@ -53,7 +53,10 @@ for (const [path, threshold] of [
         { seed: 3, numRuns: 25 },
       )
       for (const k of ["Add", "Sub", "Multiply", "RealDiv", "SquaredDifference"])
-        assert.ok((fastPathCalls[k] ?? 0) >= (threshold === 1 ? 50 : 40), `${k} ${JSON.stringify(fastPathCalls)} ${JSON.stringify(fallbackCalls)}`)
+        assert.ok(
+          (fastPathCalls[k] ?? 0) >= (threshold === 1 ? 50 : 40),
+          `${k} ${JSON.stringify(fastPathCalls)} ${JSON.stringify(fallbackCalls)}`,
+        )
     })
 
     it("Sum/Mean over any axes (keepDims or not), Tile, Square, Step, Relu, FusedBatchNorm match cpu", () => {

@@ -82,11 +82,13 @@ export const batchNormTrain = (
   eps: number,
 ): BatchStatistics => {
   if (!hasKernel(BATCH_NORM_TRAIN)) return composite(x, gamma, beta, eps)
-  const [y, mean, variance] = tf.engine().runKernel(
-    BATCH_NORM_TRAIN,
-    { x, gamma, beta } as unknown as tf.NamedTensorMap,
-    { eps } as unknown as tf.NamedAttrMap,
-  ) as unknown as [tf.Tensor, tf.Tensor1D, tf.Tensor1D]
+  const [y, mean, variance] = tf
+    .engine()
+    .runKernel(
+      BATCH_NORM_TRAIN,
+      { x, gamma, beta } as unknown as tf.NamedTensorMap,
+      { eps } as unknown as tf.NamedAttrMap,
+    ) as unknown as [tf.Tensor, tf.Tensor1D, tf.Tensor1D]
   return { y, mean, variance }
 }
 
@@ -118,11 +120,13 @@ export const batchNormGradients: ReadonlyArray<tf.GradConfig> = [
     gradFunc: (dys, saved, attrs) => {
       const [x, gamma, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
       const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor
-      const [dx, dgamma, dbeta] = tf.engine().runKernel(
-        BATCH_NORM_TRAIN_GRAD,
-        { x, gamma, dy, mean, variance } as unknown as tf.NamedTensorMap,
-        { eps: epsOf(attrs) } as unknown as tf.NamedAttrMap,
-      ) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
+      const [dx, dgamma, dbeta] = tf
+        .engine()
+        .runKernel(
+          BATCH_NORM_TRAIN_GRAD,
+          { x, gamma, dy, mean, variance } as unknown as tf.NamedTensorMap,
+          { eps: epsOf(attrs) } as unknown as tf.NamedAttrMap,
+        ) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor]
       return { x: () => dx, gamma: () => dgamma, beta: () => dbeta }
     },
   },

@@ -11,7 +11,8 @@ import { fastPathCalls, valuesOf } from "./kernel.ts"
 
 const float32 = (...ts: ReadonlyArray<TensorInfo>): void => {
   for (const t of ts)
-    if (t.dtype !== "float32") throw new TypeError(`${BATCH_NORM_TRAIN}: expects float32 tensors, got ${t.dtype}`)
+    if (t.dtype !== "float32")
+      throw new TypeError(`${BATCH_NORM_TRAIN}: expects float32 tensors, got ${t.dtype}`)
 }
 
 const channels = (x: TensorInfo): number => x.shape[x.shape.length - 1] as number
@@ -52,7 +53,8 @@ const forward: KernelFunc = ({ inputs, backend, attrs }) => {
     shift[j] = be[j]! - mu * a
   }
   const y = new Float32Array(src.length)
-  for (let i = 0; i < src.length; i += c) for (let j = 0; j < c; j++) y[i + j] = src[i + j]! * scale[j]! + shift[j]!
+  for (let i = 0; i < src.length; i += c)
+    for (let j = 0; j < c; j++) y[i + j] = src[i + j]! * scale[j]! + shift[j]!
   return [
     b.makeTensorInfo(x.shape.slice(), "float32", y),
     b.makeTensorInfo([c], "float32", mean),

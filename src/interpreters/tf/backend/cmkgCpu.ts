@@ -10,6 +10,8 @@
 import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import * as tf from "@tensorflow/tfjs-core"
 import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core"
+import { batchNormGradients } from "../batchNorm.ts"
+import { batchNormKernels } from "./batchnorm.ts"
 import {
   backpropInputSupported,
   convBackpropFilter,
@@ -18,8 +20,6 @@ import {
   type Epilogue,
   supported,
 } from "./conv.ts"
-import { batchNormGradients } from "../batchNorm.ts"
-import { batchNormKernels } from "./batchnorm.ts"
 import { elementwiseKernels } from "./elementwise.ts"
 import { fastKernels } from "./fastops.ts"
 import { valuesOf, withFallback } from "./kernel.ts"

@@ -58,7 +58,8 @@ const binary = (kernelName: string, body: (a: string, b: string) => Array<OnnxNo
     if (!isF32(a, c)) return undefined
     // Large operands: onnxruntime (SIMD, two threads) is ~3× faster than a JS loop here; small ones: the loop.
     const out = backend_util.assertAndGetBroadcastShape(a.shape, c.shape)
-    if (size(out) >= minElements) return runOrt(b, kernelName, [a, c], out, () => ({ nodes: body("i0", "i1") }))
+    if (size(out) >= minElements)
+      return runOrt(b, kernelName, [a, c], out, () => ({ nodes: body("i0", "i1") }))
     return kernelName in Loops.ops ? Loops.binary(b, a, c, kernelName as keyof typeof Loops.ops) : undefined
   })
 
