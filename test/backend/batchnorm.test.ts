@@ -4,10 +4,16 @@
 // gradient, as meta-learning takes it). Tolerance: 2e-4 · max(1, max |composite|)
 // (float64 vs float32 accumulation of the statistics over up to ~600 values).
 import assert from "node:assert/strict"
-import { before, describe, it } from "node:test"
+import { after, before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
-import { fastPathCalls, resetCallCounts } from "../../src/interpreters/tf/backend/index.ts"
+import {
+  dnnlCalls,
+  dnnlUnavailable,
+  fastPathCalls,
+  resetCallCounts,
+  useDnnl,
+} from "../../src/interpreters/tf/backend/index.ts"
 import {
   BATCH_NORM_TRAIN,
   BATCH_NORM_TRAIN_GRAD,
@@ -31,48 +37,57 @@ const everything = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, w: tf.Tenso
   return [y, mean, variance, ...first, ...second]
 }
 
-describe("training-mode batch norm", () => {
-  before(async () => {
-    await ready("cmkg-cpu")
-  })
+// The fused kernels run on oneDNN when its addon is built, else on JS loops: both are checked.
+for (const dnnl of [true, false])
+  describe(`training-mode batch norm (${dnnl ? "oneDNN" : "JS loops"})`, {
+    skip: dnnl && dnnlUnavailable(),
+  }, () => {
+    before(async () => {
+      await ready("cmkg-cpu")
+      useDnnl(dnnl)
+    })
+    after(() => useDnnl(true))
 
-  it("fused kernels = composite: outputs, statistics, gradients and second-order gradients", () => {
-    resetCallCounts()
-    const names = ["y", "mean", "variance", "dx", "dgamma", "dbeta", "d2x", "d2gamma"]
-    fc.assert(
-      fc.property(
-        fc.tuple(
-          fc.integer({ min: 1, max: 4 }),
-          fc.integer({ min: 1, max: 6 }),
-          fc.integer({ min: 1, max: 6 }),
-          fc.integer({ min: 1, max: 5 }),
+    it("fused kernels = composite: outputs, statistics, gradients and second-order gradients", () => {
+      resetCallCounts()
+      const nativeBefore = dnnlCalls.BatchNormTrain ?? 0
+      const names = ["y", "mean", "variance", "dx", "dgamma", "dbeta", "d2x", "d2gamma"]
+      fc.assert(
+        fc.property(
+          fc.tuple(
+            fc.integer({ min: 1, max: 4 }),
+            fc.integer({ min: 1, max: 6 }),
+            fc.integer({ min: 1, max: 6 }),
+            fc.integer({ min: 1, max: 5 }),
+          ),
+          fc.nat(1000),
+          fc.double({ min: -3, max: 3, noNaN: true }),
+          (shape, seed, offset) => {
+            fc.pre(shape[0] * shape[1] * shape[2] >= 2)
+            const c = shape[3]
+            const x = data(shape, seed)
+            // An offset far from zero checks the statistics do not cancel catastrophically.
+            x.values.forEach((value, i) => {
+              x.values[i] = value + offset * 10
+            })
+            const gamma = data([c], seed + 1)
+            const beta = data([c], seed + 2)
+            const w = data(shape, seed + 3)
+            const v = data(shape, seed + 4)
+            const run = () => everything(tensor(x), tensor(gamma), tensor(beta), tensor(w), tensor(v))
+            const composite = on("cpu", run)
+            const fused = on("cmkg-cpu", run)
+            composite.forEach((expected, i) => {
+              const err = relErr(expected, fused[i] as Float32Array)
+              assert.ok(err <= 2e-4, `${names[i]} of ${shape}: relative error ${err}`)
+            })
+          },
         ),
-        fc.nat(1000),
-        fc.double({ min: -3, max: 3, noNaN: true }),
-        (shape, seed, offset) => {
-          fc.pre(shape[0] * shape[1] * shape[2] >= 2)
-          const c = shape[3]
-          const x = data(shape, seed)
-          // An offset far from zero checks the statistics do not cancel catastrophically.
-          x.values.forEach((value, i) => {
-            x.values[i] = value + offset * 10
-          })
-          const gamma = data([c], seed + 1)
-          const beta = data([c], seed + 2)
-          const w = data(shape, seed + 3)
-          const v = data(shape, seed + 4)
-          const run = () => everything(tensor(x), tensor(gamma), tensor(beta), tensor(w), tensor(v))
-          const composite = on("cpu", run)
-          const fused = on("cmkg-cpu", run)
-          composite.forEach((expected, i) => {
-            const err = relErr(expected, fused[i] as Float32Array)
-            assert.ok(err <= 2e-4, `${names[i]} of ${shape}: relative error ${err}`)
-          })
-        },
-      ),
-      { seed: 11, numRuns: 30 },
-    )
-    assert.ok((fastPathCalls[BATCH_NORM_TRAIN] ?? 0) >= 30)
-    assert.ok((fastPathCalls[BATCH_NORM_TRAIN_GRAD] ?? 0) >= 30)
+        { seed: 11, numRuns: 30 },
+      )
+      const native = (dnnlCalls.BatchNormTrain ?? 0) - nativeBefore
+      assert.ok(dnnl ? native >= 30 : native === 0, `oneDNN ran ${native} batch norms`)
+      assert.ok((fastPathCalls[BATCH_NORM_TRAIN] ?? 0) >= 30)
+      assert.ok((fastPathCalls[BATCH_NORM_TRAIN_GRAD] ?? 0) >= 30)
+    })
   })
-})

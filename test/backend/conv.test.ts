@@ -1,15 +1,19 @@
-// The cmkg-cpu convolution kernels (onnxruntime) agree with tfjs's cpu kernels on
-// generated shapes and attributes, and actually took the fast path.
+// The cmkg-cpu convolution kernels agree with tfjs's cpu kernels on generated shapes and
+// attributes, and actually took the fast path: once with oneDNN (when its addon is built;
+// it runs the dense convolutions) and once with onnxruntime alone.
 // Tolerance: max |fast - cpu| <= 1e-4 · max(1, max |cpu|) (float32 sums of up to a few hundred terms).
 import assert from "node:assert/strict"
-import { before, describe, it } from "node:test"
+import { after, before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import {
+  dnnlCalls,
+  dnnlUnavailable,
   fallbackCalls,
   fastPathCalls,
   resetCallCounts,
   selectBackend,
+  useDnnl,
 } from "../../src/interpreters/tf/backend/index.ts"
 import { data, on, relErr, tensor } from "./helpers.ts"
 
@@ -43,129 +47,146 @@ const convCase = fc.record({
   seed: fc.nat(1000),
 })
 
-describe("cmkg-cpu convolution kernels", () => {
-  before(async () => {
-    tf.env().set("PROD", true)
-    await selectBackend("cmkg-cpu")
-  })
+const dnnlCount = (k: string): number => dnnlCalls[k] ?? 0
 
-  it("Conv2D (stride, dilation, same/valid/explicit padding) matches cpu", () => {
-    resetCallCounts()
-    let runs = 0
-    fc.assert(
-      fc.property(convCase, (c) => {
-        const eh = (c.kh - 1) * c.dilation + 1
-        const ew = (c.kw - 1) * c.dilation + 1
-        fc.pre(typeof c.pad !== "string" || c.pad !== "valid" || (c.h >= eh && c.w >= ew))
-        fc.pre(typeof c.pad === "string" || c.dilation === 1 || c.stride === 1)
-        fc.pre(typeof c.pad !== "number" || (c.h + 2 * c.pad >= eh && c.w + 2 * c.pad >= ew))
-        fc.pre(
-          !Array.isArray(c.pad) ||
-            (c.h + c.pad[1][0] + c.pad[1][1] >= eh && c.w + c.pad[2][0] + c.pad[2][1] >= ew),
-        )
-        const x = data([c.n, c.h, c.w, c.cin], c.seed)
-        const f = data([c.kh, c.kw, c.cin, c.cout], c.seed + 1)
-        const dil = c.stride === 1 ? c.dilation : 1
-        const run = () =>
-          tf.conv2d(tensor(x) as tf.Tensor4D, tensor(f) as tf.Tensor4D, c.stride, c.pad, "NHWC", dil)
-        const [a] = on("cpu", run)
-        const [b] = on("cmkg-cpu", run)
-        runs++
-        assert.ok(relErr(a as Float32Array, b as Float32Array) <= TOL, JSON.stringify(c))
-      }),
-      { seed: 42, numRuns: 60 },
-    )
-    // tfjs's own inconsistent shapes (numeric padding with a non-square filter) fall back.
-    assert.equal((fastPathCalls.Conv2D ?? 0) + (fallbackCalls.Conv2D ?? 0), runs)
-    assert.ok(
-      (fastPathCalls.Conv2D ?? 0) >= runs * 0.7,
-      JSON.stringify({ fastPathCalls, fallbackCalls, runs }),
-    )
-  })
+for (const dnnl of [true, false])
+  describe(`cmkg-cpu convolution kernels (${dnnl ? "oneDNN" : "onnxruntime"})`, {
+    skip: dnnl && dnnlUnavailable(),
+  }, () => {
+    const before0: Record<string, number> = {}
+    before(async () => {
+      tf.env().set("PROD", true)
+      await selectBackend("cmkg-cpu")
+      useDnnl(dnnl)
+      Object.assign(before0, dnnlCalls)
+    })
+    after(() => {
+      useDnnl(true)
+      // With oneDNN on, it ran most of the ~40 generated convolutions of each kind (some are grouped
+    // or have shapes it declines); off, it ran nothing.
+      for (const k of ["Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"]) {
+        const ran = dnnlCount(k) - (before0[k] ?? 0)
+        assert.ok(dnnl ? ran >= 30 : ran === 0, `${k}: oneDNN ran ${ran} times`)
+      }
+    })
 
-  it("Conv2DBackpropInput and Conv2DBackpropFilter (gradients of conv2d) match cpu", () => {
-    resetCallCounts()
-    let runs = 0
-    fc.assert(
-      fc.property(convCase, (c) => {
-        fc.pre(typeof c.pad !== "string" || c.pad !== "valid" || (c.h >= c.kh && c.w >= c.kw))
-        const x = data([c.n, c.h, c.w, c.cin], c.seed)
-        const f = data([c.kh, c.kw, c.cin, c.cout], c.seed + 1)
-        const run = () => {
-          const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-            tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad))),
+    it("Conv2D (stride, dilation, same/valid/explicit padding) matches cpu", () => {
+      resetCallCounts()
+      let runs = 0
+      fc.assert(
+        fc.property(convCase, (c) => {
+          const eh = (c.kh - 1) * c.dilation + 1
+          const ew = (c.kw - 1) * c.dilation + 1
+          fc.pre(typeof c.pad !== "string" || c.pad !== "valid" || (c.h >= eh && c.w >= ew))
+          fc.pre(typeof c.pad === "string" || c.dilation === 1 || c.stride === 1)
+          fc.pre(typeof c.pad !== "number" || (c.h + 2 * c.pad >= eh && c.w + 2 * c.pad >= ew))
+          fc.pre(
+            !Array.isArray(c.pad) ||
+              (c.h + c.pad[1][0] + c.pad[1][1] >= eh && c.w + c.pad[2][0] + c.pad[2][1] >= ew),
           )
-          return g([tensor(x), tensor(f)])
-        }
-        const a = on("cpu", run)
-        const b = on("cmkg-cpu", run)
-        runs++
-        assert.ok(relErr(a[0] as Float32Array, b[0] as Float32Array) <= TOL, `dx ${JSON.stringify(c)}`)
-        assert.ok(relErr(a[1] as Float32Array, b[1] as Float32Array) <= TOL, `dw ${JSON.stringify(c)}`)
-      }),
-      { seed: 7, numRuns: 40 },
-    )
-    assert.ok(
-      (fastPathCalls.Conv2DBackpropFilter ?? 0) >= runs * 0.7,
-      JSON.stringify({ fastPathCalls, fallbackCalls, runs }),
-    )
-    // ConvTranspose cannot express every input gradient (output_padding limits); most run fast.
-    assert.ok(
-      (fastPathCalls.Conv2DBackpropInput ?? 0) >= runs * 0.8,
-      JSON.stringify({ fastPathCalls, fallbackCalls, runs }),
-    )
-  })
+          const x = data([c.n, c.h, c.w, c.cin], c.seed)
+          const f = data([c.kh, c.kw, c.cin, c.cout], c.seed + 1)
+          const dil = c.stride === 1 ? c.dilation : 1
+          const run = () =>
+            tf.conv2d(tensor(x) as tf.Tensor4D, tensor(f) as tf.Tensor4D, c.stride, c.pad, "NHWC", dil)
+          const [a] = on("cpu", run)
+          const [b] = on("cmkg-cpu", run)
+          runs++
+          assert.ok(relErr(a as Float32Array, b as Float32Array) <= TOL, JSON.stringify(c))
+        }),
+        { seed: 42, numRuns: 60 },
+      )
+      // tfjs's own inconsistent shapes (numeric padding with a non-square filter) fall back.
+      assert.equal((fastPathCalls.Conv2D ?? 0) + (fallbackCalls.Conv2D ?? 0), runs)
+      assert.ok(
+        (fastPathCalls.Conv2D ?? 0) >= runs * 0.7,
+        JSON.stringify({ fastPathCalls, fallbackCalls, runs }),
+      )
+    })
 
-  it("depthwise conv and both its gradients match cpu", () => {
-    resetCallCounts()
-    let runs = 0
-    fc.assert(
-      fc.property(convCase, (c) => {
-        fc.pre(typeof c.pad !== "string" || c.pad !== "valid" || (c.h >= c.kh && c.w >= c.kw))
-        fc.pre(!Array.isArray(c.pad))
-        const x = data([c.n, c.h, c.w, c.cin], c.seed)
-        const f = data([c.kh, c.kw, c.cin, c.mult], c.seed + 1)
-        const run = () => {
-          const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-            tf.sum(tf.square(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad))),
-          )
-          return [
-            tf.depthwiseConv2d(tensor(x) as tf.Tensor4D, tensor(f) as tf.Tensor4D, c.stride, c.pad),
-            ...g([tensor(x), tensor(f)]),
-          ]
-        }
-        const a = on("cpu", run)
-        const b = on("cmkg-cpu", run)
-        runs++
-        for (let i = 0; i < 3; i++)
-          assert.ok(relErr(a[i] as Float32Array, b[i] as Float32Array) <= TOL, `${i} ${JSON.stringify(c)}`)
-      }),
-      { seed: 11, numRuns: 30 },
-    )
-    assert.ok((fastPathCalls.DepthwiseConv2dNative ?? 0) >= runs * 0.7)
-    assert.ok((fastPathCalls.DepthwiseConv2dNativeBackpropFilter ?? 0) >= runs * 0.7)
-  })
+    it("Conv2DBackpropInput and Conv2DBackpropFilter (gradients of conv2d) match cpu", () => {
+      resetCallCounts()
+      let runs = 0
+      fc.assert(
+        fc.property(convCase, (c) => {
+          fc.pre(typeof c.pad !== "string" || c.pad !== "valid" || (c.h >= c.kh && c.w >= c.kw))
+          const x = data([c.n, c.h, c.w, c.cin], c.seed)
+          const f = data([c.kh, c.kw, c.cin, c.cout], c.seed + 1)
+          const run = () => {
+            const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+              tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad))),
+            )
+            return g([tensor(x), tensor(f)])
+          }
+          const a = on("cpu", run)
+          const b = on("cmkg-cpu", run)
+          runs++
+          assert.ok(relErr(a[0] as Float32Array, b[0] as Float32Array) <= TOL, `dx ${JSON.stringify(c)}`)
+          assert.ok(relErr(a[1] as Float32Array, b[1] as Float32Array) <= TOL, `dw ${JSON.stringify(c)}`)
+        }),
+        { seed: 7, numRuns: 40 },
+      )
+      assert.ok(
+        (fastPathCalls.Conv2DBackpropFilter ?? 0) >= runs * 0.7,
+        JSON.stringify({ fastPathCalls, fallbackCalls, runs }),
+      )
+      // ConvTranspose cannot express every input gradient (output_padding limits); most run fast.
+      assert.ok(
+        (fastPathCalls.Conv2DBackpropInput ?? 0) >= runs * 0.8,
+        JSON.stringify({ fastPathCalls, fallbackCalls, runs }),
+      )
+    })
 
-  it("fused conv2d (bias + relu) and matMul match cpu", () => {
-    resetCallCounts()
-    const x = data([2, 9, 9, 4], 1)
-    const f = data([3, 3, 4, 6], 2)
-    const bias = data([6], 3)
-    const run = () =>
-      tf.fused.conv2d({
-        x: tensor(x) as tf.Tensor4D,
-        filter: tensor(f) as tf.Tensor4D,
-        strides: 1,
-        pad: "same",
-        bias: tensor(bias),
-        activation: "relu",
-      })
-    assert.ok(relErr(on("cpu", run)[0] as Float32Array, on("cmkg-cpu", run)[0] as Float32Array) <= TOL)
-    const a = data([3, 70, 50], 4)
-    const b = data([3, 40, 70], 5)
-    const mm = () => tf.matMul(tensor(a), tensor(b), true, true)
-    assert.ok(relErr(on("cpu", mm)[0] as Float32Array, on("cmkg-cpu", mm)[0] as Float32Array) <= TOL)
-    assert.equal(fastPathCalls.FusedConv2D, 1)
-    assert.equal(fastPathCalls.BatchMatMul, 1)
+    it("depthwise conv and both its gradients match cpu", () => {
+      resetCallCounts()
+      let runs = 0
+      fc.assert(
+        fc.property(convCase, (c) => {
+          fc.pre(typeof c.pad !== "string" || c.pad !== "valid" || (c.h >= c.kh && c.w >= c.kw))
+          fc.pre(!Array.isArray(c.pad))
+          const x = data([c.n, c.h, c.w, c.cin], c.seed)
+          const f = data([c.kh, c.kw, c.cin, c.mult], c.seed + 1)
+          const run = () => {
+            const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+              tf.sum(tf.square(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad))),
+            )
+            return [
+              tf.depthwiseConv2d(tensor(x) as tf.Tensor4D, tensor(f) as tf.Tensor4D, c.stride, c.pad),
+              ...g([tensor(x), tensor(f)]),
+            ]
+          }
+          const a = on("cpu", run)
+          const b = on("cmkg-cpu", run)
+          runs++
+          for (let i = 0; i < 3; i++)
+            assert.ok(relErr(a[i] as Float32Array, b[i] as Float32Array) <= TOL, `${i} ${JSON.stringify(c)}`)
+        }),
+        { seed: 11, numRuns: 30 },
+      )
+      assert.ok((fastPathCalls.DepthwiseConv2dNative ?? 0) >= runs * 0.7)
+      assert.ok((fastPathCalls.DepthwiseConv2dNativeBackpropFilter ?? 0) >= runs * 0.7)
+    })
+
+    it("fused conv2d (bias + relu) and matMul match cpu", () => {
+      resetCallCounts()
+      const x = data([2, 9, 9, 4], 1)
+      const f = data([3, 3, 4, 6], 2)
+      const bias = data([6], 3)
+      const run = () =>
+        tf.fused.conv2d({
+          x: tensor(x) as tf.Tensor4D,
+          filter: tensor(f) as tf.Tensor4D,
+          strides: 1,
+          pad: "same",
+          bias: tensor(bias),
+          activation: "relu",
+        })
+      assert.ok(relErr(on("cpu", run)[0] as Float32Array, on("cmkg-cpu", run)[0] as Float32Array) <= TOL)
+      const a = data([3, 70, 50], 4)
+      const b = data([3, 40, 70], 5)
+      const mm = () => tf.matMul(tensor(a), tensor(b), true, true)
+      assert.ok(relErr(on("cpu", mm)[0] as Float32Array, on("cmkg-cpu", mm)[0] as Float32Array) <= TOL)
+      assert.equal(fastPathCalls.FusedConv2D, 1)
+      assert.equal(fastPathCalls.BatchMatMul, 1)
+    })
   })
-})

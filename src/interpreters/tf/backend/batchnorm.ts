@@ -2,11 +2,13 @@
  * `cmkg-cpu` kernels for training-mode batch norm (see `../batchNorm.ts` for
  * the op and its gradients): two passes over the activation forward
  * (statistics, normalise) and two backward (Σdy and Σdy·(x − μ), then dx),
- * channel-last, statistics accumulated in float64.
+ * channel-last, statistics accumulated in float64. oneDNN does both (SIMD,
+ * threaded) when its addon is built; these loops otherwise.
  */
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs-core"
 import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from "../batchNorm.ts"
+import * as Dnnl from "./dnnl.ts"
 import { fastPathCalls, valuesOf } from "./kernel.ts"
 
 const float32 = (...ts: ReadonlyArray<TensorInfo>): void => {
@@ -27,6 +29,15 @@ const forward: KernelFunc = ({ inputs, backend, attrs }) => {
   const src = valuesOf(b, x)
   const g = valuesOf(b, gamma)
   const be = valuesOf(b, beta)
+  const native = Dnnl.batchNormForward(src, g, be, c, eps)
+  if (native !== undefined) {
+    const [y, mean, variance] = native
+    return [
+      b.makeTensorInfo(x.shape.slice(), "float32", y),
+      b.makeTensorInfo([c], "float32", mean),
+      b.makeTensorInfo([c], "float32", variance),
+    ]
+  }
   const rows = src.length / c
   // Shifted sums (shift = the first row) keep the one-pass variance accurate.
   const s1 = new Float64Array(c)
@@ -77,6 +88,15 @@ const backward: KernelFunc = ({ inputs, backend, attrs }) => {
   const mu = valuesOf(b, mean)
   const v = valuesOf(b, variance)
   const g = valuesOf(b, gamma)
+  const native = Dnnl.batchNormBackward(src, g, d, mu, v, eps)
+  if (native !== undefined) {
+    const [dx, dgamma, dbeta] = native
+    return [
+      b.makeTensorInfo(x.shape.slice(), "float32", dx),
+      b.makeTensorInfo([c], "float32", dgamma),
+      b.makeTensorInfo([c], "float32", dbeta),
+    ]
+  }
   const rows = src.length / c
   const sumDy = new Float64Array(c)
   const sumDyX = new Float64Array(c)

@@ -1,5 +1,6 @@
 /**
- * Convolution kernels for the `cmkg-cpu` backend, run through onnxruntime.
+ * Convolution kernels for the `cmkg-cpu` backend: oneDNN (`dnnl.ts`) for dense
+ * convolutions when its addon is built, else onnxruntime.
  *
  * tfjs is NHWC with HWIO filters; ONNX Conv is NCHW with OIHW filters. Each
  * model transposes inside the graph (onnxruntime folds those into its blocked
@@ -7,6 +8,7 @@
  * one GEMM per filter tap over strided slices of the padded input.
  */
 import type { backend_util, TensorInfo } from "@tensorflow/tfjs-core"
+import * as Dnnl from "./dnnl.ts"
 import { type AttrValue, int, ints, type OnnxGraph, type OnnxNode } from "./onnx.ts"
 import { session } from "./ort.ts"
 
@@ -90,6 +92,10 @@ export const convForward = (
   const depthwise = opts.depthwise === true
   const act = opts.act ?? "linear"
   const hasBias = opts.bias !== undefined
+  if (!depthwise && !hasBias && act === "linear") {
+    const y = Dnnl.convForward(c, x, w)
+    if (y !== undefined) return y
+  }
   const group = depthwise ? c.inChannels : 1
   const s = session(key("conv", c, `${depthwise}:${hasBias}:${act}:${opts.alpha ?? ""}`), (): OnnxGraph => {
     const fShape = depthwise
@@ -173,6 +179,10 @@ export const convBackpropInput = (
   w: Float32Array,
   depthwise = false,
 ): Float32Array => {
+  if (!depthwise) {
+    const dx = Dnnl.convBackwardData(c, dy, w)
+    if (dx !== undefined) return dx
+  }
   const group = depthwise ? c.inChannels : 1
   const s = session(key("dx", c, String(depthwise)), (): OnnxGraph => {
     const fShape = depthwise
@@ -244,6 +254,10 @@ export const convBackpropFilter = (
   dy: Float32Array,
   depthwise = false,
 ): Float32Array => {
+  if (!depthwise) {
+    const dw = Dnnl.convBackwardWeights(c, x, dy)
+    if (dw !== undefined) return dw
+  }
   const s = session(key("dw", c, String(depthwise)), (): OnnxGraph => {
     const {
       batchSize: n,

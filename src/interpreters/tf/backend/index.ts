@@ -13,11 +13,13 @@ import { dirname, join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
 import "@tensorflow/tfjs-backend-cpu"
 import { registerCmkgCpu } from "./cmkgCpu.ts"
+import { dnnlUnavailable, dnnlVersion, setDnnlThreads } from "./dnnl.ts"
 import { ensureGradients } from "./gradients.ts"
 import { setOrtThreads } from "./ort.ts"
 import { bridgeMissingKernels } from "./wasmBridge.ts"
 
 export { CMKG_CPU, fallbackCalls, fastPathCalls, registerCmkgCpu, resetCallCounts } from "./cmkgCpu.ts"
+export { dnnlCalls, dnnlDeclined, dnnlUnavailable, dnnlVersion, useDnnl } from "./dnnl.ts"
 export { MIN_ELEMENTS, setMinElements } from "./elementwise.ts"
 export { ensureGradients } from "./gradients.ts"
 export { clearSessions, ortAvailable, ortThreads, sessionCount, setOrtThreads } from "./ort.ts"
@@ -57,7 +59,10 @@ const attempt = async (which: Exclude<BackendPreference, "auto">): Promise<strin
     case "cmkg-cpu": {
       if (!registerCmkgCpu()) throw new Error("onnxruntime-node's native binding did not load")
       if (!(await tf.setBackend("cmkg-cpu"))) throw new Error("cmkg-cpu did not initialise")
-      return "cmkg-cpu"
+      const dnnl = dnnlVersion()
+      return dnnl === undefined
+        ? `cmkg-cpu (onnxruntime kernels; oneDNN not used: ${dnnlUnavailable()})`
+        : `cmkg-cpu (oneDNN ${dnnl} convolutions and batch norm, onnxruntime elementwise)`
     }
     case "wasm": {
       const wasm = await import("@tensorflow/tfjs-backend-wasm")
@@ -84,13 +89,18 @@ export const selectBackend = async (
   opts: { readonly threads?: number } = {},
 ): Promise<Selected> => {
   await ensureGradients()
-  if (opts.threads !== undefined) setOrtThreads(opts.threads)
+  if (opts.threads !== undefined) {
+    setOrtThreads(opts.threads)
+    setDnnlThreads(opts.threads)
+  }
   const order = preference === "auto" ? ORDER : [preference, ...ORDER.filter((o) => o !== preference)]
   const skipped: Array<string> = []
   for (const which of order) {
     try {
-      const name = await attempt(which)
-      const note = skipped.length === 0 ? `${name}: first choice` : `${name}; skipped ${skipped.join("; ")}`
+      const described = await attempt(which)
+      const name = described.split(" ")[0] as string
+      const note =
+        skipped.length === 0 ? `${described}: first choice` : `${described}; skipped ${skipped.join("; ")}`
       return { name, note }
     } catch (e) {
       skipped.push(`${which} (${message(e)})`)

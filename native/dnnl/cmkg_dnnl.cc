@@ -1,0 +1,276 @@
+// oneDNN (the CPU engine PyTorch uses) kernels for cmkg's tfjs backend, as a
+// synchronous N-API addon: convolutions (forward, data and weight gradients)
+// on NHWC activations with HWIO filters, and training-mode batch norm
+// (forward with batch statistics, backward) over channel-last data.
+//
+// Every function takes Float32Arrays (inputs and preallocated outputs, no
+// copies) and an Int32Array of geometry; it throws a JS Error on bad input or
+// when oneDNN rejects the problem (the caller then falls back).
+#include <node_api.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+
+engine& cpu() {
+  static engine e(engine::kind::cpu, 0);
+  return e;
+}
+stream& queue() {
+  static stream s(cpu());
+  return s;
+}
+
+struct Fail {
+  std::string message;
+};
+
+float* floats(napi_env env, napi_value v, size_t want, const char* name) {
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset) != napi_ok ||
+      type != napi_float32_array)
+    throw Fail{std::string(name) + ": expected a Float32Array"};
+  if (want != 0 && length != want)
+    throw Fail{std::string(name) + ": expected " + std::to_string(want) + " floats, got " + std::to_string(length)};
+  return static_cast<float*>(data);
+}
+
+std::vector<int64_t> ints(napi_env env, napi_value v, size_t want) {
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset) != napi_ok ||
+      type != napi_int32_array || length != want)
+    throw Fail{"geometry: expected an Int32Array of " + std::to_string(want)};
+  const int32_t* p = static_cast<int32_t*>(data);
+  return std::vector<int64_t>(p, p + length);
+}
+
+double number(napi_env env, napi_value v) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) throw Fail{"expected a number"};
+  return d;
+}
+
+std::vector<napi_value> args(napi_env env, napi_callback_info info, size_t n) {
+  std::vector<napi_value> a(n);
+  size_t got = n;
+  napi_get_cb_info(env, info, &got, a.data(), nullptr, nullptr);
+  if (got != n) throw Fail{"expected " + std::to_string(n) + " arguments, got " + std::to_string(got)};
+  return a;
+}
+
+// Geometry: N H W C  OH OW OC  KH KW  SH SW  DH DW  PT PL PB PR (tfjs conventions, dilation 1 = none).
+struct Conv {
+  memory::dim n, h, w, c, oh, ow, oc, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+  explicit Conv(const std::vector<int64_t>& g)
+      : n(g[0]), h(g[1]), w(g[2]), c(g[3]), oh(g[4]), ow(g[5]), oc(g[6]), kh(g[7]), kw(g[8]), sh(g[9]),
+        sw(g[10]), dh(g[11]), dw(g[12]), pt(g[13]), pl(g[14]), pb(g[15]), pr(g[16]) {}
+  memory::desc src() const { return {{n, c, h, w}, dt::f32, tag::nhwc}; }
+  memory::desc dst() const { return {{n, oc, oh, ow}, dt::f32, tag::nhwc}; }
+  memory::desc hwio() const { return {{oc, c, kh, kw}, dt::f32, tag::hwio}; }
+  memory::desc any() const { return {{oc, c, kh, kw}, dt::f32, tag::any}; }
+  memory::dims strides() const { return {sh, sw}; }
+  memory::dims dilation() const { return {dh - 1, dw - 1}; }  // oneDNN counts the gaps
+  memory::dims left() const { return {pt, pl}; }
+  memory::dims right() const { return {pb, pr}; }
+  size_t srcSize() const { return n * h * w * c; }
+  size_t dstSize() const { return n * oh * ow * oc; }
+  size_t weightSize() const { return kh * kw * c * oc; }
+  convolution_forward::primitive_desc forward() const {
+    convolution_forward::desc d(prop_kind::forward_training, algorithm::convolution_direct, src(), any(), dst(),
+                                strides(), dilation(), left(), right());
+    return convolution_forward::primitive_desc(d, cpu());
+  }
+};
+
+// Weights in the layout `want`, reordered from the user's HWIO array when it differs.
+memory weightsIn(const memory::desc& want, const memory::desc& user, float* data) {
+  memory u(user, cpu(), data);
+  if (want == user) return u;
+  memory m(want, cpu());
+  reorder(u, m).execute(queue(), u, m);
+  return m;
+}
+
+napi_value convForward(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 4);
+  Conv g(ints(env, a[3], 17));
+  float* x = floats(env, a[0], g.srcSize(), "x");
+  float* w = floats(env, a[1], g.weightSize(), "filter");
+  float* y = floats(env, a[2], g.dstSize(), "y");
+  auto pd = g.forward();
+  memory src(g.src(), cpu(), x), dst(g.dst(), cpu(), y);
+  memory wei = weightsIn(pd.weights_desc(), g.hwio(), w);
+  convolution_forward(pd).execute(queue(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+  queue().wait();
+  return nullptr;
+}
+
+napi_value convBackwardData(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 4);
+  Conv g(ints(env, a[3], 17));
+  float* dy = floats(env, a[0], g.dstSize(), "dy");
+  float* w = floats(env, a[1], g.weightSize(), "filter");
+  float* dx = floats(env, a[2], g.srcSize(), "dx");
+  convolution_backward_data::desc d(algorithm::convolution_direct, g.src(), g.any(), g.dst(), g.strides(),
+                                    g.dilation(), g.left(), g.right());
+  convolution_backward_data::primitive_desc pd(d, cpu(), g.forward());
+  memory diffDst(g.dst(), cpu(), dy), diffSrc(g.src(), cpu(), dx);
+  memory wei = weightsIn(pd.weights_desc(), g.hwio(), w);
+  convolution_backward_data(pd).execute(
+      queue(), {{DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, diffSrc}});
+  queue().wait();
+  return nullptr;
+}
+
+napi_value convBackwardWeights(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 4);
+  Conv g(ints(env, a[3], 17));
+  float* x = floats(env, a[0], g.srcSize(), "x");
+  float* dy = floats(env, a[1], g.dstSize(), "dy");
+  float* dw = floats(env, a[2], g.weightSize(), "dw");
+  convolution_backward_weights::desc d(algorithm::convolution_direct, g.src(), g.any(), g.dst(), g.strides(),
+                                       g.dilation(), g.left(), g.right());
+  convolution_backward_weights::primitive_desc pd(d, cpu(), g.forward());
+  memory src(g.src(), cpu(), x), diffDst(g.dst(), cpu(), dy), user(g.hwio(), cpu(), dw);
+  const bool direct = pd.diff_weights_desc() == g.hwio();
+  memory diffWei = direct ? user : memory(pd.diff_weights_desc(), cpu());
+  convolution_backward_weights(pd).execute(
+      queue(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_DIFF_WEIGHTS, diffWei}});
+  if (!direct) reorder(diffWei, user).execute(queue(), diffWei, user);
+  queue().wait();
+  return nullptr;
+}
+
+// Batch norm over channel-last data seen as [rows, C]: oneDNN's NHWC with H = W = 1.
+struct Norm {
+  memory::dim rows, c;
+  float eps;
+  memory::desc data() const { return {{rows, c, 1, 1}, dt::f32, tag::nhwc}; }
+  memory::desc vec() const { return {{c}, dt::f32, tag::x}; }
+  static normalization_flags flags() { return normalization_flags::use_scale | normalization_flags::use_shift; }
+  batch_normalization_forward::primitive_desc forward() const {
+    batch_normalization_forward::desc d(prop_kind::forward_training, data(), eps, flags());
+    return batch_normalization_forward::primitive_desc(d, cpu());
+  }
+};
+
+Norm norm(napi_env env, napi_value geometry, napi_value eps) {
+  auto g = ints(env, geometry, 2);
+  return Norm{g[0], g[1], static_cast<float>(number(env, eps))};
+}
+
+// (x, gamma, beta, y, mean, variance, [rows, C], eps)
+napi_value batchNormForward(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 8);
+  Norm g = norm(env, a[6], a[7]);
+  const size_t size = g.rows * g.c, c = g.c;
+  memory src(g.data(), cpu(), floats(env, a[0], size, "x"));
+  memory scale(g.vec(), cpu(), floats(env, a[1], c, "gamma"));
+  memory shift(g.vec(), cpu(), floats(env, a[2], c, "beta"));
+  memory dst(g.data(), cpu(), floats(env, a[3], size, "y"));
+  memory mean(g.vec(), cpu(), floats(env, a[4], c, "mean"));
+  memory variance(g.vec(), cpu(), floats(env, a[5], c, "variance"));
+  batch_normalization_forward(g.forward())
+      .execute(queue(), {{DNNL_ARG_SRC, src},
+                         {DNNL_ARG_SCALE, scale},
+                         {DNNL_ARG_SHIFT, shift},
+                         {DNNL_ARG_DST, dst},
+                         {DNNL_ARG_MEAN, mean},
+                         {DNNL_ARG_VARIANCE, variance}});
+  queue().wait();
+  return nullptr;
+}
+
+// (x, gamma, dy, mean, variance, dx, dgamma, dbeta, [rows, C], eps)
+napi_value batchNormBackward(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 10);
+  Norm g = norm(env, a[8], a[9]);
+  const size_t size = g.rows * g.c, c = g.c;
+  memory src(g.data(), cpu(), floats(env, a[0], size, "x"));
+  memory scale(g.vec(), cpu(), floats(env, a[1], c, "gamma"));
+  memory diffDst(g.data(), cpu(), floats(env, a[2], size, "dy"));
+  memory mean(g.vec(), cpu(), floats(env, a[3], c, "mean"));
+  memory variance(g.vec(), cpu(), floats(env, a[4], c, "variance"));
+  memory diffSrc(g.data(), cpu(), floats(env, a[5], size, "dx"));
+  memory diffScale(g.vec(), cpu(), floats(env, a[6], c, "dgamma"));
+  memory diffShift(g.vec(), cpu(), floats(env, a[7], c, "dbeta"));
+  batch_normalization_backward::desc d(prop_kind::backward, g.data(), g.data(), g.eps, Norm::flags());
+  batch_normalization_backward::primitive_desc pd(d, cpu(), g.forward());
+  // oneDNN 2.6 wants the shift among the arguments though the gradients do not depend on it.
+  memory shift(g.vec(), cpu());
+  batch_normalization_backward(pd).execute(queue(), {{DNNL_ARG_SRC, src},
+                                                     {DNNL_ARG_SCALE, scale},
+                                                     {DNNL_ARG_SHIFT, shift},
+                                                     {DNNL_ARG_DIFF_DST, diffDst},
+                                                     {DNNL_ARG_MEAN, mean},
+                                                     {DNNL_ARG_VARIANCE, variance},
+                                                     {DNNL_ARG_DIFF_SRC, diffSrc},
+                                                     {DNNL_ARG_DIFF_SCALE, diffScale},
+                                                     {DNNL_ARG_DIFF_SHIFT, diffShift}});
+  queue().wait();
+  return nullptr;
+}
+
+template <napi_value (*F)(napi_env, napi_callback_info)>
+napi_value guarded(napi_env env, napi_callback_info info) {
+  try {
+    return F(env, info);
+  } catch (const Fail& f) {
+    napi_throw_error(env, "CMKG_DNNL_INPUT", f.message.c_str());
+  } catch (const dnnl::error& e) {
+    napi_throw_error(env, "CMKG_DNNL_UNSUPPORTED", e.what());
+  } catch (const std::exception& e) {
+    napi_throw_error(env, "CMKG_DNNL", e.what());
+  }
+  return nullptr;
+}
+
+napi_value version(napi_env env, napi_callback_info) {
+  const dnnl_version_t* v = dnnl_version();
+  std::string s = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+  napi_value r;
+  napi_create_string_utf8(env, s.c_str(), s.size(), &r);
+  return r;
+}
+
+// oneDNN's OpenMP thread count (the caller's --threads, like onnxruntime's intra-op threads).
+napi_value setThreads(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 1);
+  const int n = static_cast<int>(number(env, a[0]));
+  if (n < 1) throw Fail{"threads must be positive"};
+  omp_set_num_threads(n);
+  return nullptr;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const napi_property_descriptor fns[] = {
+      {"convForward", nullptr, guarded<convForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convBackwardData", nullptr, guarded<convBackwardData>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convBackwardWeights", nullptr, guarded<convBackwardWeights>, nullptr, nullptr, nullptr, napi_default,
+       nullptr},
+      {"batchNormForward", nullptr, guarded<batchNormForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormBackward", nullptr, guarded<batchNormBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, guarded<setThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"version", nullptr, version, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]), fns);
+  return exports;
+}

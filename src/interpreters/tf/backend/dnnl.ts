@@ -1,0 +1,212 @@
+/**
+ * oneDNN kernels (the CPU engine PyTorch uses) through the project's own
+ * N-API addon `native/dnnl`, built at `npm ci` when Debian's `libdnnl-dev` is
+ * installed (`scripts/build-native.mjs`). Convolutions run on NHWC activations
+ * and HWIO filters as tfjs keeps them, so no layout transposes; batch norm runs
+ * on channel-last data. Where the addon is absent (no oneDNN on the machine,
+ * `CMKG_DNNL=0`) or oneDNN rejects a problem, callers use onnxruntime instead.
+ *
+ * @module
+ */
+import { existsSync } from "node:fs"
+import { createRequire } from "node:module"
+import { fileURLToPath } from "node:url"
+import type { Conv2DInfo } from "./conv.ts"
+
+interface Addon {
+  convForward(x: Float32Array, w: Float32Array, y: Float32Array, geometry: Int32Array): void
+  convBackwardData(dy: Float32Array, w: Float32Array, dx: Float32Array, geometry: Int32Array): void
+  convBackwardWeights(x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array): void
+  batchNormForward(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    geometry: Int32Array,
+    eps: number,
+  ): void
+  batchNormBackward(
+    x: Float32Array,
+    gamma: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+    geometry: Int32Array,
+    eps: number,
+  ): void
+  setThreads(n: number): void
+  version(): string
+}
+
+export const ADDON_PATH = fileURLToPath(
+  new URL("../../../../native/dnnl/build/Release/cmkg_dnnl.node", import.meta.url),
+)
+
+let addon: Addon | undefined
+let why: string | undefined
+let enabled = true
+
+/** Turn the oneDNN kernels off or on (tests run both paths; off, callers use onnxruntime). */
+export const useDnnl = (on: boolean): void => {
+  enabled = on
+}
+
+const load = (): Addon | undefined => {
+  if (addon !== undefined || why !== undefined) return addon
+  if (process.env.CMKG_DNNL === "0") {
+    why = "disabled by CMKG_DNNL=0"
+    return undefined
+  }
+  if (!existsSync(ADDON_PATH)) {
+    why = "the oneDNN addon is not built (install Debian's libdnnl-dev, then npm ci)"
+    return undefined
+  }
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as Addon
+  } catch (e) {
+    why = `the oneDNN addon did not load: ${e instanceof Error ? e.message : String(e)}`
+  }
+  return addon
+}
+
+/** oneDNN's thread count (OpenMP), when the addon is in use. */
+export const setDnnlThreads = (n: number): void => load()?.setThreads(n)
+
+/** oneDNN's version when the addon loaded, else undefined. */
+export const dnnlVersion = (): string | undefined => load()?.version()
+/** Why the addon is not in use (undefined when it is). */
+export const dnnlUnavailable = (): string | undefined => (load() === undefined ? why : undefined)
+
+/** How often oneDNN ran a kernel, and how often it declined one (the caller then used onnxruntime). */
+export const dnnlCalls: Record<string, number> = {}
+export const dnnlDeclined: Record<string, number> = {}
+
+const bump = (r: Record<string, number>, k: string): void => {
+  r[k] = (r[k] ?? 0) + 1
+}
+
+const geometry = (c: Conv2DInfo): Int32Array =>
+  Int32Array.of(
+    c.batchSize,
+    c.inHeight,
+    c.inWidth,
+    c.inChannels,
+    c.outHeight,
+    c.outWidth,
+    c.outChannels,
+    c.filterHeight,
+    c.filterWidth,
+    c.strideHeight,
+    c.strideWidth,
+    c.dilationHeight,
+    c.dilationWidth,
+    c.padInfo.top,
+    c.padInfo.left,
+    c.padInfo.bottom,
+    c.padInfo.right,
+  )
+
+/** Run `f` on the addon; undefined (counted as declined) when it is absent or rejects the problem. */
+const attempt = <A>(name: string, f: (d: Addon) => A): A | undefined => {
+  const d = enabled ? load() : undefined
+  if (d === undefined) return undefined
+  try {
+    const r = f(d)
+    bump(dnnlCalls, name)
+    return r
+  } catch (e) {
+    // Bad arguments are our bug: surface them. oneDNN declining a shape is not.
+    if ((e as { code?: string }).code === "CMKG_DNNL_INPUT") throw e
+    bump(dnnlDeclined, name)
+    return undefined
+  }
+}
+
+const size = (c: Conv2DInfo, which: "in" | "out" | "filter"): number =>
+  which === "in"
+    ? c.batchSize * c.inHeight * c.inWidth * c.inChannels
+    : which === "out"
+      ? c.batchSize * c.outHeight * c.outWidth * c.outChannels
+      : c.filterHeight * c.filterWidth * c.inChannels * c.outChannels
+
+/** y = conv(x, w) for a dense (ungrouped) NHWC convolution, or undefined. */
+export const convForward = (c: Conv2DInfo, x: Float32Array, w: Float32Array): Float32Array | undefined =>
+  attempt("Conv2D", (d) => {
+    const y = new Float32Array(size(c, "out"))
+    d.convForward(x, w, y, geometry(c))
+    return y
+  })
+
+/** The input gradient of a dense NHWC convolution, or undefined. */
+export const convBackwardData = (
+  c: Conv2DInfo,
+  dy: Float32Array,
+  w: Float32Array,
+): Float32Array | undefined =>
+  attempt("Conv2DBackpropInput", (d) => {
+    const dx = new Float32Array(size(c, "in"))
+    d.convBackwardData(dy, w, dx, geometry(c))
+    return dx
+  })
+
+/** The filter gradient (HWIO) of a dense NHWC convolution, or undefined. */
+export const convBackwardWeights = (
+  c: Conv2DInfo,
+  x: Float32Array,
+  dy: Float32Array,
+): Float32Array | undefined =>
+  attempt("Conv2DBackpropFilter", (d) => {
+    const dw = new Float32Array(size(c, "filter"))
+    d.convBackwardWeights(x, dy, dw, geometry(c))
+    return dw
+  })
+
+/** Training-mode batch norm over [rows, C] channel-last data: [y, mean, biased variance], or undefined. */
+export const batchNormForward = (
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  channels: number,
+  eps: number,
+): [Float32Array, Float32Array, Float32Array] | undefined =>
+  attempt("BatchNormTrain", (d) => {
+    const y = new Float32Array(x.length)
+    const mean = new Float32Array(channels)
+    const variance = new Float32Array(channels)
+    d.batchNormForward(x, gamma, beta, y, mean, variance, Int32Array.of(x.length / channels, channels), eps)
+    return [y, mean, variance] as [Float32Array, Float32Array, Float32Array]
+  })
+
+/** Its backward pass: [dx, dγ, dβ], or undefined. */
+export const batchNormBackward = (
+  x: Float32Array,
+  gamma: Float32Array,
+  dy: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+  eps: number,
+): [Float32Array, Float32Array, Float32Array] | undefined =>
+  attempt("BatchNormTrainGrad", (d) => {
+    const channels = gamma.length
+    const dx = new Float32Array(x.length)
+    const dgamma = new Float32Array(channels)
+    const dbeta = new Float32Array(channels)
+    d.batchNormBackward(
+      x,
+      gamma,
+      dy,
+      mean,
+      variance,
+      dx,
+      dgamma,
+      dbeta,
+      Int32Array.of(x.length / channels, channels),
+      eps,
+    )
+    return [dx, dgamma, dbeta] as [Float32Array, Float32Array, Float32Array]
+  })
