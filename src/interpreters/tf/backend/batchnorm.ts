@@ -10,6 +10,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs-core
 import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from "../batchNorm.ts"
 import * as Dnnl from "./dnnl.ts"
 import { fastPathCalls, valuesOf } from "./kernel.ts"
+import { alloc } from "./pool.ts"
 
 const float32 = (...ts: ReadonlyArray<TensorInfo>): void => {
   for (const t of ts)
@@ -63,7 +64,7 @@ const forward: KernelFunc = ({ inputs, backend, attrs }) => {
     scale[j] = a
     shift[j] = be[j]! - mu * a
   }
-  const y = new Float32Array(src.length)
+  const y = alloc(src.length)
   for (let i = 0; i < src.length; i += c)
     for (let j = 0; j < c; j++) y[i + j] = src[i + j]! * scale[j]! + shift[j]!
   return [
@@ -123,7 +124,7 @@ const backward: KernelFunc = ({ inputs, backend, attrs }) => {
     p[j] = pj
     q[j] = (-aj * sumDy[j]!) / rows - pj * mu[j]!
   }
-  const dx = new Float32Array(src.length)
+  const dx = alloc(src.length)
   for (let i = 0; i < src.length; i += c)
     for (let j = 0; j < c; j++) dx[i + j] = a[j]! * d[i + j]! + p[j]! * src[i + j]! + q[j]!
   return [

@@ -24,6 +24,7 @@ import { elementwiseKernels } from "./elementwise.ts"
 import { fastKernels } from "./fastops.ts"
 import { valuesOf, withFallback } from "./kernel.ts"
 import { ortAvailable } from "./ort.ts"
+import { isPooled, recycle } from "./pool.ts"
 
 export { fallbackCalls, fastPathCalls, resetCallCounts } from "./kernel.ts"
 
@@ -172,6 +173,54 @@ const overrides = (): Array<KernelConfig> => [
   ...batchNormKernels(CMKG_CPU),
 ]
 
+/**
+ * tfjs's cpu backend whose disposed tensors return their pooled buffers to the
+ * pool (`pool.ts`), and whose reads hand out copies of pooled buffers.
+ */
+class PooledCpuBackend extends MathBackendCPU {
+  override disposeData(dataId: object, force = false): boolean {
+    const values = this.data.get(dataId)?.values
+    const disposed = super.disposeData(dataId, force)
+    if (disposed && !this.data.has(dataId)) recycle(values)
+    return disposed
+  }
+  override readSync(dataId: object): ReturnType<MathBackendCPU["readSync"]> {
+    const values = super.readSync(dataId)
+    return isPooled(values) ? (values as Float32Array).slice() : values
+  }
+}
+
+/**
+ * A cpu kernel for cmkg-cpu. Some (Slice, and the ops built on it) return a view
+ * into their input's buffer; when that buffer is pooled it would be recycled
+ * under the view, so such outputs get their own copy.
+ */
+const cpuKernelFor = (k: KernelConfig): KernelConfig => ({
+  ...k,
+  backendName: CMKG_CPU,
+  kernelFunc: (args) => {
+    const out = k.kernelFunc(args)
+    const b = args.backend as MathBackendCPU
+    const pooledBuffers = Object.values(args.inputs)
+      .map((t) => (t === undefined ? undefined : b.data.get(t.dataId)?.values))
+      .filter((v): v is Float32Array => isPooled(v))
+      .map((v) => v.buffer)
+    if (pooledBuffers.length === 0) return out
+    for (const t of Array.isArray(out) ? out : [out]) {
+      const entry = b.data.get(t.dataId)
+      const v = entry?.values
+      if (
+        entry !== undefined &&
+        v instanceof Float32Array &&
+        !isPooled(v) &&
+        pooledBuffers.includes(v.buffer)
+      )
+        entry.values = v.slice()
+    }
+    return out
+  },
+})
+
 let registered = false
 
 /**
@@ -181,11 +230,11 @@ let registered = false
 export const registerCmkgCpu = (priority = 0): boolean => {
   if (registered) return true
   if (!ortAvailable()) return false
-  tf.registerBackend(CMKG_CPU, () => new MathBackendCPU(), priority)
+  tf.registerBackend(CMKG_CPU, () => new PooledCpuBackend(), priority)
   const over = overrides()
   const names = new Set(over.map((k) => k.kernelName))
   for (const k of tf.getKernelsForBackend("cpu")) {
-    if (!names.has(k.kernelName)) tf.registerKernel({ ...k, backendName: CMKG_CPU })
+    if (!names.has(k.kernelName)) tf.registerKernel(cpuKernelFor(k))
   }
   for (const k of over) tf.registerKernel(k)
   // The fused batch-norm kernels come with their gradients (also registered by the interpreter's `ready`).

@@ -12,6 +12,7 @@ import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
 import type { Conv2DInfo } from "./conv.ts"
+import { alloc } from "./pool.ts"
 
 interface Addon {
   convForward(x: Float32Array, w: Float32Array, y: Float32Array, geometry: Int32Array): void
@@ -137,7 +138,7 @@ const size = (c: Conv2DInfo, which: "in" | "out" | "filter"): number =>
 /** y = conv(x, w) for a dense (ungrouped) NHWC convolution, or undefined. */
 export const convForward = (c: Conv2DInfo, x: Float32Array, w: Float32Array): Float32Array | undefined =>
   attempt("Conv2D", (d) => {
-    const y = new Float32Array(size(c, "out"))
+    const y = alloc(size(c, "out"))
     d.convForward(x, w, y, geometry(c))
     return y
   })
@@ -149,7 +150,7 @@ export const convBackwardData = (
   w: Float32Array,
 ): Float32Array | undefined =>
   attempt("Conv2DBackpropInput", (d) => {
-    const dx = new Float32Array(size(c, "in"))
+    const dx = alloc(size(c, "in"))
     d.convBackwardData(dy, w, dx, geometry(c))
     return dx
   })
@@ -161,7 +162,7 @@ export const convBackwardWeights = (
   dy: Float32Array,
 ): Float32Array | undefined =>
   attempt("Conv2DBackpropFilter", (d) => {
-    const dw = new Float32Array(size(c, "filter"))
+    const dw = alloc(size(c, "filter"))
     d.convBackwardWeights(x, dy, dw, geometry(c))
     return dw
   })
@@ -175,7 +176,7 @@ export const batchNormForward = (
   eps: number,
 ): [Float32Array, Float32Array, Float32Array] | undefined =>
   attempt("BatchNormTrain", (d) => {
-    const y = new Float32Array(x.length)
+    const y = alloc(x.length)
     const mean = new Float32Array(channels)
     const variance = new Float32Array(channels)
     d.batchNormForward(x, gamma, beta, y, mean, variance, Int32Array.of(x.length / channels, channels), eps)
@@ -193,7 +194,7 @@ export const batchNormBackward = (
 ): [Float32Array, Float32Array, Float32Array] | undefined =>
   attempt("BatchNormTrainGrad", (d) => {
     const channels = gamma.length
-    const dx = new Float32Array(x.length)
+    const dx = alloc(x.length)
     const dgamma = new Float32Array(channels)
     const dbeta = new Float32Array(channels)
     d.batchNormBackward(

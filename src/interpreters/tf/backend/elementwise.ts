@@ -15,6 +15,7 @@ import { valuesOf, withFallback } from "./kernel.ts"
 import * as Loops from "./loops.ts"
 import { type AttrValue, int, ints, type OnnxGraph, type OnnxNode } from "./onnx.ts"
 import { session } from "./ort.ts"
+import { alloc } from "./pool.ts"
 
 /** Below this many output elements the cpu kernel is used (a native call costs ~10 µs). */
 let minElements = 8192
@@ -121,7 +122,7 @@ const stepKernel = withFallback("Step", ({ inputs, attrs }, b) => {
       ],
     }))
   const src = valuesOf(b, x)
-  const dst = new Float32Array(src.length)
+  const dst = alloc(src.length)
   for (let i = 0; i < src.length; i++) {
     const v = src[i]!
     dst[i] = v > 0 ? 1 : Number.isNaN(v) ? v : alpha
@@ -209,7 +210,7 @@ const fusedBatchNorm = withFallback("FusedBatchNorm", ({ inputs, attrs }, b) => 
     add[i] = m(i)
   }
   const src = valuesOf(b, x)
-  const dst = new Float32Array(src.length)
+  const dst = alloc(src.length)
   for (let base = 0; base < src.length; base += c) {
     for (let i = 0; i < c; i++) dst[base + i] = (src[base + i]! - add[i]!) * mul[i]! + o(i)
   }

@@ -14,6 +14,7 @@
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import { type TensorInfo, util } from "@tensorflow/tfjs-core"
 import { valuesOf } from "./kernel.ts"
+import { alloc } from "./pool.ts"
 
 const size = (s: ReadonlyArray<number>): number => s.reduce((a, b) => a * b, 1)
 
@@ -83,7 +84,7 @@ export const binary = (
     loops.set(key, loop)
   }
   const x = valuesOf(b, big)
-  const out = new Float32Array(x.length)
+  const out = alloc(x.length)
   loop(x, valuesOf(b, small), out)
   return b.makeTensorInfo(big.shape.slice(), "float32", out)
 }
@@ -148,7 +149,7 @@ export const unary = (
     unaryLoops.set(op, loop)
   }
   const src = valuesOf(b, x)
-  const out = new Float32Array(src.length)
+  const out = alloc(src.length)
   loop(src, out)
   return b.makeTensorInfo(x.shape.slice(), "float32", out)
 }

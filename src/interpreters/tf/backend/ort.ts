@@ -11,6 +11,7 @@
 import { createRequire } from "node:module"
 import { cpus } from "node:os"
 import { encodeModel, type OnnxGraph } from "./onnx.ts"
+import { alloc } from "./pool.ts"
 
 interface BindingSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void
@@ -138,7 +139,7 @@ export const session = (key: string, build: () => OnnxGraph): Session => {
       const fetches: Record<string, unknown> = {}
       const results: Array<Float32Array> = []
       for (const o of outputs) {
-        const data = new Float32Array(o.size)
+        const data = alloc(o.size)
         results.push(data)
         fetches[o.name] = new Tensor("float32", data, o.shape)
       }
