@@ -1,7 +1,9 @@
 // oneDNN (the CPU engine PyTorch uses) kernels for cmkg's tfjs backend, as a
 // synchronous N-API addon: convolutions (forward, data and weight gradients)
 // on NHWC activations with HWIO filters, and training-mode batch norm
-// (forward with batch statistics, backward) over channel-last data.
+// (forward with batch statistics, backward) over channel-last data; plus relu
+// and its gradient as vectorised, threaded loops (one pass each instead of
+// tfjs's Relu, and Step then Multiply).
 //
 // Every function takes Float32Arrays (inputs and preallocated outputs, no
 // copies) and an Int32Array of geometry; it throws a JS Error on bad input or
@@ -10,6 +12,7 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -249,6 +252,44 @@ napi_value version(napi_env env, napi_callback_info) {
   return r;
 }
 
+// y = relu(x) with tfjs's semantics (NaN stays NaN: a diverging run must stay visible).
+napi_value relu(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 2);
+  napi_typedarray_type type;
+  size_t n;
+  void* data;
+  napi_value buffer;
+  size_t offset;
+  napi_get_typedarray_info(env, a[0], &type, &n, &data, &buffer, &offset);
+  const float* x = floats(env, a[0], 0, "x");
+  float* y = floats(env, a[1], n, "y");
+  const long long count = static_cast<long long>(n);
+#pragma omp parallel for simd schedule(static)
+  for (long long i = 0; i < count; i++) y[i] = (x[i] > 0.0f || std::isnan(x[i])) ? x[i] : 0.0f;
+  return nullptr;
+}
+
+// dx = dy * step(x) as tfjs's relu gradient computes it (step(NaN) = NaN).
+napi_value reluBackward(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 3);
+  napi_typedarray_type type;
+  size_t n;
+  void* data;
+  napi_value buffer;
+  size_t offset;
+  napi_get_typedarray_info(env, a[1], &type, &n, &data, &buffer, &offset);
+  const float* dy = floats(env, a[0], n, "dy");
+  const float* x = floats(env, a[1], n, "x");
+  float* dx = floats(env, a[2], n, "dx");
+  const long long count = static_cast<long long>(n);
+#pragma omp parallel for simd schedule(static)
+  for (long long i = 0; i < count; i++) {
+    const float s = x[i] > 0.0f ? 1.0f : (std::isnan(x[i]) ? x[i] : 0.0f);
+    dx[i] = dy[i] * s;
+  }
+  return nullptr;
+}
+
 // oneDNN's OpenMP thread count (the caller's --threads, like onnxruntime's intra-op threads).
 napi_value setThreads(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 1);
@@ -268,6 +309,8 @@ NAPI_MODULE_INIT() {
        nullptr},
       {"batchNormForward", nullptr, guarded<batchNormForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormBackward", nullptr, guarded<batchNormBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"relu", nullptr, guarded<relu>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reluBackward", nullptr, guarded<reluBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, guarded<setThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -124,6 +124,25 @@ for (const [path, threshold] of [
       assert.deepEqual([...step!], [Number.NaN, 0.5, 1])
     })
 
+    it("relu's one-kernel gradient equals dy·step(x) (NaN included), first and second order", () => {
+      resetCallCounts()
+      const x = [-2, -0.5, 0, 0.5, 3, Number.NaN, 1, -1]
+      const w = [1, 2, 3, 4, 5, 6, 7, 8]
+      const run = () => {
+        const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), b))
+        const [dx, dw] = tf.grads(f)([tf.tensor(x), tf.tensor(w)])
+        // Second order: the gradient of ⟨∇ₓf, v⟩ with respect to w is v·step(x).
+        const [ddw] = tf.grads((b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.grads(f)([tf.tensor(x), b])[0]!, tf.onesLike(b))),
+        )([tf.tensor(w)])
+        return [dx!, dw!, ddw!]
+      }
+      const expected = on("cpu", run)
+      const got = on("cmkg-cpu", run)
+      expected.forEach((e, i) => assert.deepEqual([...got[i]!], [...e], `output ${i}`))
+      assert.ok((fastPathCalls.CmkgReluGrad ?? 0) >= 2, JSON.stringify(fastPathCalls))
+    })
+
     it("non-float32 inputs fall back to the cpu kernel", () => {
       resetCallCounts()
       const run = () => tf.add(tf.tensor([1, 2, 3], [3], "int32"), tf.tensor([4, 5, 6], [3], "int32"))

@@ -39,6 +39,7 @@
 
 import * as tf from "@tensorflow/tfjs-core"
 import { batchNormGradients } from "./batchNorm.ts"
+import { reluGradients } from "./relu.ts"
 
 type Pad = "valid" | "same" | number | tf.backend_util.ExplicitPadding
 type Rounding = "floor" | "round" | "ceil" | undefined
@@ -349,6 +350,7 @@ const s0 = (saved: tf.Tensor[], i = 0): tf.Tensor => saved[i] as tf.Tensor
 
 const configs: tf.GradConfig[] = [
   ...batchNormGradients,
+  ...reluGradients,
   // Conv2D: stock gradient asserts dilations == 1. A dilated conv equals a
   // conv with an explicitly dilated (zero-stuffed) filter and the same
   // padding info, so backprop through that; dimRoundingMode is passed too.

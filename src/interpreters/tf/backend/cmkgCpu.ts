@@ -11,6 +11,7 @@ import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import * as tf from "@tensorflow/tfjs-core"
 import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core"
 import { batchNormGradients } from "../batchNorm.ts"
+import { RELU_GRAD, reluGradients } from "../relu.ts"
 import { batchNormKernels } from "./batchnorm.ts"
 import {
   backpropInputSupported,
@@ -237,8 +238,10 @@ export const registerCmkgCpu = (priority = 0): boolean => {
     if (!names.has(k.kernelName)) tf.registerKernel(cpuKernelFor(k))
   }
   for (const k of over) tf.registerKernel(k)
-  // The fused batch-norm kernels come with their gradients (also registered by the interpreter's `ready`).
+  // The fused batch-norm and relu-gradient kernels come with their gradients (the interpreter's `ready`
+  // registers them too). Relu's gradient is replaced by one that uses the kernel: the same values.
   for (const g of batchNormGradients) if (tf.getGradient(g.kernelName) === undefined) tf.registerGradient(g)
+  if (tf.getGradient(RELU_GRAD) === undefined) for (const g of reluGradients) tf.registerGradient(g)
   registered = true
   return true
 }

@@ -40,6 +40,8 @@ interface Addon {
     geometry: Int32Array,
     eps: number,
   ): void
+  relu(x: Float32Array, y: Float32Array): void
+  reluBackward(dy: Float32Array, x: Float32Array, dx: Float32Array): void
   setThreads(n: number): void
   version(): string
 }
@@ -210,4 +212,20 @@ export const batchNormBackward = (
       eps,
     )
     return [dx, dgamma, dbeta] as [Float32Array, Float32Array, Float32Array]
+  })
+
+/** relu(x), NaN-preserving like tfjs, or undefined. */
+export const relu = (x: Float32Array): Float32Array | undefined =>
+  attempt("Relu", (d) => {
+    const y = alloc(x.length)
+    d.relu(x, y)
+    return y
+  })
+
+/** dy · step(x) (tfjs's relu gradient, step(NaN) = NaN), or undefined. */
+export const reluBackward = (dy: Float32Array, x: Float32Array): Float32Array | undefined =>
+  attempt("ReluGrad", (d) => {
+    const dx = alloc(x.length)
+    d.reluBackward(dy, x, dx)
+    return dx
   })

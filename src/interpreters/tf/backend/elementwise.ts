@@ -11,6 +11,8 @@
 
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import { backend_util, type KernelConfig, type TensorInfo, util } from "@tensorflow/tfjs-core"
+import { RELU_GRAD } from "../relu.ts"
+import * as Dnnl from "./dnnl.ts"
 import { valuesOf, withFallback } from "./kernel.ts"
 import * as Loops from "./loops.ts"
 import { type AttrValue, int, ints, type OnnxGraph, type OnnxNode } from "./onnx.ts"
@@ -97,6 +99,10 @@ const unaryGraphs: Record<keyof typeof Loops.unaryOps, () => Array<OnnxNode>> = 
 const unaryLoop = (kernelName: keyof typeof Loops.unaryOps) =>
   withFallback(kernelName, ({ inputs }, b) => {
     const { x } = inputs as { x: TensorInfo }
+    if (kernelName === "Relu" && isF32(x)) {
+      const y = Dnnl.relu(valuesOf(b, x))
+      if (y !== undefined) return b.makeTensorInfo(x.shape.slice(), "float32", y)
+    }
     if (isF32(x) && size(x.shape) >= minElements)
       return runOrt(b, kernelName, [x], x.shape, () => ({ nodes: unaryGraphs[kernelName]() }))
     return Loops.unary(b, x, kernelName)
@@ -128,6 +134,22 @@ const stepKernel = withFallback("Step", ({ inputs, attrs }, b) => {
     dst[i] = v > 0 ? 1 : Number.isNaN(v) ? v : alpha
   }
   return b.makeTensorInfo(x.shape, "float32", dst)
+})
+
+/** dy · step(x) in one pass (see ../relu.ts). */
+const reluGradKernel = withFallback(RELU_GRAD, ({ inputs }, b) => {
+  const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo }
+  if (!isF32(dy, x) || size(dy.shape) !== size(x.shape)) return undefined
+  const d = valuesOf(b, dy)
+  const v = valuesOf(b, x)
+  const native = Dnnl.reluBackward(d, v)
+  if (native !== undefined) return b.makeTensorInfo(x.shape.slice(), "float32", native)
+  const out = alloc(v.length)
+  for (let i = 0; i < v.length; i++) {
+    const s = v[i]!
+    out[i] = d[i]! * (s > 0 ? 1 : Number.isNaN(s) ? s : 0)
+  }
+  return b.makeTensorInfo(x.shape.slice(), "float32", out)
 })
 
 // ------------------------------------------------------------------ reductions
@@ -238,6 +260,7 @@ export const elementwiseKernels = (backendName: string): Array<KernelConfig> => 
   { kernelName: "Minimum", backendName, kernelFunc: binaryLoop("Minimum") },
   { kernelName: "Step", backendName, kernelFunc: stepKernel },
   { kernelName: "Relu", backendName, kernelFunc: unaryLoop("Relu") },
+  { kernelName: RELU_GRAD, backendName, kernelFunc: reluGradKernel },
   { kernelName: "Sum", backendName, kernelFunc: reduce("Sum", "axis", "ReduceSum") },
   { kernelName: "Mean", backendName, kernelFunc: reduce("Mean", "axis", "ReduceMean") },
   { kernelName: "Tile", backendName, kernelFunc: tile },
