@@ -63,7 +63,7 @@ for (const dnnl of [true, false])
     after(() => {
       useDnnl(true)
       // With oneDNN on, it ran most of the ~40 generated convolutions of each kind (some are grouped
-    // or have shapes it declines); off, it ran nothing.
+      // or have shapes it declines); off, it ran nothing.
       for (const k of ["Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"]) {
         const ran = dnnlCount(k) - (before0[k] ?? 0)
         assert.ok(dnnl ? ran >= 30 : ran === 0, `${k}: oneDNN ran ${ran} times`)
