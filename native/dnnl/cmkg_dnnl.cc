@@ -160,11 +160,12 @@ napi_value convBackwardWeights(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// Batch norm over channel-last data seen as [rows, C]: oneDNN's NHWC with H = W = 1.
+// Batch norm over channel-last data [N, H, W, C] (oneDNN's NHWC; other ranks come as [rows, 1, 1, C]:
+// its kernels split the work over N and the spatial positions, so the real shape is faster).
 struct Norm {
-  memory::dim rows, c;
+  memory::dim n, h, w, c;
   float eps;
-  memory::desc data() const { return {{rows, c, 1, 1}, dt::f32, tag::nhwc}; }
+  memory::desc data() const { return {{n, c, h, w}, dt::f32, tag::nhwc}; }
   memory::desc vec() const { return {{c}, dt::f32, tag::x}; }
   static normalization_flags flags() { return normalization_flags::use_scale | normalization_flags::use_shift; }
   batch_normalization_forward::primitive_desc forward() const {
@@ -174,15 +175,15 @@ struct Norm {
 };
 
 Norm norm(napi_env env, napi_value geometry, napi_value eps) {
-  auto g = ints(env, geometry, 2);
-  return Norm{g[0], g[1], static_cast<float>(number(env, eps))};
+  auto g = ints(env, geometry, 4);
+  return Norm{g[0], g[1], g[2], g[3], static_cast<float>(number(env, eps))};
 }
 
-// (x, gamma, beta, y, mean, variance, [rows, C], eps)
+// (x, gamma, beta, y, mean, variance, [N, H, W, C], eps)
 napi_value batchNormForward(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 8);
   Norm g = norm(env, a[6], a[7]);
-  const size_t size = g.rows * g.c, c = g.c;
+  const size_t size = g.n * g.h * g.w * g.c, c = g.c;
   memory src(g.data(), cpu(), floats(env, a[0], size, "x"));
   memory scale(g.vec(), cpu(), floats(env, a[1], c, "gamma"));
   memory shift(g.vec(), cpu(), floats(env, a[2], c, "beta"));
@@ -200,11 +201,11 @@ napi_value batchNormForward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// (x, gamma, dy, mean, variance, dx, dgamma, dbeta, [rows, C], eps)
+// (x, gamma, dy, mean, variance, dx, dgamma, dbeta, [N, H, W, C], eps)
 napi_value batchNormBackward(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 10);
   Norm g = norm(env, a[8], a[9]);
-  const size_t size = g.rows * g.c, c = g.c;
+  const size_t size = g.n * g.h * g.w * g.c, c = g.c;
   memory src(g.data(), cpu(), floats(env, a[0], size, "x"));
   memory scale(g.vec(), cpu(), floats(env, a[1], c, "gamma"));
   memory diffDst(g.data(), cpu(), floats(env, a[2], size, "dy"));

@@ -30,7 +30,7 @@ const forward: KernelFunc = ({ inputs, backend, attrs }) => {
   const src = valuesOf(b, x)
   const g = valuesOf(b, gamma)
   const be = valuesOf(b, beta)
-  const native = Dnnl.batchNormForward(src, g, be, c, eps)
+  const native = Dnnl.batchNormForward(src, x.shape, g, be, eps)
   if (native !== undefined) {
     const [y, mean, variance] = native
     return [
@@ -89,7 +89,7 @@ const backward: KernelFunc = ({ inputs, backend, attrs }) => {
   const mu = valuesOf(b, mean)
   const v = valuesOf(b, variance)
   const g = valuesOf(b, gamma)
-  const native = Dnnl.batchNormBackward(src, g, d, mu, v, eps)
+  const native = Dnnl.batchNormBackward(src, x.shape, g, d, mu, v, eps)
   if (native !== undefined) {
     const [dx, dgamma, dbeta] = native
     return [

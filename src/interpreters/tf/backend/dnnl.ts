@@ -169,25 +169,34 @@ export const convBackwardWeights = (
     return dw
   })
 
-/** Training-mode batch norm over [rows, C] channel-last data: [y, mean, biased variance], or undefined. */
+/** [N, H, W, C] of channel-last data of this shape (other ranks as [rows, 1, 1, C]). */
+const nhwc = (shape: ReadonlyArray<number>): Int32Array => {
+  const c = shape[shape.length - 1] ?? 1
+  if (shape.length === 4) return Int32Array.from(shape)
+  return Int32Array.of(shape.reduce((a, b) => a * b, 1) / c, 1, 1, c)
+}
+
+/** Training-mode batch norm over channel-last data: [y, mean, biased variance], or undefined. */
 export const batchNormForward = (
   x: Float32Array,
+  shape: ReadonlyArray<number>,
   gamma: Float32Array,
   beta: Float32Array,
-  channels: number,
   eps: number,
 ): [Float32Array, Float32Array, Float32Array] | undefined =>
   attempt("BatchNormTrain", (d) => {
+    const channels = gamma.length
     const y = alloc(x.length)
     const mean = new Float32Array(channels)
     const variance = new Float32Array(channels)
-    d.batchNormForward(x, gamma, beta, y, mean, variance, Int32Array.of(x.length / channels, channels), eps)
+    d.batchNormForward(x, gamma, beta, y, mean, variance, nhwc(shape), eps)
     return [y, mean, variance] as [Float32Array, Float32Array, Float32Array]
   })
 
 /** Its backward pass: [dx, dγ, dβ], or undefined. */
 export const batchNormBackward = (
   x: Float32Array,
+  shape: ReadonlyArray<number>,
   gamma: Float32Array,
   dy: Float32Array,
   mean: Float32Array,
@@ -208,7 +217,7 @@ export const batchNormBackward = (
       dx,
       dgamma,
       dbeta,
-      Int32Array.of(x.length / channels, channels),
+      nhwc(shape),
       eps,
     )
     return [dx, dgamma, dbeta] as [Float32Array, Float32Array, Float32Array]
