@@ -20,10 +20,14 @@ import { fileURLToPath } from "node:url"
 import * as tf from "@tensorflow/tfjs-core"
 import {
   type BackendPreference,
+  dnnlCalls,
+  dnnlUnavailable,
+  dnnlVersion,
   fallbackCalls,
   fastPathCalls,
   liveTensors,
 } from "../src/interpreters/tf/backend/index.ts"
+import { pooledBytes } from "../src/interpreters/tf/backend/pool.ts"
 import { ready } from "../src/interpreters/tf/index.ts"
 import { dslTrain } from "./dsl.ts"
 import { distLoss, mse, type Net, resnet18, tiny } from "./nets.ts"
@@ -241,21 +245,23 @@ for (const name of workloads) {
 
 let leak: { steps: number; batch: number; live_tensors: Array<number> } | undefined
 if (leakSteps > 0) {
-  // The tiny net at batch 4 on 16×16 inputs, `leakSteps` steps: the live-tensor count must stay flat.
-  const batch = 4
-  const net = tiny(3, 63)
-  const x = tf.randomNormal([batch, 16, 16, 3]) as tf.Tensor4D
-  const y = tf.randomNormal([batch, 63]) as tf.Tensor2D
-  const step = trainStep(net, x, y)
-  step()
+  // The tiny-64-train workload itself (the DSL path users run), `leakSteps` steps: live tensors must stay flat.
+  const batch = 64
+  const w = dslTrain("tiny", batch, 64)
+  w.step()
   const counts = [liveTensors()]
+  const every = Math.max(1, Math.floor(leakSteps / 10))
+  const started = performance.now()
   for (let i = 1; i <= leakSteps; i++) {
-    step()
-    if (i % Math.max(1, Math.floor(leakSteps / 10)) === 0) counts.push(liveTensors())
+    w.step()
+    if (i % every === 0) {
+      counts.push(liveTensors())
+      const s = (performance.now() - started) / 1000
+      console.log(`leak check: step ${i}/${leakSteps}, live tensors ${liveTensors()}, ${(s / i).toFixed(2)} s/step`)
+    }
     sample()
   }
-  disposeNet(net)
-  tf.dispose([x, y])
+  w.dispose()
   leak = { steps: leakSteps, batch, live_tensors: counts }
   console.log(`leak check: live tensors every ${Math.floor(leakSteps / 10)} steps: ${counts.join(" ")}`)
 }
@@ -273,8 +279,11 @@ const out = {
   live_tensors_end: liveTensors(),
   peak_rss_mb: Math.round(peakRss / 2 ** 20),
   heap_used_mb: Math.round(mem.heapUsed / 2 ** 20),
+  pooled_buffer_mb: Math.round(pooledBytes() / 2 ** 20),
   fast_path_calls: { ...fastPathCalls },
   fallback_calls: { ...fallbackCalls },
+  onednn: dnnlVersion() ?? `not used: ${dnnlUnavailable()}`,
+  onednn_calls: { ...dnnlCalls },
   ...(leak === undefined ? {} : { leak }),
 }
 mkdirSync(join(here, "results"), { recursive: true })
