@@ -253,6 +253,9 @@ napi_value version(napi_env env, napi_callback_info) {
   return r;
 }
 
+// Below this many elements a second thread costs more than it saves (waking it, the barrier).
+constexpr long long kParallelAbove = 1 << 20;
+
 // y = relu(x) with tfjs's semantics (NaN stays NaN: a diverging run must stay visible).
 napi_value relu(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 2);
@@ -265,7 +268,7 @@ napi_value relu(napi_env env, napi_callback_info info) {
   const float* x = floats(env, a[0], 0, "x");
   float* y = floats(env, a[1], n, "y");
   const long long count = static_cast<long long>(n);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (count >= kParallelAbove)
   for (long long i = 0; i < count; i++) y[i] = (x[i] > 0.0f || std::isnan(x[i])) ? x[i] : 0.0f;
   return nullptr;
 }
@@ -283,7 +286,7 @@ napi_value reluBackward(napi_env env, napi_callback_info info) {
   const float* x = floats(env, a[1], n, "x");
   float* dx = floats(env, a[2], n, "dx");
   const long long count = static_cast<long long>(n);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (count >= kParallelAbove)
   for (long long i = 0; i < count; i++) {
     const float s = x[i] > 0.0f ? 1.0f : (std::isnan(x[i]) ? x[i] : 0.0f);
     dx[i] = dy[i] * s;

@@ -69,6 +69,9 @@ const load = (): Addon | undefined => {
     why = "the oneDNN addon is not built (install Debian's libdnnl-dev, then npm ci)"
     return undefined
   }
+  // OpenMP threads that spin between oneDNN calls take the cores from onnxruntime's threads and
+  // the JS thread, which run the kernels in between (libgomp reads this when the addon loads it).
+  process.env.OMP_WAIT_POLICY ??= "passive"
   try {
     addon = createRequire(import.meta.url)(ADDON_PATH) as Addon
   } catch (e) {
