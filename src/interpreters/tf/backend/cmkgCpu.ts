@@ -21,6 +21,7 @@ import {
   type Epilogue,
   supported,
 } from "./conv.ts"
+import * as Dnnl from "./dnnl.ts"
 import { elementwiseKernels } from "./elementwise.ts"
 import { fastKernels } from "./fastops.ts"
 import { valuesOf, withFallback } from "./kernel.ts"
@@ -124,6 +125,33 @@ const depthwiseBackpropFilter = withFallback(
   },
 )
 
+/** The pooling geometry oneDNN's addon handles: NHWC float32, no dilation. */
+const maxPoolInfo = (x: TensorInfo, attrs: tf.MaxPoolAttrs) =>
+  backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  )
+
+const maxPool = withFallback("MaxPool", ({ inputs, attrs }, b) => {
+  const { x } = inputs as { x: TensorInfo }
+  if (!allFloat(x) || x.shape.length !== 4) return undefined
+  const p = maxPoolInfo(x, attrs as unknown as tf.MaxPoolAttrs)
+  const y = Dnnl.maxPool(p, valuesOf(b, x))
+  return y === undefined ? undefined : b.makeTensorInfo(p.outShape, "float32", y)
+})
+
+const maxPoolGrad = withFallback("MaxPoolGrad", ({ inputs, attrs }, b) => {
+  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo }
+  if (!allFloat(dy, input) || input.shape.length !== 4) return undefined
+  const p = maxPoolInfo(input, attrs as unknown as tf.MaxPoolAttrs)
+  const dx = Dnnl.maxPoolBackward(p, valuesOf(b, dy), valuesOf(b, input))
+  return dx === undefined ? undefined : b.makeTensorInfo(input.shape.slice(), "float32", dx)
+})
+
 const epilogues: ReadonlySet<string> = new Set(["linear", "relu", "relu6", "sigmoid", "elu", "leakyrelu"])
 
 const fusedConv2D = withFallback("FusedConv2D", ({ inputs, attrs }, b) => {
@@ -169,6 +197,8 @@ const overrides = (): Array<KernelConfig> => [
     kernelFunc: depthwiseBackpropFilter,
   },
   { kernelName: "FusedConv2D", backendName: CMKG_CPU, kernelFunc: fusedConv2D },
+  { kernelName: "MaxPool", backendName: CMKG_CPU, kernelFunc: maxPool },
+  { kernelName: "MaxPoolGrad", backendName: CMKG_CPU, kernelFunc: maxPoolGrad },
   ...fastKernels(CMKG_CPU),
   ...elementwiseKernels(CMKG_CPU),
   ...batchNormKernels(CMKG_CPU),

@@ -11,6 +11,7 @@
 import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
+import type { backend_util } from "@tensorflow/tfjs-core"
 import type { Conv2DInfo } from "./conv.ts"
 import { alloc } from "./pool.ts"
 
@@ -42,6 +43,8 @@ interface Addon {
   ): void
   relu(x: Float32Array, y: Float32Array): void
   reluBackward(dy: Float32Array, x: Float32Array, dx: Float32Array): void
+  maxPool(x: Float32Array, y: Float32Array, geometry: Int32Array): void
+  maxPoolBackward(dy: Float32Array, x: Float32Array, dx: Float32Array, geometry: Int32Array): void
   setThreads(n: number): void
   version(): string
 }
@@ -211,18 +214,7 @@ export const batchNormBackward = (
     const dx = alloc(x.length)
     const dgamma = new Float32Array(channels)
     const dbeta = new Float32Array(channels)
-    d.batchNormBackward(
-      x,
-      gamma,
-      dy,
-      mean,
-      variance,
-      dx,
-      dgamma,
-      dbeta,
-      nhwc(shape),
-      eps,
-    )
+    d.batchNormBackward(x, gamma, dy, mean, variance, dx, dgamma, dbeta, nhwc(shape), eps)
     return [dx, dgamma, dbeta] as [Float32Array, Float32Array, Float32Array]
   })
 
@@ -239,5 +231,41 @@ export const reluBackward = (dy: Float32Array, x: Float32Array): Float32Array | 
   attempt("ReluGrad", (d) => {
     const dx = alloc(x.length)
     d.reluBackward(dy, x, dx)
+    return dx
+  })
+
+const poolGeometry = (p: backend_util.Conv2DInfo): Int32Array =>
+  Int32Array.of(
+    p.batchSize,
+    p.inHeight,
+    p.inWidth,
+    p.inChannels,
+    p.outHeight,
+    p.outWidth,
+    p.filterHeight,
+    p.filterWidth,
+    p.strideHeight,
+    p.strideWidth,
+    p.padInfo.top,
+    p.padInfo.left,
+  )
+
+/** Max pooling with tfjs's semantics (in-bounds positions, first strict maximum), or undefined. */
+export const maxPool = (p: backend_util.Conv2DInfo, x: Float32Array): Float32Array | undefined =>
+  attempt("MaxPool", (d) => {
+    const y = alloc(p.batchSize * p.outHeight * p.outWidth * p.outChannels)
+    d.maxPool(x, y, poolGeometry(p))
+    return y
+  })
+
+/** Its gradient: dy routed to the position the forward pass picked, or undefined. */
+export const maxPoolBackward = (
+  p: backend_util.Conv2DInfo,
+  dy: Float32Array,
+  x: Float32Array,
+): Float32Array | undefined =>
+  attempt("MaxPoolGrad", (d) => {
+    const dx = alloc(x.length)
+    d.maxPoolBackward(dy, x, dx, poolGeometry(p))
     return dx
   })
