@@ -370,6 +370,37 @@ napi_value maxPoolBackward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Adam's moments and update in one pass (cmkg's ScaleByAdam): (g, mu, nu, u, mu', nu', b1, b2, eps, c1, c2).
+napi_value scaleByAdam(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 11);
+  napi_typedarray_type type;
+  size_t n;
+  void* data;
+  napi_value buffer;
+  size_t offset;
+  napi_get_typedarray_info(env, a[0], &type, &n, &data, &buffer, &offset);
+  const float* g = floats(env, a[0], n, "g");
+  const float* mu = floats(env, a[1], n, "mu");
+  const float* nu = floats(env, a[2], n, "nu");
+  float* u = floats(env, a[3], n, "update");
+  float* m2 = floats(env, a[4], n, "mu'");
+  float* v2 = floats(env, a[5], n, "nu'");
+  const double b1 = number(env, a[6]), b2 = number(env, a[7]);
+  const float fb1 = static_cast<float>(b1), fb2 = static_cast<float>(b2), ob1 = static_cast<float>(1 - b1),
+              ob2 = static_cast<float>(1 - b2), eps = static_cast<float>(number(env, a[8])),
+              c1 = static_cast<float>(number(env, a[9])), c2 = static_cast<float>(number(env, a[10]));
+  const long long count = static_cast<long long>(n);
+#pragma omp parallel for simd schedule(static) if (count >= kParallelAbove)
+  for (long long i = 0; i < count; i++) {
+    const float m = mu[i] * fb1 + g[i] * ob1;
+    const float v = nu[i] * fb2 + (g[i] * g[i]) * ob2;
+    m2[i] = m;
+    v2[i] = v;
+    u[i] = (m / c1) / (std::sqrt(v / c2) + eps);
+  }
+  return nullptr;
+}
+
 // oneDNN's OpenMP thread count (the caller's --threads, like onnxruntime's intra-op threads).
 napi_value setThreads(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 1);
@@ -393,6 +424,7 @@ NAPI_MODULE_INIT() {
       {"reluBackward", nullptr, guarded<reluBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPool", nullptr, guarded<maxPool>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolBackward", nullptr, guarded<maxPoolBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"scaleByAdam", nullptr, guarded<scaleByAdam>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, guarded<setThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

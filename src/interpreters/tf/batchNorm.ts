@@ -99,7 +99,7 @@ export const batchNormTrain = (
  * one fails ("activeTape is null") and leaks its saved tensors. tfjs-core
  * 4.22 (pinned) keeps the tape in `engine.state.activeTape`: keep it aside.
  */
-const withOwnTape = <A>(f: () => A): A => {
+export const withOwnTape = <A>(f: () => A): A => {
   const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state
   const outer = state.activeTape
   try {

@@ -38,6 +38,7 @@
 // are customGrad too but close over their inputs, so they are fine.)
 
 import * as tf from "@tensorflow/tfjs-core"
+import { adamGradients } from "./adam.ts"
 import { batchNormGradients } from "./batchNorm.ts"
 import { reluGradients } from "./relu.ts"
 
@@ -349,6 +350,7 @@ const single = (dy: tf.Tensor | tf.Tensor[]): tf.Tensor => (Array.isArray(dy) ? 
 const s0 = (saved: tf.Tensor[], i = 0): tf.Tensor => saved[i] as tf.Tensor
 
 const configs: tf.GradConfig[] = [
+  ...adamGradients,
   ...batchNormGradients,
   ...reluGradients,
   // Conv2D: stock gradient asserts dilations == 1. A dilated conv equals a

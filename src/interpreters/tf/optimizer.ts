@@ -10,6 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core"
 import type * as Optimizer from "../../dsl/Optimizer.ts"
+import { scaleByAdam } from "./adam.ts"
 import type { Tree } from "./init.ts"
 
 /** Per-transform state: moments keyed by parameter path, and a step count. */
@@ -68,12 +69,13 @@ export const update = (
         return { momentum }
       }
       case "ScaleByAdam": {
-        const mu = map(g, (x, k) => tf.add(tf.mul(slot.mu![k]!, t.b1), tf.mul(x, 1 - t.b1)))
-        const nu = map(g, (x, k) => tf.add(tf.mul(slot.nu![k]!, t.b2), tf.mul(tf.square(x), 1 - t.b2)))
-        const c1 = 1 - t.b1 ** count
-        const c2 = 1 - t.b2 ** count
-        g = map(mu, (m, k) => tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(nu[k]!, c2)), t.eps)))
-        return { mu, nu }
+        // One fused op per parameter where the backend has it (see adam.ts).
+        const constants = { b1: t.b1, b2: t.b2, eps: t.eps, c1: 1 - t.b1 ** count, c2: 1 - t.b2 ** count }
+        const steps = Object.fromEntries(
+          Object.entries(g).map(([k, x]) => [k, scaleByAdam(x, slot.mu![k]!, slot.nu![k]!, constants)]),
+        )
+        g = map(g, (_, k) => steps[k]!.update)
+        return { mu: map(g, (_, k) => steps[k]!.mu), nu: map(g, (_, k) => steps[k]!.nu) }
       }
       case "Scale":
         g = map(g, (x) => tf.mul(x, t.factor))

@@ -10,6 +10,7 @@
 import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import * as tf from "@tensorflow/tfjs-core"
 import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core"
+import { adamGradients } from "../adam.ts"
 import { batchNormGradients } from "../batchNorm.ts"
 import { RELU_GRAD, reluGradients } from "../relu.ts"
 import { batchNormKernels } from "./batchnorm.ts"
@@ -272,6 +273,7 @@ export const registerCmkgCpu = (priority = 0): boolean => {
   // registers them too). Relu's gradient is replaced by one that uses the kernel: the same values.
   for (const g of batchNormGradients) if (tf.getGradient(g.kernelName) === undefined) tf.registerGradient(g)
   if (tf.getGradient(RELU_GRAD) === undefined) for (const g of reluGradients) tf.registerGradient(g)
+  for (const g of adamGradients) if (tf.getGradient(g.kernelName) === undefined) tf.registerGradient(g)
   registered = true
   return true
 }

@@ -45,6 +45,19 @@ interface Addon {
   reluBackward(dy: Float32Array, x: Float32Array, dx: Float32Array): void
   maxPool(x: Float32Array, y: Float32Array, geometry: Int32Array): void
   maxPoolBackward(dy: Float32Array, x: Float32Array, dx: Float32Array, geometry: Int32Array): void
+  scaleByAdam(
+    g: Float32Array,
+    mu: Float32Array,
+    nu: Float32Array,
+    update: Float32Array,
+    mu2: Float32Array,
+    nu2: Float32Array,
+    b1: number,
+    b2: number,
+    eps: number,
+    c1: number,
+    c2: number,
+  ): void
   setThreads(n: number): void
   version(): string
 }
@@ -268,4 +281,21 @@ export const maxPoolBackward = (
     const dx = alloc(x.length)
     d.maxPoolBackward(dy, x, dx, poolGeometry(p))
     return dx
+  })
+
+/** Adam's fused moment update (see ../adam.ts): [update, μ', ν'], or undefined. */
+export const scaleByAdam = (
+  g: Float32Array,
+  mu: Float32Array,
+  nu: Float32Array,
+  k: { b1: number; b2: number; eps: number; c1: number; c2: number },
+): [Float32Array, Float32Array, Float32Array] | undefined =>
+  attempt("ScaleByAdam", (d) => {
+    const out: [Float32Array, Float32Array, Float32Array] = [
+      alloc(g.length),
+      alloc(g.length),
+      alloc(g.length),
+    ]
+    d.scaleByAdam(g, mu, nu, ...out, k.b1, k.b2, k.eps, k.c1, k.c2)
+    return out
   })

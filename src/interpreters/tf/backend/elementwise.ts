@@ -11,6 +11,7 @@
 
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import { backend_util, type KernelConfig, type TensorInfo, util } from "@tensorflow/tfjs-core"
+import { type AdamConstants, SCALE_BY_ADAM } from "../adam.ts"
 import { RELU_GRAD } from "../relu.ts"
 import * as Dnnl from "./dnnl.ts"
 import { valuesOf, withFallback } from "./kernel.ts"
@@ -152,6 +153,34 @@ const reluGradKernel = withFallback(RELU_GRAD, ({ inputs }, b) => {
   return b.makeTensorInfo(x.shape.slice(), "float32", out)
 })
 
+/** Adam's moments and update in one pass (see ../adam.ts). */
+const scaleByAdamKernel = withFallback(SCALE_BY_ADAM, ({ inputs, attrs }, b) => {
+  const { g, mu, nu } = inputs as { g: TensorInfo; mu: TensorInfo; nu: TensorInfo }
+  if (!isF32(g, mu, nu)) return undefined
+  const k = attrs as unknown as AdamConstants
+  const [gv, mv, nv] = [valuesOf(b, g), valuesOf(b, mu), valuesOf(b, nu)]
+  let out = Dnnl.scaleByAdam(gv, mv, nv, k)
+  if (out === undefined) {
+    out = [alloc(gv.length), alloc(gv.length), alloc(gv.length)]
+    const [u, m2, v2] = out
+    const [b1, b2, ob1, ob2] = [
+      Math.fround(k.b1),
+      Math.fround(k.b2),
+      Math.fround(1 - k.b1),
+      Math.fround(1 - k.b2),
+    ]
+    for (let i = 0; i < gv.length; i++) {
+      const x = gv[i]!
+      const m = Math.fround(Math.fround(mv[i]! * b1) + Math.fround(x * ob1))
+      const v = Math.fround(Math.fround(nv[i]! * b2) + Math.fround(Math.fround(x * x) * ob2))
+      m2[i] = m
+      v2[i] = v
+      u[i] = m / k.c1 / (Math.sqrt(v / k.c2) + k.eps)
+    }
+  }
+  return out.map((values) => b.makeTensorInfo(g.shape.slice(), "float32", values))
+})
+
 // ------------------------------------------------------------------ reductions
 
 const reduce = (kernelName: string, axisAttr: string, onnx: "ReduceSum" | "ReduceMean" | "ReduceMax") =>
@@ -261,6 +290,7 @@ export const elementwiseKernels = (backendName: string): Array<KernelConfig> => 
   { kernelName: "Step", backendName, kernelFunc: stepKernel },
   { kernelName: "Relu", backendName, kernelFunc: unaryLoop("Relu") },
   { kernelName: RELU_GRAD, backendName, kernelFunc: reluGradKernel },
+  { kernelName: SCALE_BY_ADAM, backendName, kernelFunc: scaleByAdamKernel },
   { kernelName: "Sum", backendName, kernelFunc: reduce("Sum", "axis", "ReduceSum") },
   { kernelName: "Mean", backendName, kernelFunc: reduce("Mean", "axis", "ReduceMean") },
   { kernelName: "Tile", backendName, kernelFunc: tile },

@@ -32,7 +32,7 @@ export const cpuKernel = (name: string): KernelFunc => {
 
 /** A kernel that tries `fast` and falls back to the cpu kernel when it returns undefined. */
 export const withFallback =
-  (name: string, fast: (a: Args, b: MathBackendCPU) => TensorInfo | undefined): KernelFunc =>
+  (name: string, fast: (a: Args, b: MathBackendCPU) => TensorInfo | TensorInfo[] | undefined): KernelFunc =>
   (args) => {
     const b = args.backend as MathBackendCPU
     const out = fast(args as Args, b)
