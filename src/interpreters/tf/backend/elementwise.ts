@@ -2,11 +2,11 @@
  * Elementwise, broadcasting and reduction kernels for `cmkg-cpu`.
  *
  * tfjs's cpu backend computes broadcasting binary ops, reductions over leading
- * axes and Tile with per-element index arithmetic (tens of ns per element):
- * in a ResNet training step these (batch-norm statistics and their gradients)
- * cost far more than the convolutions. Here float32 ones of at least
- * `MIN_ELEMENTS()` elements run through onnxruntime (vectorised, multi-threaded);
- * Step, Relu and FusedBatchNorm are tight JS loops.
+ * axes and Tile with per-element index arithmetic (tens of ns per element).
+ * Here float32 ones of at least `MIN_ELEMENTS()` elements run through
+ * onnxruntime (vectorised, multi-threaded), smaller ones through compiled JS
+ * loops (`loops.ts`). Relu, relu's gradient and Adam's update run on the native
+ * addon when it is built (`dnnl.ts`), else on loops here.
  */
 
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
