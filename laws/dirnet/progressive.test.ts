@@ -102,6 +102,26 @@ test("the stage-l network starts from stage l − 1's parameters; new batch norm
   }
 })
 
+test("continuing from a (shared) stage 0 is exactly one progressive run, and leaves that stage 0 intact", () => {
+  const common = {
+    imageSize: S,
+    batches: (epoch: number) => [randomBatch(4, epoch)],
+    epochs: () => 1,
+    lr: 1e-2,
+  }
+  const whole = Train.progressive({ ...common, dirnet: options })
+  const stage0 = Train.progressive({ ...common, dirnet: { ...options, iterations: 1 } })
+  const kept = snapshot(stage0.params)
+  const continued = Train.progressive({ ...common, dirnet: options, from: stage0 })
+  const a = snapshot(whole.params)
+  const b = snapshot(continued.params)
+  assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort())
+  for (const k of Object.keys(a)) assert.ok(same(a[k]!, b[k]!), `${k} differs`)
+  for (const [k, v] of Object.entries(snapshot(stage0.params)))
+    assert.ok(same(v, kept[k]!), `stage 0's ${k} changed`)
+  for (const t of [whole, stage0, continued]) Train.dispose(t)
+})
+
 test("an end-to-end step updates every part, FE included", () => {
   const net = Dirnet.dirnet(options)
   const { params, state } = Init.init(net, [S, S, 3], 0)

@@ -8,6 +8,7 @@
 import { Console, Effect } from "effect"
 import type * as Experiment from "../dsl/Experiment.ts"
 import * as Program from "../dsl/Program.ts"
+import type * as DirnetCheck from "../interpreters/shape-check/dirnet-experiment.ts"
 import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
 import * as CheckView from "./check.ts"
 import { BadInvocation, ProgramRejected } from "./errors.ts"
@@ -21,6 +22,26 @@ const human = (n: number) =>
       : `${(n / 1e6).toFixed(2)} M`
 const clock = (s: number) =>
   s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`
+
+/** The model and batch size whose measured throughput estimates an experiment's wall time: the first one trained. */
+const timedModel = (
+  p: Program.Program<Experiment.Any>,
+): { readonly model: Program.Model; readonly batchSize: number } | undefined => {
+  const e = p.experiment!
+  switch (e._tag) {
+    case "Experiment": {
+      const first = e.stages.find((s) => s._tag === "Train")
+      if (first?._tag !== "Train") return undefined
+      const model =
+        p.models.find((m) => first.step._tag === "Minimize" && first.step.wrt.includes(m.name)) ?? p.models[0]
+      return model === undefined ? undefined : { model, batchSize: first.batchSize }
+    }
+    case "DirNetExperiment": {
+      const model = p.models.find((m) => m.name === e.variants[0]?.name)
+      return model === undefined ? undefined : { model, batchSize: e.batchSize }
+    }
+  }
+}
 
 export const check = (a: {
   readonly program: string
@@ -37,27 +58,18 @@ export const check = (a: {
           message: `${loaded.file}: building the program failed: ${e instanceof Error ? e.message : String(e)}`,
         }),
     })
-    const report = ExperimentCheck.check(resolved as Program.Program<Experiment.Experiment>)
+    const typed = resolved as Program.Program<Experiment.Any>
+    const report = ExperimentCheck.checkAny(typed)
     let estimate: { backend: string; macsPerSecond: number; seconds: number } | undefined
-    if (a.estimate && resolved.experiment !== undefined && report.errors.length === 0) {
-      const firstTrained = (resolved.experiment as Experiment.Experiment).stages.find(
-        (s) => s._tag === "Train",
-      )
-      const model =
-        resolved.models.find(
-          (m) =>
-            firstTrained !== undefined &&
-            firstTrained.step._tag === "Minimize" &&
-            firstTrained.step.wrt.includes(m.name),
-        ) ?? resolved.models[0]
-      if (model !== undefined && firstTrained?._tag === "Train") {
-        const Tf = yield* Effect.promise(() => import("../interpreters/tf/index.ts"))
-        const Throughput = yield* Effect.promise(() => import("../interpreters/tf/throughput.ts"))
-        const backend = yield* Effect.promise(() => Tf.ready("auto"))
-        const macsPerSecond = Throughput.measure(model, firstTrained.batchSize)
-        estimate = { backend: backend.name, macsPerSecond, seconds: report.macsTotal / macsPerSecond }
-      }
+    const timed = typed.experiment === undefined ? undefined : timedModel(typed)
+    if (a.estimate && timed !== undefined && report.errors.length === 0) {
+      const Tf = yield* Effect.promise(() => import("../interpreters/tf/index.ts"))
+      const Throughput = yield* Effect.promise(() => import("../interpreters/tf/throughput.ts"))
+      const backend = yield* Effect.promise(() => Tf.ready("auto"))
+      const macsPerSecond = Throughput.measure(timed.model, timed.batchSize)
+      estimate = { backend: backend.name, macsPerSecond, seconds: report.macsTotal / macsPerSecond }
     }
+    const loops = "loops" in report ? (report as DirnetCheck.Report).loops : []
     if (a.json) {
       const experiment =
         resolved.experiment === undefined
@@ -66,6 +78,7 @@ export const check = (a: {
               experiment: {
                 stages: report.stages,
                 macsTotal: report.macsTotal,
+                ...(loops.length === 0 ? {} : { loopCosts: loops }),
                 ...(estimate === undefined ? {} : { estimate }),
               },
             }
@@ -78,6 +91,16 @@ export const check = (a: {
       )
     } else {
       for (const m of report.models) yield* Console.log(`${CheckView.table(m.name, m.summary)}\n`)
+      if (loops.length > 0) {
+        yield* Console.log(
+          "DIR-Net costs of a sample that exits after loop 1, 2, … (FE included; shape checker):",
+        )
+        for (const l of loops)
+          yield* Console.log(
+            `  ${l.model.padEnd(20)} GFLOPs ${l.costs.gflopsAtExit.map((g) => g.toPrecision(3)).join(", ")} · params ${l.costs.params.toLocaleString("en-US")} (No Iter. ${l.noIterParams.toLocaleString("en-US")})`,
+          )
+        yield* Console.log("")
+      }
       if (resolved.experiment !== undefined) {
         yield* Console.log(
           "Experiment compute (training MACs: 3× forward for trained models, 1× for frozen ones):",

@@ -8,9 +8,11 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import type * as Data from "../dsl/Data.ts"
+import type * as Dirnet from "../dsl/dirnet.ts"
 import type * as Experiment from "../dsl/Experiment.ts"
 import * as Program from "../dsl/Program.ts"
 import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
+import * as DirnetRun from "../interpreters/tf/dirnet/run.ts"
 import * as Runner from "../interpreters/tf/experiment.ts"
 import * as Tf from "../interpreters/tf/index.ts"
 import { BadInvocation, ProgramRejected, RunFailed } from "./errors.ts"
@@ -57,6 +59,27 @@ const missingData = (specs: readonly Data.Spec[]): string[] => [
   ),
 ]
 
+/** The tf interpreter's fold for the program's kind of experiment. */
+const runKind = (
+  program: Program.Program<Experiment.Any>,
+  options: Runner.RunOptions,
+): Promise<Runner.Outcome> => {
+  const e = program.experiment!
+  switch (e._tag) {
+    case "Experiment":
+      return Runner.run(program as Program.Program<Experiment.Experiment>, options)
+    case "DirNetExperiment":
+      return DirnetRun.run(program as Program.Program<Dirnet.Experiment>, options)
+    default: {
+      const unhandled: never = e
+      throw new Error(`unknown experiment kind ${(unhandled as { _tag: string })._tag}`)
+    }
+  }
+}
+
+/** Whether a kind of experiment checkpoints, so that Ctrl-C can stop it cleanly and `--resume` continue it. */
+const checkpoints = (e: Experiment.Any): boolean => e._tag === "Experiment"
+
 export const run = (args: RunArgs) =>
   Effect.gen(function* () {
     const data = yield* parseData(args.data)
@@ -74,10 +97,15 @@ export const run = (args: RunArgs) =>
       return yield* new BadInvocation({
         message: `${loaded.file}: program "${program.name}" declares networks but no experiment to run (try cmkg check)`,
       })
-    const typed = program as Program.Program<Experiment.Experiment>
+    const typed = program as Program.Program<Experiment.Any>
+    const kind = typed.experiment!
+    if (args.resume && !checkpoints(kind))
+      return yield* new BadInvocation({
+        message: `${loaded.file}: --resume: a ${kind._tag} run keeps no checkpoint to resume from; run it again without --resume`,
+      })
 
     // The static interpreter first: nothing trains unless the whole program is well-formed.
-    const report = ExperimentCheck.check(typed)
+    const report = ExperimentCheck.checkAny(typed)
     const problems = [
       ...report.errors.map((e) => `${e.path}: ${e.message}`),
       ...missingData(ExperimentCheck.dataSpecs(typed)),
@@ -114,7 +142,8 @@ export const run = (args: RunArgs) =>
       stopping = true
       progress.log("Ctrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)")
     }
-    process.on("SIGINT", onSigint)
+    // Without checkpoints there is nothing to stop cleanly for: Ctrl-C keeps its default meaning (quit at once).
+    if (checkpoints(kind)) process.on("SIGINT", onSigint)
     const results: Runner.Results[] = []
     try {
       for (let seed = 1; seed <= args.seeds; seed++) {
@@ -122,7 +151,7 @@ export const run = (args: RunArgs) =>
         if (args.seeds > 1) progress.log(`— seed ${seed}/${args.seeds} → ${dir}`)
         const outcome = yield* Effect.tryPromise({
           try: () =>
-            Runner.run(typed, {
+            runKind(typed, {
               out: dir,
               seed,
               backend: backend.name,

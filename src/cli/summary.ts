@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { gflopsText } from "../interpreters/shape-check/dirnet.ts"
 import type * as Runner from "../interpreters/tf/experiment.ts"
 
 export interface Cell {
@@ -13,6 +14,9 @@ export interface Cell {
   readonly epe: { readonly mean: number; readonly std: number }
   readonly auc20to50: { readonly mean: number; readonly std: number }
   readonly auc0to50: { readonly mean: number; readonly std: number }
+  /** Cost columns, when the rows carry them (DIR-Net's): average GFLOPs per sample and parameters. */
+  readonly gflops?: { readonly mean: number; readonly std: number }
+  readonly params?: { readonly mean: number; readonly std: number }
 }
 
 export interface Summary {
@@ -27,6 +31,15 @@ export const meanStd = (xs: readonly number[]): { mean: number; std: number } =>
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length
   const std = xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1))
   return { mean, std }
+}
+
+/** A row that may carry cost columns. */
+type CostedRow = Runner.Row & { readonly gflops?: number; readonly params?: number }
+
+/** `{ key: mean ± std }` of a cost column when every row has it, else nothing. */
+const costColumn = (rows: readonly CostedRow[], key: "gflops" | "params") => {
+  const xs = rows.map((r) => r[key])
+  return xs.length > 0 && xs.every((x) => typeof x === "number") ? { [key]: meanStd(xs as number[]) } : {}
 }
 
 export const aggregate = (results: readonly Runner.Results[]): Summary => {
@@ -51,6 +64,8 @@ export const aggregate = (results: readonly Runner.Results[]): Summary => {
         epe: meanStd(rows.map((x) => x.epe)),
         auc20to50: meanStd(rows.map((x) => x.auc20to50)),
         auc0to50: meanStd(rows.map((x) => x.auc0to50)),
+        ...costColumn(rows, "gflops"),
+        ...costColumn(rows, "params"),
       }
     }),
   }
@@ -59,23 +74,34 @@ export const aggregate = (results: readonly Runner.Results[]): Summary => {
 const pm = (v: { mean: number; std: number }, digits: number, n: number) =>
   n > 1 ? `${v.mean.toFixed(digits)} ± ${v.std.toFixed(digits)}` : v.mean.toFixed(digits)
 
+const pmWith = (v: { mean: number; std: number }, n: number, f: (x: number) => string) =>
+  n > 1 ? `${f(v.mean)} ± ${f(v.std)}` : f(v.mean)
+const count = (x: number) => Math.round(x).toLocaleString("en-US")
+
 export const markdown = (s: Summary): string => {
   const out = [`# ${s.program}: ${s.seeds.length} seed(s) (${s.seeds.join(", ")}), backend ${s.backend}`, ""]
   for (const table of [...new Set(s.cells.map((c) => c.table))]) {
     const cells = s.cells.filter((c) => c.table === table)
     const columns = [...new Set(cells.map((c) => c.column))]
+    const costs = cells.every((c) => c.gflops !== undefined && c.params !== undefined)
+    const heads = costs ? ["EPE (mm)", "AUC 20–50", "avg GFLOPs", "#params"] : ["EPE (mm)", "AUC 20–50"]
     out.push(
       `## ${table}`,
       "",
-      `| method | ${columns.map((c) => `${c} EPE (mm) | ${c} AUC 20–50`).join(" | ")} |`,
+      `| method | ${columns.flatMap((c) => heads.map((h) => `${c} ${h}`)).join(" | ")} |`,
     )
-    out.push(`|---|${columns.map(() => "---|---").join("|")}|`)
+    out.push(`|---|${columns.flatMap(() => heads.map(() => "---")).join("|")}|`)
     for (const row of [...new Set(cells.map((c) => c.row))])
       out.push(
         `| ${row} | ${columns
           .map((col) => {
             const c = cells.find((x) => x.row === row && x.column === col)
-            return c === undefined ? " | " : `${pm(c.epe, 2, c.n)} | ${pm(c.auc20to50, 3, c.n)}`
+            if (c === undefined) return heads.map(() => "").join(" | ")
+            const base = [pm(c.epe, 2, c.n), pm(c.auc20to50, 3, c.n)]
+            return [
+              ...base,
+              ...(costs ? [pmWith(c.gflops!, c.n, gflopsText), pmWith(c.params!, c.n, count)] : []),
+            ].join(" | ")
           })
           .join(" | ")} |`,
       )

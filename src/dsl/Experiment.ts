@@ -11,6 +11,7 @@
  * @module
  */
 import type * as Data from "./Data.ts"
+import type * as Dirnet from "./dirnet.ts"
 import type * as Loss from "./Loss.ts"
 import type * as Program from "./Program.ts"
 import * as Step from "./Step.ts"
@@ -62,6 +63,13 @@ export interface Experiment {
   readonly metaParams: readonly MetaParam[]
   readonly stages: readonly Stage[]
 }
+
+/**
+ * Every kind of experiment a program can hold: the generic staged
+ * {@link Experiment}, and DIR-Net's (`Dirnet.Experiment`: progressive
+ * training, exits, gate and sweeps). Interpreters switch over `_tag`.
+ */
+export type Any = Experiment | Dirnet.Experiment
 
 // ---- constructors -----------------------------------------------------------------
 

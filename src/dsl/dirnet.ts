@@ -40,11 +40,16 @@
  * The gate 𝒢 (Sec. 4.2) is a separate two-layer network ({@link gate}) on
  * `gateFeatures`, giving logits for `[EXIT, CONTINUE]`.
  *
+ * The experiment of the paper's Tables 2 and 3 and Figure 7 is a value too
+ * ({@link Experiment}, kind `"DirNetExperiment"`): which variants to train,
+ * the rows to evaluate and the exit-threshold sweeps.
+ *
  * @module
  */
+import type * as Data from "./Data.ts"
 import * as Loss from "./Loss.ts"
 import * as Net from "./Net.ts"
-import type * as Program from "./Program.ts"
+import * as Program from "./Program.ts"
 import type * as Shape from "./Shape.ts"
 import * as Zoo from "./zoo.ts"
 
@@ -71,7 +76,21 @@ export interface Options {
   readonly hidden?: number
   /** Input channels. Default 3 (RGB). */
   readonly inChannels?: number
+  /** The loop's feedback (see {@link Feedback}). Default `"amg"`. */
+  readonly feedback?: Feedback
 }
+
+/**
+ * What the loop feeds back into FE's features:
+ * - `"amg"`: DIR-Net's attention map generator (a 1×1 convolution, pixel
+ *   shuffles, a sigmoid);
+ * - `"upsample"`: Table 3's "Iter. w/out AMG", RF's output enlarged to FE's
+ *   size with no parameters — its channels repeated, then pixel-shuffled
+ *   (repeating channels ×4 before a ×2 pixel shuffle is exactly
+ *   nearest-neighbour ×2 up-sampling) — and, since the loop multiplies,
+ *   squashed by a sigmoid like AMG's map.
+ */
+export type Feedback = "amg" | "upsample"
 
 /** The options with their defaults filled in. */
 export interface Resolved {
@@ -80,6 +99,7 @@ export interface Resolved {
   readonly width: number
   readonly hidden: number
   readonly inChannels: number
+  readonly feedback: Feedback
 }
 
 export const resolve = (o: Options = {}): Resolved => ({
@@ -88,6 +108,7 @@ export const resolve = (o: Options = {}): Resolved => ({
   width: o.width ?? 32,
   hidden: o.hidden ?? 512,
   inChannels: o.inChannels ?? 3,
+  feedback: o.feedback ?? "amg",
 })
 
 /** The per-sample input shape for an image side `imageSize` (a multiple of 32). */
@@ -188,12 +209,22 @@ export const parts = (o: Options = {}): Parts => {
   )
   const d = shuffles(p)
   const cFe = feChannels(r)
-  const amg = Net.seq(
-    Net.scope("conv", Net.conv2d(4 ** d * cFe, 1, { inChannels: rfChannels(r) })),
-    ...Array.from({ length: d }, () => Net.pixelShuffle(2)),
-    Net.sigmoid,
-    Net.tap("attention"),
-  )
+  const shuffled = Array.from({ length: d }, () => Net.pixelShuffle(2))
+  const amg =
+    r.feedback === "amg"
+      ? Net.seq(
+          Net.scope("conv", Net.conv2d(4 ** d * cFe, 1, { inChannels: rfChannels(r) })),
+          ...shuffled,
+          Net.sigmoid,
+          Net.tap("attention"),
+        )
+      : Net.seq(
+          // Repeat RF's channels so that d shuffles by 2 land on FE's channel count.
+          Net.concat(...Array.from({ length: (4 ** d * cFe) / rfChannels(r) }, () => Net.identity)),
+          ...shuffled,
+          Net.sigmoid,
+          Net.tap("attention"),
+        )
   const c = rfChannels(r)
   const pose = Net.scope(
     "pose",
@@ -383,3 +414,185 @@ export const totalLoss = (model: Program.Model<Tap>, iterations: number, w: Weig
 /** The pose error of iteration k the gate's reward reads (Eq. 11): `L_2D^k + L_3D^k`. */
 export const poseLoss = (model: Program.Model<Tap>, k: number): Loss.Loss =>
   Loss.sum(loss2d(model, k), loss3d(model, k))
+
+// ---- the experiment (data; `src/interpreters/tf/dirnet/run.ts` is its tf meaning) -----------------
+
+/** A DIR-Net the experiment trains with the progressive protocol (Algorithm 1); also a program model of that name. */
+export interface Variant {
+  readonly name: string
+  readonly options: Resolved
+}
+
+/**
+ * How a results row evaluates its variant on the test set: `NoIter` is the
+ * network after stage 0 of its progressive training (FE, RF and the heads
+ * once, Table 3's "No Iter."); an exit policy evaluates the trained network,
+ * each sample leaving the loop where the policy says.
+ */
+export type Evaluate = { readonly _tag: "NoIter" } | ExitPolicy
+export const noIter: Evaluate = { _tag: "NoIter" }
+
+/** One row of a results table: 3D AUC and EPE, average GFLOPs and parameters of a variant under an evaluation. */
+export interface Row {
+  readonly table: string
+  readonly row: string
+  /** The {@link Variant} evaluated. */
+  readonly model: string
+  readonly evaluate: Evaluate
+}
+
+/** The gate 𝒢 and its REINFORCE training (Eqs. 10, 11), on the frozen network's training-set features. */
+export interface GateSettings {
+  /** Units of the gate's hidden layer. */
+  readonly hidden: number
+  /** Full-batch policy-gradient steps on the training set. */
+  readonly steps: number
+  /** Adam's learning rate. */
+  readonly lr: number
+  /** Eq. 11's λ (pose-error weight) and the GFLOPs weight μ of the reward `−λ(L_2D + L_3D) − μ·GFLOPs`. */
+  readonly lambda: number
+  readonly flopsWeight: number
+  /** Softmax temperature while training. */
+  readonly temperature: number
+}
+
+/**
+ * Figure 7: AUC against average GFLOPs for several τ_var and τ_gate, all
+ * evaluated on one trained network (and one trained gate). τ_var values are
+ * given as quantiles of the average predicted variance over the training
+ * set (every sample at every loop), since the variances' scale is only
+ * known once trained.
+ */
+export interface Sweep {
+  readonly model: string
+  readonly tauVarQuantiles: readonly number[]
+  readonly tauGate: readonly number[]
+}
+
+export interface Experiment {
+  readonly _tag: "DirNetExperiment"
+  /** Side of the square RGB input (a multiple of 32). */
+  readonly imageSize: number
+  readonly train: Data.Spec
+  readonly test: Data.Spec
+  readonly batchSize: number
+  /** Algorithm 1's base learning rate (Adam). */
+  readonly lr: number
+  /** Epochs of stage 0 and of every later stage (the paper: 50 and 20). */
+  readonly epochs: { readonly first: number; readonly later: number }
+  readonly weights: Weights
+  readonly variants: readonly Variant[]
+  readonly rows: readonly Row[]
+  readonly gate: GateSettings
+  readonly sweep: Sweep | undefined
+}
+
+export const gateDefaults: GateSettings = {
+  hidden: 64,
+  steps: 200,
+  lr: 1e-2,
+  lambda: 1,
+  flopsWeight: 1,
+  temperature: 1,
+}
+
+export const variant = (name: string, options: Options): Variant => ({ name, options: resolve(options) })
+
+export const row = (table: string, name: string, model: Variant, evaluate: Evaluate): Row => ({
+  table,
+  row: name,
+  model: model.name,
+  evaluate,
+})
+
+export const experiment = (o: {
+  readonly imageSize: number
+  readonly train: Data.Spec
+  readonly test: Data.Spec
+  readonly batchSize: number
+  readonly lr?: number
+  readonly epochs: { readonly first: number; readonly later: number }
+  readonly weights?: Weights
+  readonly variants: readonly Variant[]
+  readonly rows: readonly Row[]
+  readonly gate?: Partial<GateSettings>
+  readonly sweep?: Sweep
+}): Experiment => ({
+  _tag: "DirNetExperiment",
+  imageSize: o.imageSize,
+  train: o.train,
+  test: o.test,
+  batchSize: o.batchSize,
+  lr: o.lr ?? 1e-3,
+  epochs: o.epochs,
+  weights: o.weights ?? weights,
+  variants: o.variants,
+  rows: o.rows,
+  gate: { ...gateDefaults, ...o.gate },
+  sweep: o.sweep,
+})
+
+/** The name of the program model that describes a variant's "No Iter." network ({@link plain}). */
+export const noIterName = (model: string): string => `${model}-no-iter`
+
+/**
+ * The program models of an experiment, for `cmkg check`: each variant's
+ * DIR-Net and, for every variant a `NoIter` row evaluates, its plain network.
+ */
+export const models = (e: Experiment): Program.Model[] => {
+  const noIters = new Set(e.rows.filter((r) => r.evaluate._tag === "NoIter").map((r) => r.model))
+  return e.variants.flatMap((v) => {
+    const input = inputShape(e.imageSize, v.options)
+    return [
+      ...(noIters.has(v.name) ? [Program.model(noIterName(v.name), plain(v.options), input)] : []),
+      Program.model(v.name, dirnet(v.options), input),
+    ]
+  })
+}
+
+/** The variants that train stage 0 together: their options differ only in the loop's feedback and length. */
+export const stage0Key = (o: Resolved): string => JSON.stringify({ ...o, iterations: 1, feedback: undefined })
+
+/** The variants grouped by {@link stage0Key}, in order of first appearance. */
+export const stage0Groups = (e: Experiment): Variant[][] => {
+  const groups = new Map<string, Variant[]>()
+  for (const v of e.variants) {
+    const key = stage0Key(v.options)
+    groups.set(key, [...(groups.get(key) ?? []), v])
+  }
+  return [...groups.values()]
+}
+
+/** One training phase of an experiment: a stage of Algorithm 1 for one variant, or a stage 0 several variants share. */
+export interface Phase {
+  readonly name: string
+  /** The variants it trains (those of a shared stage 0, or one). */
+  readonly variants: readonly string[]
+  /** Algorithm 1's `l_prog`: the phase trains `stage + 1` loops. */
+  readonly stage: number
+  readonly epochs: number
+}
+
+/**
+ * The training phases in the order they run: for each group of variants
+ * with the same {@link stage0Key} (in order of first appearance), their one
+ * shared stage 0, then stages 1 … l_max of each of them. Sharing is exact:
+ * stage 0 never runs the feedback, and initialisation is keyed by path.
+ */
+export const schedule = (e: Experiment): Phase[] =>
+  stage0Groups(e).flatMap((vs) => [
+    {
+      name: `${vs.map((v) => v.name).join(" + ")} · stage 0`,
+      variants: vs.map((v) => v.name),
+      stage: 0,
+      epochs: e.epochs.first,
+    },
+    ...vs.flatMap((v) =>
+      Array.from({ length: v.options.iterations - 1 }, (_, i) => ({
+        name: `${v.name} · stage ${i + 1}`,
+        variants: [v.name],
+        stage: i + 1,
+        epochs: e.epochs.later,
+      })),
+    ),
+  ])

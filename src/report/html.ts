@@ -5,6 +5,7 @@
  * @module
  */
 import type * as Summary from "../cli/summary.ts"
+import { gflopsText } from "../interpreters/shape-check/dirnet.ts"
 import type * as Plots from "./plots.ts"
 import type * as RunDir from "./run-dir.ts"
 
@@ -21,8 +22,10 @@ export const prefixIds = (svg: string, prefix: string): string =>
     .replace(/url\(#([^)]+)\)/g, (_, id: string) => `url(#${prefix}-${id})`)
     .replace(/href="#([^"]+)"/g, (_, id: string) => `href="#${prefix}-${id}"`)
 
+const pmWith = (v: { mean: number; std: number }, n: number, f: (x: number) => string) =>
+  n > 1 ? `${f(v.mean)} ± ${f(v.std)}` : f(v.mean)
 const pm = (v: { mean: number; std: number }, digits: number, n: number) =>
-  n > 1 ? `${v.mean.toFixed(digits)} ± ${v.std.toFixed(digits)}` : v.mean.toFixed(digits)
+  pmWith(v, n, (x) => x.toFixed(digits))
 
 /** One `<table>` per paper table, as in `summary.md`; the best value of each column is bold. */
 const tables = (s: Summary.Summary): string => {
@@ -44,19 +47,25 @@ const tables = (s: Summary.Summary): string => {
       }),
     )
     const bold = (text: string, isBest: boolean) => (isBest ? `<strong>${text}</strong>` : text)
+    // DIR-Net's rows carry their cost: average GFLOPs per sample and parameters.
+    const costs = cells.every((c) => c.gflops !== undefined && c.params !== undefined)
+    const costCells = (c: Summary.Cell) =>
+      costs
+        ? `<td>${pmWith(c.gflops!, c.n, gflopsText)}</td><td>${pmWith(c.params!, c.n, (x) => Math.round(x).toLocaleString("en-US"))}</td>`
+        : ""
     out.push(
       `<section class="table" data-table="${escapeHtml(table)}"><h3>${escapeHtml(table)}</h3><table>`,
-      `<thead><tr><th rowspan="2">method</th>${columns.map((c) => `<th colspan="3">${escapeHtml(c)}</th>`).join("")}</tr>`,
-      `<tr>${columns.map(() => "<th>EPE (mm) ↓</th><th>AUC 20–50 ↑</th><th>AUC 0–50 ↑</th>").join("")}</tr></thead><tbody>`,
+      `<thead><tr><th rowspan="2">method</th>${columns.map((c) => `<th colspan="${costs ? 5 : 3}">${escapeHtml(c)}</th>`).join("")}</tr>`,
+      `<tr>${columns.map(() => `<th>EPE (mm) ↓</th><th>AUC 20–50 ↑</th><th>AUC 0–50 ↑</th>${costs ? "<th>avg GFLOPs ↓</th><th>#params</th>" : ""}`).join("")}</tr></thead><tbody>`,
     )
     for (const row of rows)
       out.push(
         `<tr><th scope="row">${escapeHtml(row)}</th>${columns
           .map((col) => {
             const c = cells.find((x) => x.row === row && x.column === col)
-            if (c === undefined) return `<td></td><td></td><td></td>`
+            if (c === undefined) return "<td></td>".repeat(costs ? 5 : 3)
             const b = best.get(col)!
-            return `<td>${bold(pm(c.epe, 2, c.n), c.epe.mean === b.epe)}</td><td>${bold(pm(c.auc20to50, 3, c.n), c.auc20to50.mean === b.auc)}</td><td>${pm(c.auc0to50, 3, c.n)}</td>`
+            return `<td>${bold(pm(c.epe, 2, c.n), c.epe.mean === b.epe)}</td><td>${bold(pm(c.auc20to50, 3, c.n), c.auc20to50.mean === b.auc)}</td><td>${pm(c.auc0to50, 3, c.n)}</td>${costCells(c)}`
           })
           .join("")}</tr>`,
       )
@@ -118,6 +127,7 @@ ${incomplete.length > 0 ? `<p class="note">No results yet for seed(s) ${incomple
 ${run.summary === undefined || run.summary.cells.length === 0 ? `<p class="note">No evaluation results in this run directory.</p>` : `${run.summary.cells.some((c) => c.n > 1) ? `<p class="meta">mean ± standard deviation over seeds ${run.summary.seeds.join(", ")}</p>` : ""}${tables(run.summary)}`}
 </section>
 ${section("pck", "3D PCK curves", of("pck"), "No evaluation results, so no PCK curves.")}
+${of("tradeoff").length === 0 ? "" : section("tradeoff", "Accuracy against computation (cf. DIR-Net Fig. 7)", of("tradeoff"), "")}
 ${section("training", "Training curves", of("training"), "metrics.jsonl holds no losses.")}
 ${section(
   "histograms",

@@ -1,7 +1,8 @@
 /**
- * `cmkg report <run-dir>`: the results tables, 3D PCK curves, training
- * curves and histograms of φ and parameters of a run directory, each plot as
- * SVG and PNG, and one self-contained `report/index.html`.
+ * `cmkg report <run-dir>`: the results tables, 3D PCK curves, DIR-Net's
+ * accuracy against computation, training curves and histograms of φ and
+ * parameters of a run directory, each plot as SVG and PNG, and one
+ * self-contained `report/index.html`.
  *
  * @module
  */
@@ -25,7 +26,7 @@ export const report = async (runDir: string): Promise<{ files: string[] }> => {
   const run = RunDir.read(runDir)
   const out = join(runDir, "report")
   mkdirSync(out, { recursive: true })
-  const plots = [...Plots.pck(run), ...Plots.training(run), ...Plots.histograms(run)]
+  const plots = [...Plots.pck(run), ...Plots.tradeoff(run), ...Plots.training(run), ...Plots.histograms(run)]
   const files: string[] = []
   const figures: Html.Figure[] = []
   for (const plot of plots) {

@@ -6,6 +6,7 @@
  * @module
  */
 import type { TopLevelSpec } from "vega-lite"
+import type * as DirnetRun from "../interpreters/tf/dirnet/results.ts"
 import type * as Runner from "../interpreters/tf/experiment.ts"
 import type * as RunDir from "./run-dir.ts"
 import * as Weights from "./weights.ts"
@@ -13,7 +14,7 @@ import * as Weights from "./weights.ts"
 /** One figure: `name` is the file stem (`<name>.svg`, `<name>.png`). */
 export interface Plot {
   readonly name: string
-  readonly section: "pck" | "training" | "histograms"
+  readonly section: "pck" | "tradeoff" | "training" | "histograms"
   readonly title: string
   readonly caption: string
   readonly spec: TopLevelSpec
@@ -132,6 +133,122 @@ export const pck = (run: RunDir.Run): Plot[] => {
       })
     }
   return plots
+}
+
+// ---- accuracy against computation (DIR-Net, Fig. 7) -------------------------------------------
+
+/** The Figure 7 sweep of a seed's results, when it is a DIR-Net run's. */
+const sweepOf = (r: Runner.Results | undefined): DirnetRun.Results["sweep"] =>
+  (r as Partial<DirnetRun.Results> | undefined)?.sweep
+
+const SWEEP_SERIES = ["τ_var", "τ_gate"] as const
+
+/**
+ * DIR-Net's Figure 7: 3D AUC against average GFLOPs, one line for the
+ * variance thresholds τ_var and one for the gate's temperatures τ_gate
+ * (points in sweep order, mean over seeds), each point labelled with its τ.
+ */
+export const tradeoff = (run: RunDir.Run): Plot[] => {
+  const sweeps = run.seeds.flatMap((s) => {
+    const sw = sweepOf(s.results)
+    return sw === undefined ? [] : [sw]
+  })
+  if (sweeps.length === 0) return []
+  const values = SWEEP_SERIES.flatMap((series) => {
+    const lists = sweeps.map((sw) => sw.points.filter((p) => p.series === series))
+    return lists[0]!.map((p, i) => {
+      const here = lists.map((l) => l[i]).filter((x): x is DirnetRun.SweepPoint => x !== undefined)
+      const mean = (f: (x: DirnetRun.SweepPoint) => number) =>
+        here.reduce((a, x) => a + f(x), 0) / here.length
+      return {
+        series,
+        order: i,
+        gflops: mean((x) => x.gflops),
+        auc: mean((x) => x.auc20to50),
+        label: p.quantile === undefined ? `${p.tau}` : `q ${p.quantile}`,
+      }
+    })
+  })
+  const drawn = SWEEP_SERIES.filter((s) => values.some((v) => v.series === s))
+  // Points of one series that (nearly) coincide — a saturated gate — get one label listing their τ.
+  const span = (f: (v: (typeof values)[number]) => number) =>
+    Math.max(...values.map(f)) - Math.min(...values.map(f)) || 1
+  const [dx, dy] = [span((v) => v.gflops) / 50, span((v) => v.auc) / 50]
+  const labels = new Map<string, { series: string; gflops: number; auc: number; labels: string[] }>()
+  for (const v of values) {
+    const key = `${v.series}\u0000${Math.round(v.gflops / dx)}\u0000${Math.round(v.auc / dy)}`
+    const at = labels.get(key) ?? { series: v.series, gflops: v.gflops, auc: v.auc, labels: [] }
+    at.labels.push(v.label)
+    labels.set(key, at)
+  }
+  const labelValues = [...labels.values()].map((l) => ({ ...l, label: l.labels.join(", ") }))
+  const model = sweeps[0]!.model
+  const nSeeds = sweeps.length
+  const title = "3D AUC against average GFLOPs"
+  // Tiny networks cost ~10⁻³ GFLOPs: their axis reads better in MFLOPs.
+  const mega = Math.max(...values.map((v) => v.gflops)) < 0.1
+  const x = {
+    field: "gflops",
+    type: "quantitative" as const,
+    title: `average ${mega ? "MFLOPs" : "GFLOPs"} per sample (shape checker)`,
+    scale: { zero: false },
+    axis: {
+      ...(mega ? { labelExpr: "format(datum.value * 1000, '~g')" } : { format: "~g" }),
+      labelOverlap: true,
+      tickCount: 6,
+    },
+  }
+  const y = {
+    field: "auc",
+    type: "quantitative" as const,
+    title: "3D AUC (20–50 mm)",
+    scale: { zero: false },
+  }
+  const color = {
+    field: "series",
+    type: "nominal" as const,
+    title: "exit rule",
+    scale: { domain: [...drawn], scheme: scheme(drawn.length) },
+    legend: { orient: "right" as const, symbolType: "stroke" },
+  }
+  return [
+    {
+      name: "dirnet-tradeoff",
+      section: "tradeoff",
+      title,
+      caption: `Accuracy against computation of ${model} when each sample exits at the first loop whose predicted variance is below τ_var (labels "q …": the quantile of the training set's predicted variances that τ_var is) or where the REINFORCE gate samples EXIT at temperature τ_gate (labels: τ_gate), all from one trained network and gate (cf. DIR-Net paper, Fig. 7)${
+        nSeeds > 1 ? `; mean over ${nSeeds} seeds` : ""
+      }. GFLOPs are the shape checker's cost of each sample's exit, averaged over the test set.`,
+      series: [...drawn],
+      spec: {
+        $schema: SCHEMA,
+        config,
+        title: { text: title, subtitle: `${run.program.name}: ${model}, τ_var and τ_gate sweeps` },
+        width: 520,
+        height: 340,
+        layer: [
+          {
+            data: { values },
+            mark: { type: "line", strokeWidth: 2.5, point: { size: 40 } },
+            encoding: { x, y, color, order: { field: "order", type: "quantitative" } },
+          },
+          // τ_var's labels above its points, τ_gate's below, so that where the two meet both stay legible.
+          ...drawn.map((series) => ({
+            data: { values: labelValues.filter((l) => l.series === series) },
+            mark: {
+              type: "text" as const,
+              dx: 6,
+              dy: series === "τ_var" ? -9 : 12,
+              align: "left" as const,
+              fontSize: 10,
+              color: "#555",
+            },
+            encoding: { x, y, text: { field: "label", type: "nominal" as const } },
+          })),
+        ],
+      },
+    },
+  ]
 }
 
 // ---- training curves ----------------------------------------------------------------------------

@@ -58,6 +58,9 @@ export const loopCosts = (net: Net.AnyNet, input: Shape.Shape): LoopCosts => {
 /** GFLOPs of a MAC count (FLOPs = 2·MACs). */
 export const gflops = (macs: number): number => (2 * macs) / 1e9
 
+/** GFLOPs as text: three decimals, or three significant digits below 0.1 (tiny networks cost ~10⁻³). */
+export const gflopsText = (g: number): string => (g >= 0.1 ? g.toFixed(3) : g.toPrecision(3))
+
 /** Expected MACs per sample when a sample exits after iteration k with probability `exit[k]`. */
 export const expectedMacs = (costs: Pick<LoopCosts, "macsAtExit">, exit: readonly number[]): number =>
   costs.macsAtExit.reduce((a, m, k) => a + m * (exit[k] ?? 0), 0)

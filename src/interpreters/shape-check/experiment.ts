@@ -12,10 +12,12 @@
  * @module
  */
 import * as Data from "../../dsl/Data.ts"
+import type * as Dirnet from "../../dsl/dirnet.ts"
 import * as Experiment from "../../dsl/Experiment.ts"
 import * as Loss from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
+import * as DirnetExperimentCheck from "./dirnet-experiment.ts"
 import type * as Check from "./index.ts"
 import * as LossCheck from "./loss.ts"
 import * as ProgramCheck from "./program.ts"
@@ -40,9 +42,17 @@ export interface ExperimentReport {
   readonly adapters: Readonly<Record<string, readonly Check.ParamSpec[]>>
 }
 
-/** Every data set the experiment reads. */
-export const dataSpecs = (p: Program.Program<Experiment.Experiment>): Data.Spec[] =>
-  p.experiment?.stages.map((s) => s.data) ?? []
+/** Every data set the experiment reads, whatever its kind. */
+export const dataSpecs = (p: Program.Program<Experiment.Any>): Data.Spec[] => {
+  const e = p.experiment
+  if (e === undefined) return []
+  switch (e._tag) {
+    case "Experiment":
+      return e.stages.map((s) => s.data)
+    case "DirNetExperiment":
+      return [e.train, e.test]
+  }
+}
 
 /** Samples a data spec yields (synthetic sets know it statically; real ones are estimated as unknown). */
 const sizeOf = (spec: Data.Spec): number | undefined =>
@@ -161,5 +171,21 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
     trainStages: stages.length,
     macsTotal: stages.reduce((a, s) => a + s.macs, 0),
     adapters,
+  }
+}
+
+/** The static check of a program holding any kind of experiment (or none): dispatches on the experiment's kind. */
+export const checkAny = (p: Program.Program<Experiment.Any>): ExperimentReport => {
+  const e = p.experiment
+  if (e === undefined) return check(p as Program.Program<Experiment.Experiment>)
+  switch (e._tag) {
+    case "Experiment":
+      return check(p as Program.Program<Experiment.Experiment>)
+    case "DirNetExperiment":
+      return DirnetExperimentCheck.check(p as Program.Program<Dirnet.Experiment>)
+    default: {
+      const unhandled: never = e
+      throw new Error(`unknown experiment kind ${(unhandled as { _tag: string })._tag}`)
+    }
   }
 }

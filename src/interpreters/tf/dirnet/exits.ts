@@ -11,6 +11,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
+import type * as Stream from "../../../data/stream.ts"
 import * as Dirnet from "../../../dsl/dirnet.ts"
 import type * as Net from "../../../dsl/Net.ts"
 import * as Optimizer from "../../../dsl/Optimizer.ts"
@@ -20,7 +21,7 @@ import { valueAndGrad } from "../autodiff.ts"
 import * as Init from "../init.ts"
 import * as Opt from "../optimizer.ts"
 import * as Losses from "./loss.ts"
-import { type Batch, forward, model, signals, type Trained, tidy } from "./train.ts"
+import { type Batch, disposeBatch, forward, model, signals, type Trained, tidy, toTensors } from "./train.ts"
 
 // ---- per-iteration outputs -------------------------------------------------------------
 
@@ -64,6 +65,54 @@ export const iterations = (t: Trained, batch: Batch): Iterations => {
       ),
     }
   })
+}
+
+const concat = (parts: readonly Float32Array[]): Float32Array => {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0))
+  let o = 0
+  for (const p of parts) {
+    out.set(p, o)
+    o += p.length
+  }
+  return out
+}
+
+/** {@link iterations} over a whole data set, with its ground truth: 3D joints `N·63` and bone lengths `N` (mm). */
+export interface Evaluated {
+  readonly its: Iterations
+  readonly truth: Float32Array
+  readonly scale: Float32Array
+}
+
+/** Runs every iteration of a trained DIR-Net over every batch, concatenated. */
+export const iterationsOver = (t: Trained, batches: Iterable<Stream.Batch>): Evaluated => {
+  const parts: Iterations[] = []
+  const truth: Float32Array[] = []
+  const scale: Float32Array[] = []
+  for (const raw of batches) {
+    const b = toTensors(raw, t.imageSize)
+    parts.push(iterations(t, b))
+    disposeBatch(b)
+    truth.push(raw.joints3d)
+    scale.push(raw.scale)
+  }
+  const n = t.options.iterations
+  const join = (f: (p: Iterations) => readonly Float32Array[]) =>
+    Array.from({ length: n }, (_, k) => concat(parts.map((p) => f(p)[k]!)))
+  return {
+    its: {
+      iterations: n,
+      size: parts.reduce((a, p) => a + p.size, 0),
+      hidden: t.options.hidden,
+      pose: join((p) => p.pose),
+      joints2d: join((p) => p.joints2d),
+      logvar: join((p) => p.logvar),
+      gateFeatures: join((p) => p.gateFeatures),
+      poseLoss: join((p) => p.poseLoss),
+    },
+    truth: concat(truth),
+    scale: concat(scale),
+  }
 }
 
 /** Each sample's prediction at its exit: `B·63`. */
@@ -188,6 +237,8 @@ export interface GateTraining {
   /** Temperature while training. Default 1. */
   readonly temperature?: number
   readonly seed?: number
+  /** Called after each step with the sampled trajectories' mean return R̄ (Eq. 11's reward of their exits). */
+  readonly onStep?: (step: number, meanReturn: number) => void
 }
 
 /**
@@ -235,6 +286,7 @@ export const trainGate = (
     tf.dispose([...Object.values(params), ...Opt.tensors(opt)])
     params = next.params
     opt = next.state
+    o.onStep?.(s, baseline)
   }
   tf.dispose([...features, ...Opt.tensors(opt)])
   return { net: g.net, params }

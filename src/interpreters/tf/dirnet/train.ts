@@ -161,7 +161,13 @@ export interface Protocol {
   readonly weights?: Dirnet.Weights
   readonly seed?: number
   /** Called after each step. */
-  readonly onStep?: (info: { readonly stage: number; readonly epoch: number; readonly loss: number }) => void
+  readonly onStep?: (info: {
+    readonly stage: number
+    readonly epoch: number
+    /** The step within the epoch. */
+    readonly step: number
+    readonly loss: number
+  }) => void
 }
 
 const adam = (lr: number) => Optimizer.adam({ lr })
@@ -178,15 +184,17 @@ const trainEpochs = (
   const loss = Dirnet.totalLoss(model(net, o.imageSize), iterations, o.weights)
   let params = start.params
   let state = start.state
-  for (let epoch = 0; epoch < epochs; epoch++)
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    let i = 0
     for (const raw of o.batches(epoch)) {
       const batch = toTensors(raw, o.imageSize)
       const r = step({ net, imageSize: o.imageSize, loss }, params, state, groups, batch)
       disposeBatch(batch)
       params = r.params
       state = r.state
-      o.onStep?.({ stage, epoch, loss: r.loss })
+      o.onStep?.({ stage, epoch, step: i++, loss: r.loss })
     }
+  }
   for (const g of groups) tf.dispose(Opt.tensors(g.state))
   return { params, state }
 }
@@ -210,18 +218,22 @@ export const endToEnd = (o: Protocol & { readonly epochs: number }): Trained => 
  * initialised; FE is frozen (not updated); the learning rate is the base
  * rate ÷ 10^{l_prog} for everything but AMG, which keeps the base rate.
  * `epochs(stage)` gives each stage's epochs (the paper: 50, then 20 each).
+ * With `from` (a network trained up to stage `from.options.iterations − 1`,
+ * e.g. a stage 0 that several variants share), training continues from it
+ * at the next stage; `from` is copied, the caller keeps it.
  */
 export const progressive = (
   o: Protocol & {
     readonly epochs: (stage: number) => number
     /** Called at the end of each stage with its parameters (still owned by the protocol). */
     readonly onStage?: (stage: number, trained: Trained) => void
+    readonly from?: Trained
   },
 ): Trained => {
   const options = Dirnet.resolve(o.dirnet)
   const lr = o.lr ?? 1e-3
-  let previous: Trained | undefined
-  for (let stage = 0; stage < options.iterations; stage++) {
+  let previous: Trained | undefined = o.from === undefined ? undefined : clone(o.from)
+  for (let stage = o.from?.options.iterations ?? 0; stage < options.iterations; stage++) {
     const stageOptions: Dirnet.Resolved = { ...options, iterations: stage + 1 }
     const net = Dirnet.dirnet(stageOptions)
     const fresh = Init.init(net, Dirnet.inputShape(o.imageSize, options), (o.seed ?? 0) + stage)
@@ -240,6 +252,12 @@ export const progressive = (
       params: inherit(fresh.params, previous?.params),
       state: inherit(fresh.state, previous?.state),
     }
+    // Whatever this stage's network lacks is released: nothing while networks only grow, but `from` may be another variant's.
+    for (const [from, to] of [
+      [previous?.params, start.params],
+      [previous?.state, start.state],
+    ] as const)
+      for (const [k, t] of Object.entries(from ?? {})) if (to[k] !== t) t.dispose()
     const keys = Object.keys(start.params)
     const amg = keys.filter((k) => Dirnet.partOf(k) === "amg")
     const rest = keys.filter((k) => Dirnet.partOf(k) !== "amg" && (stage === 0 || Dirnet.partOf(k) !== "fe"))
@@ -253,6 +271,15 @@ export const progressive = (
   }
   return previous!
 }
+
+const cloneTree = (t: Tree): Tree => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.clone()]))
+
+/** A copy of a trained network with its own tensors. */
+export const clone = (t: Trained): Trained => ({
+  ...t,
+  params: cloneTree(t.params),
+  state: cloneTree(t.state),
+})
 
 /** Disposes a trained network's tensors. */
 export const dispose = (t: Trained): void => Init.dispose(t.params, t.state)

@@ -1,0 +1,124 @@
+/**
+ * The results of a DIR-Net run (`results.json`): rows readable wherever the
+ * staged runner's are, with DIR-Net's cost columns; the Figure 7 sweep; the
+ * shape checker's per-loop costs; and their Markdown (`results.md`).
+ *
+ * @module
+ */
+import type * as Dirnet from "../../../dsl/dirnet.ts"
+import * as Costs from "../../shape-check/dirnet.ts"
+import type * as Runner from "../experiment.ts"
+
+/** A results row (readable wherever the staged runner's rows are) with DIR-Net's cost columns. */
+export interface Row extends Runner.Row {
+  /** How the row was evaluated (the experiment's `Dirnet.Evaluate`). */
+  readonly evaluate: Dirnet.Evaluate
+  /** Average GFLOPs per sample under the row's exits. */
+  readonly gflops: number
+  /** Parameters of what the row runs (the gate's included when it decides the exits). */
+  readonly params: number
+  /** Mean exit loop (0-based) and the fraction of samples exiting after each loop. */
+  readonly meanExit: number
+  readonly exits: readonly number[]
+}
+
+/** One point of Figure 7. */
+export interface SweepPoint {
+  readonly series: "τ_var" | "τ_gate"
+  readonly tau: number
+  /** For τ_var: the quantile of the training set's average variances it is. */
+  readonly quantile: number | undefined
+  readonly auc20to50: number
+  readonly epe: number
+  readonly gflops: number
+  readonly meanExit: number
+  readonly exits: readonly number[]
+}
+
+/** The shape checker's costs of a variant, as the results record them. */
+export interface LoopCosts {
+  readonly model: string
+  /** GFLOPs of one sample that exits after loop k (k = 0 … l_max). */
+  readonly gflopsAtExit: readonly number[]
+  readonly params: number
+  readonly noIterParams: number
+}
+
+export interface Results extends Runner.Results {
+  readonly kind: "DirNetExperiment"
+  readonly rows: readonly Row[]
+  readonly sweep: { readonly model: string; readonly points: readonly SweepPoint[] } | undefined
+  readonly loops: readonly LoopCosts[]
+  readonly gateParams: number
+}
+
+// ---- Markdown -------------------------------------------------------------------------------
+
+const fixed = (n: number, d: number) => (Number.isFinite(n) ? n.toFixed(d) : String(n))
+const count = (n: number) => n.toLocaleString("en-US")
+
+/** Results as Markdown: each table's rows with their costs, the Figure 7 sweep, and the per-loop costs. */
+export const markdown = (r: Results): string => {
+  const parts = [`# ${r.program}\n\nseed ${r.seed}, backend ${r.backend}, ${r.seconds.toFixed(0)} s\n`]
+  for (const table of [...new Set(r.rows.map((x) => x.table))]) {
+    parts.push(
+      `## ${table}\n`,
+      "| method | model | 3D AUC 20–50 | EPE (mm) | avg GFLOPs | #params | mean exit loop |",
+      "|---|---|---|---|---|---|---|",
+    )
+    for (const x of r.rows.filter((y) => y.table === table))
+      parts.push(
+        `| ${x.row} | ${x.model} | ${fixed(x.auc20to50, 3)} | ${fixed(x.epe, 2)} | ${Costs.gflopsText(x.gflops)} | ${count(x.params)} | ${fixed(x.meanExit + 1, 2)} |`,
+      )
+    parts.push("")
+  }
+  if (r.sweep !== undefined) {
+    parts.push(
+      `## Figure 7: 3D AUC against average GFLOPs (${r.sweep.model}, evaluation only)\n`,
+      "| series | τ | quantile | 3D AUC 20–50 | avg GFLOPs | mean exit loop |",
+      "|---|---|---|---|---|---|",
+    )
+    for (const p of r.sweep.points)
+      parts.push(
+        `| ${p.series} | ${p.tau.toPrecision(3)} | ${p.quantile ?? ""} | ${fixed(p.auc20to50, 3)} | ${Costs.gflopsText(p.gflops)} | ${fixed(p.meanExit + 1, 2)} |`,
+      )
+    parts.push("")
+  }
+  parts.push(
+    "## Per-loop costs (shape checker)\n",
+    "| model | GFLOPs after loop 1, 2, … | #params | No Iter. #params |",
+    "|---|---|---|---|",
+  )
+  for (const l of r.loops)
+    parts.push(
+      `| ${l.model} | ${l.gflopsAtExit.map(Costs.gflopsText).join(", ")} | ${count(l.params)} | ${count(l.noIterParams)} |`,
+    )
+  if (r.gateParams > 0) parts.push("", `The gate 𝒢 adds ${count(r.gateParams)} parameters.`)
+  const notes = closingNotes(r)
+  if (notes.length > 0) parts.push("", "## Closing note\n", ...notes)
+  return `${parts.join("\n")}\n`
+}
+
+const signed = (x: number) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(3)}`
+
+/**
+ * Table 3's questions, for every variant evaluated without iterations, with
+ * all its loops and with the gate: do the iterations improve 3D AUC, and
+ * does the gate cut average GFLOPs at a small AUC cost (as in the paper)?
+ */
+export const closingNotes = (r: Results): string[] =>
+  [...new Set(r.rows.map((x) => x.model))].flatMap((model) => {
+    const of = (tag: Dirnet.Evaluate["_tag"]) =>
+      r.rows.find((x) => x.model === model && x.evaluate._tag === tag)
+    const [none, all, gate] = [of("NoIter"), of("Last"), of("Gate")]
+    if (none === undefined || all === undefined || gate === undefined) return []
+    const loops = all.exits.length
+    const iter = all.auc20to50 - none.auc20to50
+    const cost = gate.auc20to50 - all.auc20to50
+    return [
+      `${model}: ${loops} loops change 3D AUC by ${signed(iter)} against no iteration (${fixed(none.auc20to50, 3)} → ${fixed(all.auc20to50, 3)}) at ${fixed(all.gflops / none.gflops, 2)}× its GFLOPs; ` +
+        `the gate exits after ${fixed(gate.meanExit + 1, 2)} loops on average, at ${fixed((100 * gate.gflops) / all.gflops, 0)}% of the full loop's GFLOPs, changing 3D AUC by ${signed(cost)}. ` +
+        `As in the paper? Iterations improve AUC: ${iter > 0 ? "yes" : "no"}; the gate cuts average GFLOPs: ${gate.gflops < all.gflops ? "yes" : "no"}, ` +
+        `${cost >= 0 ? "with no AUC cost" : `at an AUC cost of ${Math.abs(cost).toFixed(3)}`}.`,
+    ]
+  })
