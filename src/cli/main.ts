@@ -61,6 +61,10 @@ const run = Command.make(
       Flag.withDescription("tfjs backend (auto: tfjs-node-gpu, tfjs-node, cmkg-cpu, wasm, cpu)"),
       Flag.withDefault("auto" as const),
     ),
+    threads: Flag.Int("threads").pipe(
+      Flag.withDescription("CPU threads for the native kernels (default: the machine's cores)"),
+      Flag.optional,
+    ),
     out: Flag.String("out").pipe(
       Flag.withDescription("Run directory (default runs/<program>-<scale>)"),
       Flag.optional,
@@ -80,6 +84,7 @@ const run = Command.make(
       scale: a.scale,
       seeds: a.seeds,
       backend: a.backend,
+      threads: Option.getOrUndefined(a.threads),
       out: Option.getOrUndefined(a.out),
       resume: a.resume,
       data: Option.getOrUndefined(a.data),

@@ -25,6 +25,8 @@ export interface RunArgs {
   readonly scale: Program.Scale
   readonly seeds: number
   readonly backend: Tf.BackendPreference
+  /** CPU threads for onnxruntime and oneDNN (default: every core). */
+  readonly threads?: number | undefined
   readonly out: string | undefined
   readonly resume: boolean
   readonly data: string | undefined
@@ -116,7 +118,7 @@ export const run = (args: RunArgs) =>
       })
 
     const backend = yield* Effect.tryPromise({
-      try: () => Tf.ready(args.backend),
+      try: () => Tf.ready(args.backend, args.threads === undefined ? {} : { threads: args.threads }),
       catch: (e) =>
         new BadInvocation({
           message: `--backend ${args.backend}: ${e instanceof Error ? e.message : String(e)}`,
