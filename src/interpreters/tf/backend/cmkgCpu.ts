@@ -26,6 +26,7 @@ import * as Dnnl from "./dnnl.ts"
 import { elementwiseKernels } from "./elementwise.ts"
 import { fastKernels } from "./fastops.ts"
 import { valuesOf, withFallback } from "./kernel.ts"
+import { layoutKernels } from "./layout.ts"
 import { ortAvailable } from "./ort.ts"
 import { isPooled, recycle } from "./pool.ts"
 
@@ -202,6 +203,7 @@ const overrides = (): Array<KernelConfig> => [
   { kernelName: "MaxPoolGrad", backendName: CMKG_CPU, kernelFunc: maxPoolGrad },
   ...fastKernels(CMKG_CPU),
   ...elementwiseKernels(CMKG_CPU),
+  ...layoutKernels(CMKG_CPU),
   ...batchNormKernels(CMKG_CPU),
 ]
 
