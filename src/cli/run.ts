@@ -79,9 +79,6 @@ const runKind = (
   }
 }
 
-/** Whether a kind of experiment checkpoints, so that Ctrl-C can stop it cleanly and `--resume` continue it. */
-const checkpoints = (e: Experiment.Any): boolean => e._tag === "Experiment"
-
 export const run = (args: RunArgs) =>
   Effect.gen(function* () {
     const data = yield* parseData(args.data)
@@ -100,11 +97,6 @@ export const run = (args: RunArgs) =>
         message: `${loaded.file}: program "${program.name}" declares networks but no experiment to run (try cmkg check)`,
       })
     const typed = program as Program.Program<Experiment.Any>
-    const kind = typed.experiment!
-    if (args.resume && !checkpoints(kind))
-      return yield* new BadInvocation({
-        message: `${loaded.file}: --resume: a ${kind._tag} run keeps no checkpoint to resume from; run it again without --resume`,
-      })
 
     // The static interpreter first: nothing trains unless the whole program is well-formed.
     const report = ExperimentCheck.checkAny(typed)
@@ -144,8 +136,8 @@ export const run = (args: RunArgs) =>
       stopping = true
       progress.log("Ctrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)")
     }
-    // Without checkpoints there is nothing to stop cleanly for: Ctrl-C keeps its default meaning (quit at once).
-    if (checkpoints(kind)) process.on("SIGINT", onSigint)
+    // Every kind of experiment checkpoints: Ctrl-C stops it after the current step, with a checkpoint.
+    process.on("SIGINT", onSigint)
     const results: Runner.Results[] = []
     try {
       for (let seed = 1; seed <= args.seeds; seed++) {

@@ -3,7 +3,8 @@
  * a test size, test/fixtures/programs/tiny-dirnet.ts): the run directory;
  * every Table 3 row with a finite AUC and the shape checker's GFLOPs in the
  * paper's order; Table 2; the Figure 7 sweep; `cmkg report`'s Figure 7 plot
- * and cost columns; and refusals before any training.
+ * and cost columns; and refusals before any training. Checkpoints and
+ * --resume: run-dirnet-resume.test.ts.
  */
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
@@ -179,10 +180,4 @@ test("an ill-formed DIR-Net program exits 1 naming the problem, before any train
   assert.match(r.stderr, /experiment\/imageSize: 48 is not a positive multiple of 32/)
   assert.match(r.stderr, /nothing was trained/)
   assert.ok(!existsSync(join(bad, "metrics.jsonl")))
-})
-
-test("--resume is refused: DIR-Net runs keep no checkpoint", () => {
-  const r = cmkg(["run", fixture, "--out", join(root, "resume"), "--resume"])
-  assert.equal(r.status, 2)
-  assert.match(r.stderr, /--resume: a DirNetExperiment run keeps no checkpoint/)
 })

@@ -8,11 +8,18 @@
  * renamed into place only once complete, so a crash never leaves a
  * half-written checkpoint under its final name.
  *
+ * A run directory's checkpoints (`checkpoints/NNNNNN/` and `LATEST`, the
+ * newest two kept), shared by every runner (`experiment.ts`, `dirnet/run.ts`):
+ * {@link saveNumbered} writes a world of named trees and optimizer states
+ * with the runner's position, {@link loadLatest} reads the newest back.
+ *
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
+import type { Tree } from "./init.ts"
+import type * as Optimizer from "./optimizer.ts"
 
 /** Named tensor groups, e.g. `{ "params/student": tree, "state/student": tree }`. */
 export type Groups = Readonly<Record<string, Readonly<Record<string, tf.Tensor>>>>
@@ -92,4 +99,90 @@ export const load = (dir: string): Loaded => {
     groups[group] = tree
   }
   return { groups, meta: modelJson.userDefinedMetadata?.cmkg }
+}
+
+// ---- a run directory's checkpoints ---------------------------------------------------------------
+
+/** What a runner checkpoints (the shape of `step.ts`'s `World`): trees by name and optimizer states by key. */
+export interface World {
+  readonly params: Readonly<Record<string, Tree>>
+  readonly state: Readonly<Record<string, Tree>>
+  readonly meta: Readonly<Record<string, Tree>>
+  readonly opt: Readonly<Record<string, Optimizer.State>>
+}
+
+/** A world's tensors as checkpoint groups: `params/<name>`, `state/<name>`, `meta/<name>`, `opt/<key>/<slot>/<name>`. */
+export const toGroups = (w: World): Groups => {
+  const groups: Record<string, Tree> = {}
+  for (const [k, v] of Object.entries(w.params)) groups[`params/${k}`] = v
+  for (const [k, v] of Object.entries(w.state)) groups[`state/${k}`] = v
+  for (const [k, v] of Object.entries(w.meta)) groups[`meta/${k}`] = v
+  for (const [k, s] of Object.entries(w.opt))
+    s.slots.forEach((slot, i) => {
+      for (const [name, tree] of Object.entries(slot)) groups[`opt/${k}/${i}/${name}`] = tree
+    })
+  return groups
+}
+
+/** Optimizer step counts and slot counts by key: what {@link fromGroups} needs besides the tensors. */
+export type Counts = Record<string, { count: number; slots: number }>
+
+/** The world {@link toGroups} made `groups` from. */
+export const fromGroups = (groups: Record<string, Record<string, tf.Tensor>>, counts: Counts): World => {
+  const pick = (prefix: string) =>
+    Object.fromEntries(
+      Object.entries(groups)
+        .filter(([g]) => g.startsWith(`${prefix}/`) && g.split("/").length === 2)
+        .map(([g, t]) => [g.slice(prefix.length + 1), t]),
+    )
+  const opt: Record<string, Optimizer.State> = {}
+  for (const [key, { count, slots }] of Object.entries(counts)) {
+    const slotTrees: Record<string, Tree>[] = Array.from({ length: slots }, () => ({}))
+    for (const [g, tree] of Object.entries(groups)) {
+      if (!g.startsWith(`opt/${key}/`)) continue
+      const rest = g.slice(`opt/${key}/`.length).split("/")
+      slotTrees[Number(rest[0])]![rest[1]!] = tree
+    }
+    opt[key] = { count, slots: slotTrees }
+  }
+  return { params: pick("params"), state: pick("state"), meta: pick("meta"), opt }
+}
+
+/** Disposes every tensor of a world. */
+export const disposeWorld = (w: World): void => {
+  for (const t of Object.values(toGroups(w))) for (const v of Object.values(t)) v.dispose()
+}
+
+/** A run directory's checkpoints. */
+export const directory = (out: string): string => join(out, "checkpoints")
+
+/**
+ * Writes checkpoint number `serial` of the run in `out` (`checkpoints/NNNNNN`,
+ * atomically), with the runner's `position`, then points `LATEST` at it and
+ * keeps only it and its predecessor. Returns its directory.
+ */
+export const saveNumbered = (out: string, world: World, position: unknown, serial: number): string => {
+  const dir = join(directory(out), String(serial).padStart(6, "0"))
+  const counts: Counts = Object.fromEntries(
+    Object.entries(world.opt).map(([k, s]) => [k, { count: s.count, slots: s.slots.length }]),
+  )
+  save(dir, toGroups(world), { position, counts, serial })
+  writeAtomically(join(directory(out), "LATEST"), String(serial).padStart(6, "0"))
+  // Keep the newest two: the one just written and its predecessor.
+  for (const name of readdirSync(directory(out)))
+    if (/^\d{6}$/.test(name) && Number(name) < serial - 1)
+      rmSync(join(directory(out), name), { recursive: true, force: true })
+  return dir
+}
+
+/** The checkpoint `LATEST` names in the run directory `out`, or undefined when there is none. */
+export const loadLatest = <Position>(
+  out: string,
+): { world: World; position: Position; serial: number; dir: string } | undefined => {
+  const pointer = join(directory(out), "LATEST")
+  if (!existsSync(pointer)) return undefined
+  const dir = join(directory(out), readFileSync(pointer, "utf8").trim())
+  const { groups, meta } = load(dir)
+  const m = meta as { position: Position; counts: Counts; serial: number }
+  return { world: fromGroups(groups, m.counts), position: m.position, serial: m.serial, dir }
 }

@@ -12,15 +12,7 @@
  *
  * @module
  */
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs"
+import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
 import * as Metrics from "../../data/metrics.ts"
@@ -34,7 +26,6 @@ import * as Step from "../../dsl/Step.ts"
 import { apply } from "./apply.ts"
 import * as Checkpoint from "./checkpoint.ts"
 import * as Init from "./init.ts"
-import type * as Optimizer from "./optimizer.ts"
 import * as StepRun from "./step.ts"
 
 type World = StepRun.World
@@ -104,7 +95,10 @@ export type Outcome =
   | { readonly _tag: "Done"; readonly results: Results }
   | { readonly _tag: "Stopped"; readonly checkpoint: string }
 
-/** A training step produced a non-finite loss: the run stops, the last good checkpoint is kept. */
+/**
+ * A training step produced a non-finite loss: the run stops, the last good
+ * checkpoint is kept. `unit` names what `stage` is (DIR-Net's runner: a "phase").
+ */
 export class NonFiniteLoss extends Error {
   constructor(
     readonly stage: string,
@@ -112,9 +106,10 @@ export class NonFiniteLoss extends Error {
     readonly step: number,
     readonly losses: Readonly<Record<string, number>>,
     readonly checkpoint: string | undefined,
+    readonly unit: string = "stage",
   ) {
     super(
-      `stage "${stage}", epoch ${epoch + 1}, step ${step + 1}: loss is not finite (${JSON.stringify(losses)}); ` +
+      `${unit} "${stage}", epoch ${epoch + 1}, step ${step + 1}: loss is not finite (${JSON.stringify(losses)}); ` +
         (checkpoint === undefined
           ? "no checkpoint was written yet"
           : `last good checkpoint kept at ${checkpoint}`),
@@ -201,77 +196,7 @@ const initMeta = (world: World, e: Experiment.Experiment): World => {
   return { ...world, meta }
 }
 
-const toGroups = (w: World): Checkpoint.Groups => {
-  const groups: Record<string, Init.Tree> = {}
-  for (const [k, v] of Object.entries(w.params)) groups[`params/${k}`] = v
-  for (const [k, v] of Object.entries(w.state)) groups[`state/${k}`] = v
-  for (const [k, v] of Object.entries(w.meta)) groups[`meta/${k}`] = v
-  for (const [k, s] of Object.entries(w.opt))
-    s.slots.forEach((slot, i) => {
-      for (const [name, tree] of Object.entries(slot)) groups[`opt/${k}/${i}/${name}`] = tree
-    })
-  return groups
-}
-
-const fromGroups = (
-  groups: Record<string, Record<string, tf.Tensor>>,
-  counts: Record<string, { count: number; slots: number }>,
-): World => {
-  const pick = (prefix: string) =>
-    Object.fromEntries(
-      Object.entries(groups)
-        .filter(([g]) => g.startsWith(`${prefix}/`) && g.split("/").length === 2)
-        .map(([g, t]) => [g.slice(prefix.length + 1), t]),
-    )
-  const opt: Record<string, Optimizer.State> = {}
-  for (const [key, { count, slots }] of Object.entries(counts)) {
-    const slotTrees: Record<string, Init.Tree>[] = Array.from({ length: slots }, () => ({}))
-    for (const [g, tree] of Object.entries(groups)) {
-      if (!g.startsWith(`opt/${key}/`)) continue
-      const rest = g.slice(`opt/${key}/`.length).split("/")
-      slotTrees[Number(rest[0])]![rest[1]!] = tree
-    }
-    opt[key] = { count, slots: slotTrees }
-  }
-  return { params: pick("params"), state: pick("state"), meta: pick("meta"), opt }
-}
-
-const disposeWorld = (w: World) => {
-  for (const t of Object.values(toGroups(w))) for (const v of Object.values(t)) v.dispose()
-}
-
-// ---- checkpoints -----------------------------------------------------------------------------
-
-const checkpointDir = (out: string) => join(out, "checkpoints")
-
-const saveCheckpoint = (out: string, world: World, position: Position, serial: number): string => {
-  const dir = join(checkpointDir(out), String(serial).padStart(6, "0"))
-  const counts = Object.fromEntries(
-    Object.entries(world.opt).map(([k, s]) => [k, { count: s.count, slots: s.slots.length }]),
-  )
-  Checkpoint.save(dir, toGroups(world), { position, counts, serial })
-  Checkpoint.writeAtomically(join(checkpointDir(out), "LATEST"), String(serial).padStart(6, "0"))
-  // Keep the newest two: the one just written and its predecessor.
-  for (const name of readdirSync(checkpointDir(out)))
-    if (/^\d{6}$/.test(name) && Number(name) < serial - 1)
-      rmSync(join(checkpointDir(out), name), { recursive: true, force: true })
-  return dir
-}
-
-const loadCheckpoint = (
-  out: string,
-): { world: World; position: Position; serial: number; dir: string } | undefined => {
-  const pointer = join(checkpointDir(out), "LATEST")
-  if (!existsSync(pointer)) return undefined
-  const dir = join(checkpointDir(out), readFileSync(pointer, "utf8").trim())
-  const { groups, meta } = Checkpoint.load(dir)
-  const m = meta as {
-    position: Position
-    counts: Record<string, { count: number; slots: number }>
-    serial: number
-  }
-  return { world: fromGroups(groups, m.counts), position: m.position, serial: m.serial, dir }
-}
+// ---- models (checkpoints: `checkpoint.ts`'s checkpoints/NNNNNN and LATEST) ------------------------------
 
 /** The evaluated model's parameters and state, kept as `models/<stage>/` (tfjs weights format) for reports and reuse. */
 const saveModel = (out: string, stage: Experiment.Evaluate, world: World) => {
@@ -365,7 +290,7 @@ const dataset = (spec: Data.Spec): Dataset => {
 }
 
 /** Lets signal handlers (Ctrl-C) and timers run between training steps. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
+export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 /** Runs `program`'s experiment (already shape-checked by the caller). */
 export const run = async (
@@ -384,7 +309,7 @@ export const run = async (
   let serial = 0
   let lastCheckpoint: string | undefined
   if (options.resume) {
-    const loaded = loadCheckpoint(out)
+    const loaded = Checkpoint.loadLatest<Position>(out)
     if (loaded !== undefined) {
       ;({ world, position, serial } = loaded)
       lastCheckpoint = loaded.dir
@@ -392,14 +317,15 @@ export const run = async (
         `resuming from ${loaded.dir}: stage ${position.stage + 1}/${e.stages.length}, epoch ${position.epoch + 1}, step ${position.step}`,
       )
     }
-  } else if (existsSync(checkpointDir(out))) rmSync(checkpointDir(out), { recursive: true, force: true })
+  } else if (existsSync(Checkpoint.directory(out)))
+    rmSync(Checkpoint.directory(out), { recursive: true, force: true })
   const metricsPath = join(out, "metrics.jsonl")
   if (!options.resume && existsSync(metricsPath)) rmSync(metricsPath)
   const started = Date.now() - position.seconds * 1000
   const elapsed = () => (Date.now() - started) / 1000
   const checkpoint = () => {
     serial += 1
-    lastCheckpoint = saveCheckpoint(out, world, { ...position, seconds: elapsed() }, serial)
+    lastCheckpoint = Checkpoint.saveNumbered(out, world, { ...position, seconds: elapsed() }, serial)
     return lastCheckpoint
   }
 
@@ -488,7 +414,7 @@ export const run = async (
           if (options.shouldStop?.() === true) {
             position = { ...position, stage: si, epoch, step }
             const dir = checkpoint()
-            disposeWorld(world)
+            Checkpoint.disposeWorld(world)
             return { _tag: "Stopped", checkpoint: dir }
           }
         }
@@ -498,7 +424,7 @@ export const run = async (
       position = { ...position, stage: si + 1, epoch: 0, step: 0 }
     }
   } catch (err) {
-    disposeWorld(world)
+    Checkpoint.disposeWorld(world)
     throw err
   }
 
@@ -511,7 +437,7 @@ export const run = async (
   }
   writeFileSync(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
   writeFileSync(join(out, "results.md"), markdown(results))
-  disposeWorld(world)
+  Checkpoint.disposeWorld(world)
   return { _tag: "Done", results }
 }
 

@@ -13,14 +13,25 @@
  *
  * The run directory, as the staged runner's: `metrics.jsonl` (one line per
  * training step — phase, epoch, step, Eq. 12's `loss` — and per gate step,
- * `gate` = −R̄), `models/<variant>/` and `models/<variant>-gate/` (tfjs
- * weights format), `results.json` and `results.md` (see `results.ts`).
- * DIR-Net runs do not checkpoint mid-training (the protocol runs
- * synchronously): an interrupted run is run again from the start.
+ * `gate` = −R̄), `checkpoints/` (`checkpoint.ts`: `NNNNNN/` in the tfjs
+ * weights format, written atomically, and `LATEST`), `models/<variant>/`
+ * and `models/<variant>-gate/` (tfjs weights format), `results.json` and
+ * `results.md` (see `results.ts`).
+ *
+ * A checkpoint is written after every epoch of every phase, after the "No
+ * Iter." rows and after each variant's evaluation, and when the caller asks
+ * the run to stop (Ctrl-C, after the current step). It holds the shared
+ * stage 0 of the current group, the network in training with its optimizer
+ * states, and the position (phase, epoch, step, the rows and sweep so far).
+ * Batches depend only on (data, seed, epoch) and initialisation only on
+ * (seed, path), so a resumed run ends with the same results as an
+ * uninterrupted one on the same backend; `metrics.jsonl` is cut back to
+ * what it held at the checkpoint. A non-finite loss stops the run naming
+ * the phase and step, keeping the last good checkpoint.
  *
  * @module
  */
-import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { appendFileSync, existsSync, mkdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as Metrics from "../../../data/metrics.ts"
 import { type Dataset, open } from "../../../data/open.ts"
@@ -31,14 +42,12 @@ import type * as Program from "../../../dsl/Program.ts"
 import * as Costs from "../../shape-check/dirnet.ts"
 import * as DirnetCheck from "../../shape-check/dirnet-experiment.ts"
 import * as Checkpoint from "../checkpoint.ts"
-import type * as Runner from "../experiment.ts"
+import * as Runner from "../experiment.ts"
 import * as Init from "../init.ts"
+import type * as Opt from "../optimizer.ts"
 import * as Exits from "./exits.ts"
 import { closingNotes, markdown, type Results, type Row, type SweepPoint } from "./results.ts"
 import * as Train from "./train.ts"
-
-/** A training step's loss was not finite. */
-export class NonFiniteLoss extends Error {}
 
 // ---- measuring exits ----------------------------------------------------------------------
 
@@ -76,6 +85,12 @@ const quantile = (sorted: readonly number[], q: number): number =>
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-|-$/g, "")
 
+/** Writes a trained model to `dir` (tfjs weights format), replacing what an interrupted run may have left there. */
+const saveModel = (dir: string, groups: Checkpoint.Groups, meta: unknown) => {
+  rmSync(dir, { recursive: true, force: true })
+  Checkpoint.save(dir, groups, meta)
+}
+
 // ---- the run ------------------------------------------------------------------------------
 
 /** What every part of a run reads. */
@@ -94,53 +109,16 @@ interface Context {
 const evalBatches = (ds: Dataset): Iterable<Stream.Batch> =>
   ds.batches({ batchSize: 64, seed: 0, epoch: 0, shuffle: false })
 
-/** Algorithm 1's settings for a variant, reporting every step (metrics line, progress) and stopping on a non-finite loss. */
-const protocol = (ctx: Context, variant: Dirnet.Variant) => {
-  const { e } = ctx
-  const phases = Dirnet.schedule(e)
-  const stepsPerEpoch = Math.floor(ctx.train.size / e.batchSize)
-  let phaseStart = Date.now()
-  let current = -1
-  let done = 0
-  return {
-    dirnet: variant.options,
-    imageSize: e.imageSize,
-    batches: (epoch: number) =>
-      ctx.train.batches({ batchSize: e.batchSize, seed: ctx.seed * 7919, epoch, dropLast: true }),
-    lr: e.lr,
-    weights: e.weights,
-    seed: ctx.seed,
-    epochs: (stage: number) => (stage === 0 ? e.epochs.first : e.epochs.later),
-    onStep: (i: { stage: number; epoch: number; step: number; loss: number }) => {
-      const index = phases.findIndex((p) => p.stage === i.stage && p.variants.includes(variant.name))
-      const phase = phases[index]!
-      if (index !== current) {
-        current = index
-        phaseStart = Date.now()
-        done = 0
-      }
-      done += 1
-      ctx.metric({ stage: phase.name, epoch: i.epoch, step: i.step, loss: i.loss })
-      if (!Number.isFinite(i.loss))
-        throw new NonFiniteLoss(
-          `phase "${phase.name}", epoch ${i.epoch + 1}, step ${i.step + 1}: loss is not finite (${i.loss}); DIR-Net runs keep no checkpoint`,
-        )
-      const secondsPerStep = (Date.now() - phaseStart) / 1000 / done
-      ctx.reporter.progress({
-        stage: phase.name,
-        stageIndex: index,
-        stages: phases.length,
-        epoch: i.epoch,
-        epochs: phase.epochs,
-        step: i.step,
-        steps: stepsPerEpoch,
-        losses: { loss: i.loss },
-        imagesPerSecond: e.batchSize / Math.max(secondsPerStep, 1e-9),
-        secondsLeft: secondsPerStep * ((phase.epochs - i.epoch) * stepsPerEpoch - i.step - 1),
-      })
-    },
-  }
-}
+/** Algorithm 1's settings for a network with `options` (a variant's, or its group's stage 0). */
+const protocol = (ctx: Context, options: Dirnet.Resolved): Train.Protocol => ({
+  dirnet: options,
+  imageSize: ctx.e.imageSize,
+  batches: (epoch: number) =>
+    ctx.train.batches({ batchSize: ctx.e.batchSize, seed: ctx.seed * 7919, epoch, dropLast: true }),
+  lr: ctx.e.lr,
+  weights: ctx.e.weights,
+  seed: ctx.seed,
+})
 
 /** A results row, logged as it is made; `index` is its place among the experiment's rows. */
 interface Made {
@@ -205,7 +183,7 @@ const trainGate = (ctx: Context, v: Dirnet.Variant, onTrain: Exits.Evaluated): E
       onStep: (step, meanReturn) => ctx.metric({ stage: phase, epoch: 0, step, gate: -meanReturn }),
     },
   )
-  Checkpoint.save(
+  saveModel(
     join(ctx.out, "models", slug(`${v.name}-gate`)),
     { [`params/${v.name}-gate`]: gate.params },
     { model: `${v.name}-gate`, row: `${v.name}-gate`, table: "gates", settings: e.gate },
@@ -285,6 +263,33 @@ const evaluate = (
   return { rows, sweep: points }
 }
 
+/**
+ * Where a run is, saved with every checkpoint. The run goes through the
+ * groups of variants that share a stage 0 (`Dirnet.stage0Groups`) in order;
+ * in group `group`, `variant` −1 is the shared stage 0 (then the "No Iter."
+ * rows) and `variant` i ≥ 0 the group's i-th variant: its stages 1 … l_max,
+ * then its evaluation. `stage` is the stage of Algorithm 1 in training (past
+ * the variant's last one: its evaluation is next), `epoch` its epochs done
+ * and `step` the steps done of the next epoch.
+ */
+interface Position {
+  readonly group: number
+  readonly variant: number
+  readonly stage: number
+  readonly epoch: number
+  readonly step: number
+  /** The rows and the sweep made so far. */
+  readonly rows: readonly Made[]
+  readonly sweep: Results["sweep"]
+  readonly seconds: number
+  /** The size of `metrics.jsonl` at the checkpoint: a resumed run drops the lines written after it. */
+  readonly metricsBytes: number
+}
+
+/** The checkpoint's names for the shared stage 0 and the network in training (its optimizer groups: "0", "1"). */
+const STAGE0 = "stage0"
+const TRAINING = "training"
+
 /** Runs a DIR-Net experiment (already shape-checked by the caller) into `options.out`. */
 export const run = async (
   program: Program.Program<Dirnet.Experiment>,
@@ -297,17 +302,98 @@ export const run = async (
     throw new Error(
       `program "${program.name}" is ill-formed: ${report.errors.map((x) => `${x.path}: ${x.message}`).join("; ")}`,
     )
-  const { out } = options
+  const { out, reporter } = options
   mkdirSync(out, { recursive: true })
   const metricsPath = join(out, "metrics.jsonl")
-  if (existsSync(metricsPath)) rmSync(metricsPath)
-  rmSync(join(out, "models"), { recursive: true, force: true })
-  const started = Date.now()
+  const groups = Dirnet.stage0Groups(e)
+  const phases = Dirnet.schedule(e)
+  const phaseOf = (variant: string, stage: number) => {
+    const index = phases.findIndex((p) => p.stage === stage && p.variants.includes(variant))
+    return { index, phase: phases[index]! }
+  }
+  /** The network trained by a group's stage 0 (its first variant's options, one iteration). */
+  const stage0Options = (group: readonly Dirnet.Variant[]): Dirnet.Resolved => ({
+    ...group[0]!.options,
+    iterations: 1,
+  })
+
+  // ---- the state of the run: its position and the networks it holds (all saved by a checkpoint)
+  let position: Position = {
+    group: 0,
+    variant: -1,
+    stage: 0,
+    epoch: 0,
+    step: 0,
+    rows: [],
+    sweep: undefined,
+    seconds: 0,
+    metricsBytes: 0,
+  }
+  /** The current group's stage 0, once trained. */
+  let stage0: Train.Trained | undefined
+  /** The network in training. */
+  let training: Train.Training | undefined
+  /** A trained variant being evaluated. */
+  let trained: Train.Trained | undefined
+  /** The network in training and its optimizer states as a checkpoint held them, until training takes them up. */
+  let resumed: { params: Init.Tree; state: Init.Tree; optimizers: Opt.State[] } | undefined
+  let serial = 0
+  let lastCheckpoint: string | undefined
+
+  const describe = (p: Position): string => {
+    const group = groups[p.group]
+    if (group === undefined) return "every variant trained and evaluated"
+    const v = p.variant === -1 ? group[0]! : group[p.variant]!
+    const last = p.variant === -1 ? 0 : v.options.iterations - 1
+    if (p.stage > last)
+      return `${p.variant === -1 ? `${v.name}'s stage 0` : v.name} trained, evaluating it next`
+    const { index, phase } = phaseOf(v.name, p.stage)
+    const where = `phase ${index + 1}/${phases.length} "${phase.name}"`
+    return p.epoch >= phase.epochs ? `${where} done` : `${where}, epoch ${p.epoch + 1}, step ${p.step}`
+  }
+
+  if (options.resume) {
+    const loaded = Checkpoint.loadLatest<Position>(out)
+    if (loaded !== undefined) {
+      ;({ position, serial } = loaded)
+      lastCheckpoint = loaded.dir
+      const { params, state, opt } = loaded.world
+      const group = groups[position.group]
+      if (params[STAGE0] !== undefined && group !== undefined) {
+        const o = stage0Options(group)
+        stage0 = {
+          options: o,
+          imageSize: e.imageSize,
+          net: Dirnet.dirnet(o),
+          params: params[STAGE0],
+          state: state[STAGE0]!,
+        }
+      }
+      if (params[TRAINING] !== undefined)
+        resumed = {
+          params: params[TRAINING],
+          state: state[TRAINING]!,
+          optimizers: Object.keys(opt)
+            .sort((a, b) => Number(a) - Number(b))
+            .map((k) => opt[k]!),
+        }
+      // Steps logged after the checkpoint are run again: their lines go.
+      if (existsSync(metricsPath) && statSync(metricsPath).size > position.metricsBytes)
+        truncateSync(metricsPath, position.metricsBytes)
+      reporter.log(`resuming from ${loaded.dir}: ${describe(position)}`)
+    } else reporter.log(`--resume: no checkpoint in ${out}, starting from the beginning`)
+  }
+  if (lastCheckpoint === undefined) {
+    rmSync(Checkpoint.directory(out), { recursive: true, force: true })
+    rmSync(metricsPath, { force: true })
+    rmSync(join(out, "models"), { recursive: true, force: true })
+  }
+  const started = Date.now() - position.seconds * 1000
   const elapsed = () => (Date.now() - started) / 1000
   const ctx: Context = {
     e,
     seed: options.seed,
-    reporter: options.reporter,
+    reporter,
     costs: new Map(report.loops.map((l) => [l.model, l])),
     gateParams: report.gateParams,
     train: open(e.train),
@@ -317,29 +403,170 @@ export const run = async (
   }
   if (ctx.train.size < e.batchSize)
     throw new Error(`${ctx.train.size} training samples are fewer than one batch of ${e.batchSize}`)
+  const stepsPerEpoch = Math.floor(ctx.train.size / e.batchSize)
 
-  const rows: Made[] = []
-  let sweep: Results["sweep"]
-  for (const group of Dirnet.stage0Groups(e)) {
-    const first = group[0]!
-    const stage0 = Train.progressive({ ...protocol(ctx, first), dirnet: { ...first.options, iterations: 1 } })
-    rows.push(...noIterRows(ctx, group, stage0))
-    for (const v of group) {
-      const trained =
-        v.options.iterations === 1
-          ? Train.clone({ ...stage0, options: v.options, net: Dirnet.dirnet(v.options) })
-          : Train.progressive({ ...protocol(ctx, v), from: stage0 })
-      Checkpoint.save(
-        join(out, "models", slug(v.name)),
-        { [`params/${v.name}`]: trained.params, [`state/${v.name}`]: trained.state },
-        { model: v.name, row: v.name, table: "trained variants", options: v.options },
-      )
-      const r = evaluate(ctx, v, trained)
-      rows.push(...r.rows)
-      if (r.sweep !== undefined) sweep = { model: v.name, points: r.sweep }
-      Train.dispose(trained)
+  const checkpoint = (): string => {
+    serial += 1
+    const world: Checkpoint.World = {
+      params: {
+        ...(stage0 === undefined ? {} : { [STAGE0]: stage0.params }),
+        ...(training === undefined ? {} : { [TRAINING]: training.params }),
+      },
+      state: {
+        ...(stage0 === undefined ? {} : { [STAGE0]: stage0.state }),
+        ...(training === undefined ? {} : { [TRAINING]: training.state }),
+      },
+      meta: {},
+      opt: Object.fromEntries((training?.groups ?? []).map((g, i) => [String(i), g.state])),
     }
-    Train.dispose(stage0)
+    const metricsBytes = existsSync(metricsPath) ? statSync(metricsPath).size : 0
+    lastCheckpoint = Checkpoint.saveNumbered(
+      out,
+      world,
+      { ...position, seconds: elapsed(), metricsBytes },
+      serial,
+    )
+    return lastCheckpoint
+  }
+  const release = () => {
+    if (training !== undefined) Train.disposeTraining(training)
+    for (const t of [trained, stage0]) if (t !== undefined) Train.dispose(t)
+    if (resumed !== undefined) {
+      Init.dispose(resumed.params, resumed.state)
+      Train.disposeOptimizers(resumed.optimizers)
+    }
+    training = trained = stage0 = resumed = undefined
+  }
+  /** Stops the run at its checkpoint `dir` (Ctrl-C). */
+  const stop = (dir: string): Runner.Outcome => {
+    release()
+    return { _tag: "Stopped", checkpoint: dir }
+  }
+
+  /**
+   * Trains the stages `position.stage` … of a network with `net`'s options
+   * for variant `v` (its phases' names), from the checkpoint's network or
+   * from `from` (copied); checkpoints after every epoch. Undefined when
+   * asked to stop (`position` then says where; the caller checkpoints).
+   */
+  const train = async (
+    v: Dirnet.Variant,
+    net: Dirnet.Resolved,
+    from: Train.Trained | undefined,
+  ): Promise<Train.Trained | undefined> => {
+    const o = protocol(ctx, net)
+    let previous: Train.Trained | undefined =
+      from === undefined || resumed !== undefined ? undefined : Train.clone(from)
+    for (let stage = position.stage; stage < net.iterations; stage++) {
+      if (resumed !== undefined) {
+        const r = resumed
+        resumed = undefined
+        training = Train.beginStage(o, stage, r, r.optimizers)
+      } else training = Train.beginStage(o, stage, previous)
+      previous = undefined
+      const t = training
+      const { index, phase } = phaseOf(v.name, stage)
+      const epochs = stage === 0 ? e.epochs.first : e.epochs.later
+      const phaseStart = Date.now()
+      let done = 0
+      for (let epoch = position.epoch; epoch < epochs; epoch++) {
+        const skip = epoch === position.epoch ? position.step : 0
+        let step = 0
+        for (const b of o.batches(epoch)) {
+          // Resuming mid-epoch: an epoch's batches are a function of (seed, epoch), so skip those already seen.
+          if (step < skip) {
+            step += 1
+            continue
+          }
+          const loss = Train.trainStep(t, b)
+          done += 1
+          ctx.metric({ stage: phase.name, epoch, step, loss })
+          if (!Number.isFinite(loss))
+            throw new Runner.NonFiniteLoss(phase.name, epoch, step, { loss }, lastCheckpoint, "phase")
+          const secondsPerStep = (Date.now() - phaseStart) / 1000 / done
+          reporter.progress({
+            stage: phase.name,
+            stageIndex: index,
+            stages: phases.length,
+            epoch,
+            epochs,
+            step,
+            steps: stepsPerEpoch,
+            losses: { loss },
+            imagesPerSecond: e.batchSize / Math.max(secondsPerStep, 1e-9),
+            secondsLeft: secondsPerStep * ((epochs - epoch) * stepsPerEpoch - step - 1),
+          })
+          step += 1
+          await Runner.yieldToEventLoop()
+          if (options.shouldStop?.() === true) {
+            position = { ...position, stage, epoch, step }
+            return undefined
+          }
+        }
+        position = { ...position, stage, epoch: epoch + 1, step: 0 }
+        checkpoint()
+      }
+      training = undefined
+      previous = Train.finish(t)
+      position = { ...position, stage: stage + 1, epoch: 0, step: 0 }
+    }
+    if (previous === undefined) throw new Error(`${v.name}: nothing left to train at stage ${position.stage}`)
+    return previous
+  }
+
+  try {
+    for (let g = position.group; g < groups.length; g++) {
+      const group = groups[g]!
+      if (position.variant === -1) {
+        const s0 = await train(group[0]!, stage0Options(group), undefined)
+        if (s0 === undefined) return stop(checkpoint())
+        stage0 = s0
+        const rows = noIterRows(ctx, group, stage0)
+        position = { ...position, variant: 0, stage: 1, epoch: 0, step: 0, rows: [...position.rows, ...rows] }
+        const dir = checkpoint()
+        if (options.shouldStop?.() === true) return stop(dir)
+      }
+      const s0 = stage0
+      if (s0 === undefined) throw new Error(`group ${g + 1}: its stage 0 is missing from the checkpoint`)
+      for (let i = position.variant; i < group.length; i++) {
+        const v = group[i]!
+        if (v.options.iterations === 1)
+          trained = Train.clone({ ...s0, options: v.options, net: Dirnet.dirnet(v.options) })
+        else {
+          const t = await train(v, v.options, s0)
+          if (t === undefined) return stop(checkpoint())
+          trained = t
+        }
+        saveModel(
+          join(out, "models", slug(v.name)),
+          { [`params/${v.name}`]: trained.params, [`state/${v.name}`]: trained.state },
+          { model: v.name, row: v.name, table: "trained variants", options: v.options },
+        )
+        const r = evaluate(ctx, v, trained)
+        Train.dispose(trained)
+        trained = undefined
+        position = {
+          ...position,
+          rows: [...position.rows, ...r.rows],
+          sweep: r.sweep === undefined ? position.sweep : { model: v.name, points: r.sweep },
+        }
+        const next = i + 1 < group.length
+        if (!next) {
+          Train.dispose(s0)
+          stage0 = undefined
+        }
+        position = next
+          ? { ...position, variant: i + 1, stage: 1, epoch: 0, step: 0 }
+          : { ...position, group: g + 1, variant: -1, stage: 0, epoch: 0, step: 0 }
+        if (g + 1 < groups.length || next) {
+          const dir = checkpoint()
+          if (options.shouldStop?.() === true) return stop(dir)
+        }
+      }
+    }
+  } catch (err) {
+    release()
+    throw err
   }
 
   const results: Results = {
@@ -347,9 +574,9 @@ export const run = async (
     program: program.name,
     seed: options.seed,
     backend: options.backend,
-    rows: rows.sort((a, b) => a.index - b.index).map((r) => r.row),
+    rows: [...position.rows].sort((a, b) => a.index - b.index).map((r) => r.row),
     seconds: elapsed(),
-    sweep,
+    sweep: position.sweep,
     loops: report.loops.map((l) => ({
       model: l.model,
       gflopsAtExit: l.costs.gflopsAtExit,
@@ -360,6 +587,6 @@ export const run = async (
   }
   writeFileSync(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
   writeFileSync(join(out, "results.md"), markdown(results))
-  for (const note of closingNotes(results)) options.reporter.log(note)
+  for (const note of closingNotes(results)) reporter.log(note)
   return { _tag: "Done", results }
 }

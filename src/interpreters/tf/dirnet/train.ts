@@ -1,7 +1,9 @@
 /**
  * Training DIR-Net (Sec. 5): Eq. 12's loss summed over loops, the end-to-end
  * protocol and the progressive protocol (Algorithm 1), written directly on
- * the tf interpreter's `apply`, `valueAndGrad` and optimizers.
+ * the tf interpreter's `apply`, `valueAndGrad` and optimizers. A stage is
+ * also available step by step ({@link beginStage}, {@link trainStep},
+ * {@link finish}) for the runner, which checkpoints and resumes it.
  *
  * @module
  */
@@ -92,9 +94,15 @@ export interface Group {
   state: Opt.State
 }
 
-export const group = (keys: readonly string[], optimizer: Optimizer.Optimizer, params: Tree): Group => {
+/** A group of `keys` starting from `state` (a resumed run's) or from the optimizer's initial state. */
+export const group = (
+  keys: readonly string[],
+  optimizer: Optimizer.Optimizer,
+  params: Tree,
+  state?: Opt.State,
+): Group => {
   const sub = pick(params, keys)
-  return { keys, optimizer, state: tidy(() => Opt.init(optimizer, sub)) }
+  return { keys, optimizer, state: state ?? tidy(() => Opt.init(optimizer, sub)) }
 }
 
 const pick = (tree: Tree, keys: readonly string[]): Record<string, tf.Tensor> =>
@@ -172,31 +180,59 @@ export interface Protocol {
 
 const adam = (lr: number) => Optimizer.adam({ lr })
 
-const trainEpochs = (
-  o: Protocol,
-  stage: number,
-  net: Net.Net<Dirnet.Tap>,
-  iterations: number,
-  start: Init.Initialised,
-  groups: readonly Group[],
-  epochs: number,
-): Init.Initialised => {
-  const loss = Dirnet.totalLoss(model(net, o.imageSize), iterations, o.weights)
-  let params = start.params
-  let state = start.state
+/**
+ * A network in training: its loss, its parameters and batch-norm state so
+ * far (replaced by every step) and its optimizer groups. A run can save it
+ * (parameters, state, each group's optimizer state) and rebuild it exactly
+ * ({@link beginStage} with the saved optimizer states).
+ */
+export interface Training {
+  /** Algorithm 1's `l_prog` (0 for the end-to-end protocol). */
+  readonly stage: number
+  readonly options: Dirnet.Resolved
+  readonly imageSize: number
+  readonly net: Net.Net<Dirnet.Tap>
+  readonly loss: Loss.Loss
+  params: Tree
+  state: Tree
+  readonly groups: readonly Group[]
+}
+
+/** One optimisation step of `t` on a data batch; returns its loss. */
+export const trainStep = (t: Training, raw: Stream.Batch): number => {
+  const batch = toTensors(raw, t.imageSize)
+  const r = step({ net: t.net, imageSize: t.imageSize, loss: t.loss }, t.params, t.state, t.groups, batch)
+  disposeBatch(batch)
+  t.params = r.params
+  t.state = r.state
+  return r.loss
+}
+
+/** The trained network (the optimizer states are disposed). */
+export const finish = (t: Training): Trained => {
+  for (const g of t.groups) tf.dispose(Opt.tensors(g.state))
+  return { options: t.options, imageSize: t.imageSize, net: t.net, params: t.params, state: t.state }
+}
+
+/** Disposes a network in training: parameters, state and optimizer states. */
+export const disposeTraining = (t: Training): void => {
+  disposeOptimizers(t.groups.map((g) => g.state))
+  Init.dispose(t.params, t.state)
+}
+
+/** Disposes optimizer states. */
+export const disposeOptimizers = (states: readonly Opt.State[]): void =>
+  tf.dispose(states.flatMap(Opt.tensors))
+
+const trainEpochs = (o: Protocol, t: Training, epochs: number): Trained => {
   for (let epoch = 0; epoch < epochs; epoch++) {
     let i = 0
     for (const raw of o.batches(epoch)) {
-      const batch = toTensors(raw, o.imageSize)
-      const r = step({ net, imageSize: o.imageSize, loss }, params, state, groups, batch)
-      disposeBatch(batch)
-      params = r.params
-      state = r.state
-      o.onStep?.({ stage, epoch, step: i++, loss: r.loss })
+      const loss = trainStep(t, raw)
+      o.onStep?.({ stage: t.stage, epoch, step: i++, loss })
     }
   }
-  for (const g of groups) tf.dispose(Opt.tensors(g.state))
-  return { params, state }
+  return finish(t)
 }
 
 /** The end-to-end protocol: one network with `l_max + 1` iterations trained on Eq. 12 for `epochs` epochs. */
@@ -205,18 +241,85 @@ export const endToEnd = (o: Protocol & { readonly epochs: number }): Trained => 
   const net = Dirnet.dirnet(options)
   const start = Init.init(net, Dirnet.inputShape(o.imageSize, options), o.seed ?? 0)
   const groups = [group(Object.keys(start.params), adam(o.lr ?? 1e-3), start.params)]
-  const r = trainEpochs(o, 0, net, options.iterations, start, groups, o.epochs)
-  return { options, imageSize: o.imageSize, net, ...r }
+  const loss = Dirnet.totalLoss(model(net, o.imageSize), options.iterations, o.weights)
+  return trainEpochs(o, { stage: 0, options, imageSize: o.imageSize, net, loss, ...start, groups }, o.epochs)
+}
+
+/**
+ * Stage `stage` of the progressive protocol (Algorithm 1) ready to train:
+ * a network with `stage + 1` iterations that starts from `previous` (the
+ * network trained up to the stage before, whose tensors it takes over and
+ * releases where it lacks them; nothing at stage 0), except the new
+ * iteration's batch norms (and, at stage 1, AMG, which stage 0 does not
+ * use), which are freshly initialised; FE is frozen (not updated) after
+ * stage 0; the learning rate is the base rate ÷ 10^{stage} for everything
+ * but AMG, which keeps the base rate.
+ *
+ * Resuming: `previous` is the saved network of this very stage and
+ * `optimizers` its groups' saved states (then every parameter must come
+ * from `previous`).
+ */
+export const beginStage = (
+  o: Protocol,
+  stage: number,
+  previous: Pick<Trained, "params" | "state"> | undefined,
+  optimizers?: readonly Opt.State[],
+): Training => {
+  const options = Dirnet.resolve(o.dirnet)
+  const lr = o.lr ?? 1e-3
+  const stageOptions: Dirnet.Resolved = { ...options, iterations: stage + 1 }
+  const net = Dirnet.dirnet(stageOptions)
+  const fresh = Init.init(net, Dirnet.inputShape(o.imageSize, options), (o.seed ?? 0) + stage)
+  if (optimizers !== undefined) {
+    const missing = Object.keys(fresh.params).filter((k) => previous?.params[k] === undefined)
+    if (missing.length > 0) {
+      Init.dispose(fresh.params, fresh.state)
+      throw new Error(
+        `stage ${stage}: the saved network lacks ${missing.length} parameter(s) (${missing.slice(0, 3).join(", ")}…); it is not this program's`,
+      )
+    }
+  }
+  const inherit = (tree: Tree, from: Tree | undefined): Tree => {
+    const out: Record<string, tf.Tensor> = {}
+    for (const [k, t] of Object.entries(tree)) {
+      const old = from?.[k]
+      if (old !== undefined) {
+        out[k] = old
+        t.dispose()
+      } else out[k] = t
+    }
+    return out
+  }
+  const start: Init.Initialised = {
+    params: inherit(fresh.params, previous?.params),
+    state: inherit(fresh.state, previous?.state),
+  }
+  // Whatever this stage's network lacks is released: nothing while networks only grow, but `from` may be another variant's.
+  for (const [from, to] of [
+    [previous?.params, start.params],
+    [previous?.state, start.state],
+  ] as const)
+    for (const [k, t] of Object.entries(from ?? {})) if (to[k] !== t) t.dispose()
+  const keys = Object.keys(start.params)
+  const amg = keys.filter((k) => Dirnet.partOf(k) === "amg")
+  const rest = keys.filter((k) => Dirnet.partOf(k) !== "amg" && (stage === 0 || Dirnet.partOf(k) !== "fe"))
+  const count = amg.length > 0 ? 2 : 1
+  if (optimizers !== undefined && optimizers.length !== count) {
+    Init.dispose(start.params, start.state)
+    throw new Error(`stage ${stage}: ${optimizers.length} saved optimizer state(s), the stage has ${count}`)
+  }
+  const groups = [
+    group(rest, adam(lr / 10 ** stage), start.params, optimizers?.[0]),
+    ...(amg.length > 0 ? [group(amg, adam(lr), start.params, optimizers?.[1])] : []),
+  ]
+  const loss = Dirnet.totalLoss(model(net, o.imageSize), stage + 1, o.weights)
+  return { stage, options: stageOptions, imageSize: o.imageSize, net, loss, ...start, groups }
 }
 
 /**
  * The progressive protocol (Algorithm 1): stages `l_prog = 0 … l_max`, stage
  * `l_prog` training a network with `l_prog + 1` iterations on Eq. 12 summed
- * over them. Each stage after the first starts from the previous stage's
- * parameters and batch-norm statistics, except the new iteration's batch
- * norms (and, at stage 1, AMG, which stage 0 does not use) which are freshly
- * initialised; FE is frozen (not updated); the learning rate is the base
- * rate ÷ 10^{l_prog} for everything but AMG, which keeps the base rate.
+ * over them, each starting from the previous one ({@link beginStage}).
  * `epochs(stage)` gives each stage's epochs (the paper: 50, then 20 each).
  * With `from` (a network trained up to stage `from.options.iterations − 1`,
  * e.g. a stage 0 that several variants share), training continues from it
@@ -231,42 +334,9 @@ export const progressive = (
   },
 ): Trained => {
   const options = Dirnet.resolve(o.dirnet)
-  const lr = o.lr ?? 1e-3
   let previous: Trained | undefined = o.from === undefined ? undefined : clone(o.from)
   for (let stage = o.from?.options.iterations ?? 0; stage < options.iterations; stage++) {
-    const stageOptions: Dirnet.Resolved = { ...options, iterations: stage + 1 }
-    const net = Dirnet.dirnet(stageOptions)
-    const fresh = Init.init(net, Dirnet.inputShape(o.imageSize, options), (o.seed ?? 0) + stage)
-    const inherit = (tree: Tree, from: Tree | undefined): Tree => {
-      const out: Record<string, tf.Tensor> = {}
-      for (const [k, t] of Object.entries(tree)) {
-        const old = from?.[k]
-        if (old !== undefined) {
-          out[k] = old
-          t.dispose()
-        } else out[k] = t
-      }
-      return out
-    }
-    const start: Init.Initialised = {
-      params: inherit(fresh.params, previous?.params),
-      state: inherit(fresh.state, previous?.state),
-    }
-    // Whatever this stage's network lacks is released: nothing while networks only grow, but `from` may be another variant's.
-    for (const [from, to] of [
-      [previous?.params, start.params],
-      [previous?.state, start.state],
-    ] as const)
-      for (const [k, t] of Object.entries(from ?? {})) if (to[k] !== t) t.dispose()
-    const keys = Object.keys(start.params)
-    const amg = keys.filter((k) => Dirnet.partOf(k) === "amg")
-    const rest = keys.filter((k) => Dirnet.partOf(k) !== "amg" && (stage === 0 || Dirnet.partOf(k) !== "fe"))
-    const groups = [
-      group(rest, adam(lr / 10 ** stage), start.params),
-      ...(amg.length > 0 ? [group(amg, adam(lr), start.params)] : []),
-    ]
-    const r = trainEpochs(o, stage, net, stage + 1, start, groups, o.epochs(stage))
-    previous = { options: stageOptions, imageSize: o.imageSize, net, ...r }
+    previous = trainEpochs(o, beginStage(o, stage, previous), o.epochs(stage))
     o.onStage?.(stage, previous)
   }
   return previous!
