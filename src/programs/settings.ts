@@ -54,9 +54,9 @@ export const settings = (scale: Program.Scale): Settings => {
       return {
         scale,
         imageSize: 32,
-        trainCount: 2000,
+        trainCount: 4000,
         testCount: 400,
-        epochs: 5,
+        epochs: 12,
         batchSize: 32,
         lr: 2e-3,
         backbone: small([8, 16, 32, 64]),
