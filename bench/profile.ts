@@ -1,15 +1,21 @@
 /**
  * Per-kernel time of one training step on a backend: wraps every kernel
- * registered for the backend with a timer.
- *   node --import tsx bench/profile.ts [tiny|resnet18] [batch] [backend]
+ * registered for the backend with a timer. `--dsl` profiles the cmkg DSL
+ * program (bench/dsl.ts) instead of the network written against tfjs.
+ *   node --import tsx bench/profile.ts [tiny|resnet18] [batch] [backend] [--dsl]
  */
 import * as tf from "@tensorflow/tfjs-core"
-import { type BackendPreference, selectBackend } from "../src/interpreters/tf/backend/index.ts"
+import type { BackendPreference } from "../src/interpreters/tf/backend/index.ts"
+import { ready } from "../src/interpreters/tf/index.ts"
+import { dslTrain } from "./dsl.ts"
 import { mse, resnet18, tiny } from "./nets.ts"
 
-const [which = "tiny", batchS = "16", backend = "cmkg-cpu"] = process.argv.slice(2)
+const dslMode = process.argv.includes("--dsl")
+const [which = "tiny", batchS = "16", backend = "cmkg-cpu"] = process.argv
+  .slice(2)
+  .filter((a) => a !== "--dsl")
 tf.env().set("PROD", true)
-const sel = await selectBackend(backend as BackendPreference)
+const sel = await ready(backend as BackendPreference)
 const stats = new Map<string, { n: number; ms: number; detail: Map<string, number> }>()
 for (const k of tf.getKernelsForBackend(sel.name)) {
   const f = k.kernelFunc
@@ -33,21 +39,32 @@ for (const k of tf.getKernelsForBackend(sel.name)) {
   })
 }
 const b = Number(batchS)
-const net = which === "tiny" ? tiny(3, 63) : resnet18(3, 63)
 const size = which === "tiny" ? 64 : 128
-const x = tf.randomNormal([b, size, size, 3]) as tf.Tensor4D
-const y = tf.randomNormal([b, 63]) as tf.Tensor2D
-const opt = tf.train.adam(2.5e-4)
-const step = () => {
-  const u: Array<() => void> = []
-  const c = opt.minimize(
-    () => mse(net.forward(x, "train", u).y, y),
-    true,
-    net.params.map((p) => p.v),
-  )
-  c?.dataSync()
-  c?.dispose()
-  for (const f of u) f()
+const step = dslMode ? dslStep() : tfjsStep()
+
+function dslStep(): () => void {
+  const w = dslTrain(which === "tiny" ? "tiny" : "resnet18", b, size)
+  return () => {
+    w.step()
+  }
+}
+
+function tfjsStep(): () => void {
+  const net = which === "tiny" ? tiny(3, 63) : resnet18(3, 63)
+  const x = tf.randomNormal([b, size, size, 3]) as tf.Tensor4D
+  const y = tf.randomNormal([b, 63]) as tf.Tensor2D
+  const opt = tf.train.adam(2.5e-4)
+  return () => {
+    const u: Array<() => void> = []
+    const c = opt.minimize(
+      () => mse(net.forward(x, "train", u).y, y),
+      true,
+      net.params.map((p) => p.v),
+    )
+    c?.dataSync()
+    c?.dispose()
+    for (const f of u) f()
+  }
 }
 step()
 stats.clear()
@@ -56,7 +73,7 @@ step()
 const total = performance.now() - t0
 const sorted = [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms)
 console.log(
-  `${which} batch ${b} on ${sel.name}: step ${total.toFixed(0)} ms; kernels ${sorted.reduce((a, [, s]) => a + s.ms, 0).toFixed(0)} ms`,
+  `${which}${dslMode ? " (DSL)" : ""} batch ${b} on ${sel.name}: step ${total.toFixed(0)} ms; kernels ${sorted.reduce((a, [, s]) => a + s.ms, 0).toFixed(0)} ms`,
 )
 for (const [k, s] of sorted.slice(0, 25)) {
   const top = [...s.detail.entries()]
