@@ -271,8 +271,8 @@ export const registerCmkgCpu = (priority = 0): boolean => {
     if (!names.has(k.kernelName)) tf.registerKernel(cpuKernelFor(k))
   }
   for (const k of over) tf.registerKernel(k)
-  // The fused batch-norm and relu-gradient kernels come with their gradients (the interpreter's `ready`
-  // registers them too). Relu's gradient is replaced by one that uses the kernel: the same values.
+  // The fused kernels (batch norm, relu's gradient, Adam) come with their gradients (the interpreter's
+  // `ready` registers them too). Relu's gradient is replaced by one that uses the kernel: the same values.
   for (const g of batchNormGradients) if (tf.getGradient(g.kernelName) === undefined) tf.registerGradient(g)
   if (tf.getGradient(RELU_GRAD) === undefined) for (const g of reluGradients) tf.registerGradient(g)
   for (const g of adamGradients) if (tf.getGradient(g.kernelName) === undefined) tf.registerGradient(g)
