@@ -4,6 +4,7 @@
  * the tf interpreter lands. NHWC; explicit paddings match torchvision's.
  */
 import * as tf from "@tensorflow/tfjs-core"
+import { scaleByAdam } from "../src/interpreters/tf/adam.ts"
 import { batchNormTrain } from "../src/interpreters/tf/batchNorm.ts"
 
 export interface Param {
@@ -206,4 +207,34 @@ export const distLoss = (
     )
   }
   return tf.add(act, tf.mul(att, lam))
+}
+
+/**
+ * Adam on tfjs variables with the interpreter's fused moment update (`scaleByAdam`),
+ * so that the hand-written workloads run the same kernels as the DSL's optimizer and
+ * DSL ÷ tfjs measures the DSL's own overhead, not two different Adams.
+ */
+export const fusedAdam = (vars: ReadonlyArray<tf.Variable>, lr: number) => {
+  const mu = vars.map((v) => tf.variable(tf.zerosLike(v), false))
+  const nu = vars.map((v) => tf.variable(tf.zerosLike(v), false))
+  let t = 0
+  return {
+    step(loss: () => tf.Scalar): number {
+      t++
+      const { value, grads } = tf.variableGrads(loss, [...vars])
+      const k = { b1: 0.9, b2: 0.999, eps: 1e-8, c1: 1 - 0.9 ** t, c2: 1 - 0.999 ** t }
+      tf.tidy(() => {
+        vars.forEach((v, i) => {
+          const r = scaleByAdam(grads[v.name]!, mu[i]!, nu[i]!, k)
+          mu[i]!.assign(r.mu)
+          nu[i]!.assign(r.nu)
+          v.assign(tf.add(v, tf.mul(r.update, -lr)))
+        })
+      })
+      const l = value.dataSync()[0] as number
+      tf.dispose([value, ...Object.values(grads)])
+      return l
+    },
+    dispose: () => tf.dispose([...mu, ...nu]),
+  }
 }
