@@ -206,12 +206,12 @@ const batchNorm = (n: Net.BatchNorm, x: tf.Tensor, path: string, ctx: Context): 
   const runningMean = ctx.newState[meanPath] ?? param(ctx.state, meanPath)
   const runningVariance = ctx.newState[variancePath] ?? param(ctx.state, variancePath)
   // The per-channel factor γ/√(σ² + ε) is formed first so that only two full-size ops touch the activation.
-  // Training and batch-stats modes normalise with the batch's statistics (one fused op where the backend has it).
   if (ctx.mode === "eval")
     return tf.add(
       tf.mul(tf.sub(x, runningMean), tf.mul(gamma, tf.rsqrt(tf.add(runningVariance, n.eps)))),
       beta,
     )
+  // Training and batch-stats modes normalise with the batch's statistics (one fused op where the backend has it).
   const { y, mean, variance } = batchNormTrain(x, gamma, beta, n.eps)
   if (ctx.mode === "train") {
     const count = x.size / x.shape[x.shape.length - 1]!
