@@ -61,6 +61,10 @@ const run = Command.make(
       Flag.withDescription("tfjs backend (auto: tfjs-node-gpu, tfjs-node, cmkg-cpu, wasm, cpu)"),
       Flag.withDefault("auto" as const),
     ),
+    firstSeed: Flag.Int("first-seed").pipe(
+      Flag.withDescription("Seeds run are first-seed … first-seed + seeds − 1 (split seeds over processes)"),
+      Flag.withDefault(1),
+    ),
     threads: Flag.Int("threads").pipe(
       Flag.withDescription("CPU threads for the native kernels (default: the machine's cores)"),
       Flag.optional,
@@ -83,6 +87,7 @@ const run = Command.make(
       program: a.program,
       scale: a.scale,
       seeds: a.seeds,
+      firstSeed: a.firstSeed,
       backend: a.backend,
       threads: Option.getOrUndefined(a.threads),
       out: Option.getOrUndefined(a.out),

@@ -24,6 +24,8 @@ export interface RunArgs {
   readonly program: string
   readonly scale: Program.Scale
   readonly seeds: number
+  /** The first seed (default 1): seeds firstSeed … firstSeed + seeds − 1. */
+  readonly firstSeed?: number | undefined
   readonly backend: Tf.BackendPreference
   /** CPU threads for onnxruntime and oneDNN (default: every core). */
   readonly threads?: number | undefined
@@ -84,6 +86,9 @@ export const run = (args: RunArgs) =>
     const data = yield* parseData(args.data)
     if (!Number.isInteger(args.seeds) || args.seeds < 1)
       return yield* new BadInvocation({ message: `--seeds must be a positive integer, got ${args.seeds}` })
+    const firstSeed = args.firstSeed ?? 1
+    if (!Number.isInteger(firstSeed) || firstSeed < 1)
+      return yield* new BadInvocation({ message: `--first-seed must be a positive integer, got ${firstSeed}` })
     const loaded = yield* Load.load(args.program)
     const program = yield* Effect.try({
       try: () => Program.resolve(loaded.value, { scale: args.scale, data }),
@@ -140,9 +145,9 @@ export const run = (args: RunArgs) =>
     process.on("SIGINT", onSigint)
     const results: Runner.Results[] = []
     try {
-      for (let seed = 1; seed <= args.seeds; seed++) {
-        const dir = args.seeds === 1 ? out : join(out, `seed-${seed}`)
-        if (args.seeds > 1) progress.log(`— seed ${seed}/${args.seeds} → ${dir}`)
+      for (let seed = firstSeed; seed < firstSeed + args.seeds; seed++) {
+        const dir = args.seeds === 1 && firstSeed === 1 ? out : join(out, `seed-${seed}`)
+        if (args.seeds > 1) progress.log(`— seed ${seed} (${seed - firstSeed + 1} of ${args.seeds}) → ${dir}`)
         const outcome = yield* Effect.tryPromise({
           try: () =>
             runKind(typed, {
