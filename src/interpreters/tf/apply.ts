@@ -240,6 +240,11 @@ const pool = (n: Net.Pool, x: tf.Tensor): tf.Tensor => {
       ? tf.maxPool(x4, kernel, strides, n.padding)
       : tf.avgPool(x4, kernel, strides, n.padding)
   const pads = explicitPads(n.padding)
+  const [[top, bottom], [left, right]] = n.padding
+  // The same padding on every side: the pool's own padding, whose out-of-image cells never win
+  // (= a −∞ pad) without materialising the padded tensor and its gradient.
+  if (n.op === "max" && top === bottom && top === left && top === right && top < Math.min(...kernel))
+    return tf.maxPool(x4, kernel, strides, top)
   if (n.op === "max") return tf.maxPool(tf.pad(x4, pads, Number.NEGATIVE_INFINITY), kernel, strides, "valid")
   // Average over the cells inside the image only: window sums divided by window counts.
   const sums = tf.avgPool(tf.pad(x4, pads), kernel, strides, "valid")
