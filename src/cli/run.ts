@@ -88,7 +88,9 @@ export const run = (args: RunArgs) =>
       return yield* new BadInvocation({ message: `--seeds must be a positive integer, got ${args.seeds}` })
     const firstSeed = args.firstSeed ?? 1
     if (!Number.isInteger(firstSeed) || firstSeed < 1)
-      return yield* new BadInvocation({ message: `--first-seed must be a positive integer, got ${firstSeed}` })
+      return yield* new BadInvocation({
+        message: `--first-seed must be a positive integer, got ${firstSeed}`,
+      })
     const loaded = yield* Load.load(args.program)
     const program = yield* Effect.try({
       try: () => Program.resolve(loaded.value, { scale: args.scale, data }),

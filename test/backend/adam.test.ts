@@ -50,9 +50,9 @@ for (const dnnl of [true, false])
             }
             const expected = on("cpu", run)
             const got = on("cmkg-cpu", run)
-            expected.forEach((e, i) =>
-              assert.ok(relErr(e, got[i]!) <= 1e-5, `output ${i}: ${relErr(e, got[i]!)}`),
-            )
+            expected.forEach((e, i) => {
+              assert.ok(relErr(e, got[i]!) <= 1e-5, `output ${i}: ${relErr(e, got[i]!)}`)
+            })
           },
         ),
         { seed: 9, numRuns: 30 },

@@ -139,7 +139,9 @@ for (const [path, threshold] of [
       }
       const expected = on("cpu", run)
       const got = on("cmkg-cpu", run)
-      expected.forEach((e, i) => assert.deepEqual([...got[i]!], [...e], `output ${i}`))
+      expected.forEach((e, i) => {
+        assert.deepEqual([...got[i]!], [...e], `output ${i}`)
+      })
       assert.ok((fastPathCalls.CmkgReluGrad ?? 0) >= 2, JSON.stringify(fastPathCalls))
     })
 

@@ -49,9 +49,9 @@ describe("cmkg-cpu Slice and PadV2", () => {
           }
           const expected = on("cpu", run)
           const got = on("cmkg-cpu", run)
-          expected.forEach((e, i) =>
-            assert.deepEqual([...got[i]!], [...e], `output ${i} ${JSON.stringify(p)}`),
-          )
+          expected.forEach((e, i) => {
+            assert.deepEqual([...got[i]!], [...e], `output ${i} ${JSON.stringify(p)}`)
+          })
         },
       ),
       { seed: 12, numRuns: 80 },

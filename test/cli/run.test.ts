@@ -120,7 +120,10 @@ test("a diverging stage stops the run naming the stage and step, keeping the las
     env: { ...process.env, CMKG_TEST_EPOCHS: "1", CMKG_TEST_STUDENT_LR: "1e12" },
   })
   assert.equal(r.status, 1)
-  const m = /stage "student", epoch 1, step (\d+): loss is not finite .*last good checkpoint kept at (\S+)/.exec(r.stderr)
+  const m =
+    /stage "student", epoch 1, step (\d+): loss is not finite .*last good checkpoint kept at (\S+)/.exec(
+      r.stderr,
+    )
   assert.ok(m !== null, r.stderr)
   assertCheckpointsWhole(out)
   // The kept checkpoint is the one written after the teacher's epoch, and it loads.
