@@ -101,6 +101,8 @@ test("SIGKILL, then Ctrl-C (exit 130), then --resume: the uninterrupted run's re
 
   // Ctrl-C during ir9-loop4's stage 1: a checkpoint after the current step, exit 130.
   const interrupted = start("run", fixture, "--out", out, "--resume")
+  // Lands in ir9-loop4's training (phase 7 or 8 of 8, depending on the machine's speed; the
+  // assertions below hold for either).
   await waitForSteps(out, 40)
   interrupted.kill("SIGINT")
   assert.equal(await exited(interrupted), 130)
@@ -126,7 +128,7 @@ test("SIGKILL, then Ctrl-C (exit 130), then --resume: the uninterrupted run's re
   const r = cmkg(["run", fixture, "--out", out, "--resume"])
   assert.equal(r.status, 0, r.stderr)
   assert.ok(r.stdout.includes(`resuming from ${stoppedAt}: `), r.stdout)
-  assert.match(r.stdout, /resuming from .*: phase 7\/8 "ir9-loop4 · stage 1", epoch 1, step [1-3]\n/)
+  assert.match(r.stdout, /resuming from .*: phase [78]\/8 "ir9-loop4 · stage [12]", epoch 1, step [1-3]\n/)
   assert.deepEqual(results(out), reference.results)
   assert.deepEqual(losses(out), reference.losses)
   for (const name of ["ir9-loop3", "ir9-loop3-gate"])
