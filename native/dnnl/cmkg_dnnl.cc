@@ -53,6 +53,17 @@ float* floats(napi_env env, napi_value v, size_t want, const char* name) {
   return static_cast<float*>(data);
 }
 
+size_t lengthOf(napi_env env, napi_value v, const char* name) {
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset) != napi_ok)
+    throw Fail{std::string(name) + ": expected a typed array"};
+  return length;
+}
+
 std::vector<int64_t> ints(napi_env env, napi_value v, size_t want) {
   napi_typedarray_type type;
   size_t length;
@@ -262,13 +273,8 @@ constexpr long long kParallelAbove = 1 << 20;
 // y = relu(x) with tfjs's semantics (NaN stays NaN: a diverging run must stay visible).
 napi_value relu(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 2);
-  napi_typedarray_type type;
-  size_t n;
-  void* data;
-  napi_value buffer;
-  size_t offset;
-  napi_get_typedarray_info(env, a[0], &type, &n, &data, &buffer, &offset);
-  const float* x = floats(env, a[0], 0, "x");
+  const size_t n = lengthOf(env, a[0], "input");
+  const float* x = floats(env, a[0], n, "x");
   float* y = floats(env, a[1], n, "y");
   const long long count = static_cast<long long>(n);
 #pragma omp parallel for simd schedule(static) if (count >= kParallelAbove)
@@ -279,12 +285,7 @@ napi_value relu(napi_env env, napi_callback_info info) {
 // dx = dy * step(x) as tfjs's relu gradient computes it (step(NaN) = NaN).
 napi_value reluBackward(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 3);
-  napi_typedarray_type type;
-  size_t n;
-  void* data;
-  napi_value buffer;
-  size_t offset;
-  napi_get_typedarray_info(env, a[1], &type, &n, &data, &buffer, &offset);
+  const size_t n = lengthOf(env, a[1], "input");
   const float* dy = floats(env, a[0], n, "dy");
   const float* x = floats(env, a[1], n, "x");
   float* dx = floats(env, a[2], n, "dx");
@@ -373,12 +374,7 @@ napi_value maxPoolBackward(napi_env env, napi_callback_info info) {
 // Adam's moments and update in one pass (cmkg's ScaleByAdam): (g, mu, nu, u, mu', nu', b1, b2, eps, c1, c2).
 napi_value scaleByAdam(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 11);
-  napi_typedarray_type type;
-  size_t n;
-  void* data;
-  napi_value buffer;
-  size_t offset;
-  napi_get_typedarray_info(env, a[0], &type, &n, &data, &buffer, &offset);
+  const size_t n = lengthOf(env, a[0], "input");
   const float* g = floats(env, a[0], n, "g");
   const float* mu = floats(env, a[1], n, "mu");
   const float* nu = floats(env, a[2], n, "nu");

@@ -11,7 +11,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
-import { withOwnTape } from "./batchNorm.ts"
+import { vjp } from "./vjp.ts"
 
 /** Inputs {g, mu, nu}; attrs {b1, b2, eps, c1, c2}; outputs [update, mu', nu']. */
 export const SCALE_BY_ADAM = "CmkgScaleByAdam"
@@ -62,16 +62,13 @@ export const adamGradients: ReadonlyArray<tf.GradConfig> = [
       const [g, mu, nu] = saved as [tf.Tensor, tf.Tensor, tf.Tensor]
       const [du, dmu, dnu] = dys as [tf.Tensor, tf.Tensor, tf.Tensor]
       const k = attrs as unknown as AdamConstants
-      const [gg, gmu, gnu] = withOwnTape(
-        () =>
-          tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => {
-            const r = composite(a, b, c, k)
-            return tf.addN([
-              tf.sum(tf.mul(r.update, du)),
-              tf.sum(tf.mul(r.mu, dmu)),
-              tf.sum(tf.mul(r.nu, dnu)),
-            ])
-          })([g, mu, nu]) as [tf.Tensor, tf.Tensor, tf.Tensor],
+      const [gg, gmu, gnu] = vjp(
+        (a, b, c) => {
+          const r = composite(a!, b!, c!, k)
+          return [r.update, r.mu, r.nu]
+        },
+        [g, mu, nu],
+        [du, dmu, dnu],
       )
       return { g: () => gg, mu: () => gmu, nu: () => gnu }
     },

@@ -17,6 +17,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
+import { vjp } from "./vjp.ts"
 
 /** Inputs {x, gamma, beta}, attr {eps}; outputs [y, mean, variance] (variance biased, over all axes but the last). */
 export const BATCH_NORM_TRAIN = "CmkgBatchNormTrain"
@@ -92,23 +93,6 @@ export const batchNormTrain = (
   return { y, mean, variance }
 }
 
-/**
- * Run `f` (which takes gradients) inside a gradient function. When the outer
- * `tf.grads` is walking its tape (gradient depth 0), a nested `tf.grads`
- * replaces the engine's tape with its own and leaves it null, so the outer
- * one fails ("activeTape is null") and leaks its saved tensors. tfjs-core
- * 4.22 (pinned) keeps the tape in `engine.state.activeTape`: keep it aside.
- */
-export const withOwnTape = <A>(f: () => A): A => {
-  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state
-  const outer = state.activeTape
-  try {
-    return f()
-  } finally {
-    state.activeTape = outer
-  }
-}
-
 const epsOf = (attrs: tf.NamedAttrMap | undefined): number => (attrs as unknown as { eps: number }).eps
 
 /** Gradient configs of the two kernels (registered with the interpreter's other gradients). */
@@ -139,16 +123,13 @@ export const batchNormGradients: ReadonlyArray<tf.GradConfig> = [
       const [x, gamma, dy, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
       const [ddx, ddgamma, ddbeta] = dys as [tf.Tensor, tf.Tensor, tf.Tensor]
       const eps = epsOf(attrs)
-      const [gx, ggamma, gdy] = withOwnTape(
-        () =>
-          tf.grads((a: tf.Tensor, g: tf.Tensor, d: tf.Tensor) => {
-            const r = compositeGrad(a, g, d, eps)
-            return tf.addN([
-              tf.sum(tf.mul(r.dx, ddx)),
-              tf.sum(tf.mul(r.dgamma, ddgamma)),
-              tf.sum(tf.mul(r.dbeta, ddbeta)),
-            ])
-          })([x, gamma, dy]) as [tf.Tensor, tf.Tensor, tf.Tensor],
+      const [gx, ggamma, gdy] = vjp(
+        (a, g, d) => {
+          const r = compositeGrad(a!, g!, d!, eps)
+          return [r.dx, r.dgamma, r.dbeta]
+        },
+        [x, gamma, dy],
+        [ddx, ddgamma, ddbeta],
       )
       return {
         x: () => gx,
