@@ -11,6 +11,7 @@ import { Cause, Console, Effect, Exit, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Data from "../dsl/Data.ts"
 import * as Program from "../dsl/Program.ts"
+import { BACKENDS } from "../interpreters/tf/index.ts"
 import * as CheckCommand from "./check-command.ts"
 import { BadInvocation, type CliError, exitCode } from "./errors.ts"
 import * as Run from "./run.ts"
@@ -50,14 +51,7 @@ const run = Command.make(
       Flag.withDescription("Number of seeds (1..N), results as mean ± std"),
       Flag.withDefault(1),
     ),
-    backend: Flag.Literals("backend", [
-      "auto",
-      "tensorflow-gpu",
-      "tensorflow",
-      "cmkg-cpu",
-      "wasm",
-      "cpu",
-    ] as const).pipe(
+    backend: Flag.Literals("backend", BACKENDS).pipe(
       Flag.withDescription("tfjs backend (auto: tfjs-node-gpu, tfjs-node, cmkg-cpu, wasm, cpu)"),
       Flag.withDefault("auto" as const),
     ),

@@ -19,14 +19,15 @@ export { count, dispose, IllFormed, type Initialised, init, prng as prngFor, typ
 
 let selected: Selected | undefined
 
-const backends: readonly BackendPreference[] = [
+/** Every `--backend` / `CMKG_BACKEND` value, "auto" first. */
+export const BACKENDS = [
   "auto",
   "tensorflow-gpu",
   "tensorflow",
   "cmkg-cpu",
   "wasm",
   "cpu",
-]
+] as const satisfies readonly BackendPreference[]
 
 /** Chooses and initialises the backend (idempotent for the same preference) and registers every gradient. */
 export const ready = async (
@@ -36,8 +37,8 @@ export const ready = async (
   // CMKG_BACKEND overrides the automatic choice (e.g. to time the test suite on the plain cpu backend).
   const env = process.env.CMKG_BACKEND ?? ""
   if (preference === "auto" && env !== "") {
-    if (!backends.includes(env as BackendPreference))
-      throw new Error(`CMKG_BACKEND=${env}: expected one of ${backends.join(", ")}`)
+    if (!(BACKENDS as readonly string[]).includes(env))
+      throw new Error(`CMKG_BACKEND=${env}: expected one of ${BACKENDS.join(", ")}`)
     preference = env as BackendPreference
   }
   if (selected !== undefined && (preference === "auto" || selected.name === preference)) return selected
