@@ -19,6 +19,11 @@ export type Transform =
   /** Adam's bias-corrected moment scaling. */
   | { readonly _tag: "ScaleByAdam"; readonly b1: number; readonly b2: number; readonly eps: number }
   | { readonly _tag: "Scale"; readonly factor: number }
+  /**
+   * Projects onto θ ≥ 0: an update that would take a parameter below zero
+   * takes it to zero instead (optax's `keep_params_nonnegative`). Put it last.
+   */
+  | { readonly _tag: "KeepParamsNonNegative" }
 
 export interface Optimizer {
   readonly _tag: "Optimizer"
@@ -40,6 +45,11 @@ export const scaleByAdam = (b1 = 0.9, b2 = 0.999, eps = 1e-8): Transform => ({
   eps,
 })
 export const scale = (factor: number): Transform => ({ _tag: "Scale", factor })
+export const keepParamsNonNegative = (): Transform => ({ _tag: "KeepParamsNonNegative" })
+
+/** The same optimizer projected onto θ ≥ 0 after every update (e.g. a learned weight decay that may not turn into a reward for large weights). */
+export const nonNegative = (o: Optimizer): Optimizer =>
+  chain(`${o.name}, θ ≥ 0`, ...o.chain, keepParamsNonNegative())
 
 export interface Common {
   readonly lr: number

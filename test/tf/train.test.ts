@@ -98,3 +98,19 @@ test("the live tensor count is the same after step 1 and after step 200", () => 
   x.dispose()
   y.dispose()
 })
+
+test("Optimizer.nonNegative projects onto θ ≥ 0: crossing updates stop at 0, others are SGD's", () => {
+  const params = { phi: tf.tensor1d([0.5, 0.1, 0, -0.0, 2]) }
+  const grads = { phi: tf.tensor1d([1, 20, 3, -4, -1]) }
+  const projected = Optimizer.nonNegative(Optimizer.sgd({ lr: 0.1 }))
+  const { updates } = Optim.update(projected, grads, Optim.init(projected, params), params)
+  const next = Optim.applyUpdates(params, updates)
+  // SGD alone gives [0.4, -1.9, -0.3, 0.4, 2.1]: the two negative entries become 0.
+  const got = Array.from(next.phi!.dataSync())
+  assert.deepEqual(
+    got.map((v) => (v === 0 ? 0 : Number(v.toFixed(6)))),
+    [0.4, 0, 0, 0.4, 2.1],
+  )
+  assert.equal(Optimizer.learningRate(projected), 0.1)
+  Tf.dispose(params, grads, updates, next)
+})

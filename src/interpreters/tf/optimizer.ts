@@ -80,6 +80,10 @@ export const update = (
       case "Scale":
         g = map(g, (x) => tf.mul(x, t.factor))
         return slot
+      case "KeepParamsNonNegative":
+        // θ + u < 0 ⇒ u = −θ, so θ + u = 0 exactly.
+        g = map(g, (u, k) => tf.where(tf.less(tf.add(params[k]!, u), 0), tf.neg(params[k]!), u))
+        return slot
       default: {
         const unhandled: never = t
         throw new Error(`unknown transform ${(unhandled as Optimizer.Transform)._tag}`)
