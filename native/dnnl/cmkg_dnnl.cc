@@ -18,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace dnnl;
@@ -105,9 +106,8 @@ struct Conv {
   memory::dims dilation() const { return {dh - 1, dw - 1}; }  // oneDNN counts the gaps
   memory::dims left() const { return {pt, pl}; }
   memory::dims right() const { return {pb, pr}; }
-  size_t srcSize() const { return n * h * w * c; }
-  size_t dstSize() const { return n * oh * ow * oc; }
-  size_t weightSize() const { return kh * kw * c * oc; }
+  enum Array { Src, Dst, Weights };
+  size_t size(Array a) const { return a == Src ? n * h * w * c : a == Dst ? n * oh * ow * oc : kh * kw * c * oc; }
   convolution_forward::primitive_desc forward() const {
     convolution_forward::desc d(prop_kind::forward_training, algorithm::convolution_direct, src(), any(), dst(),
                                 strides(), dilation(), left(), right());
@@ -124,12 +124,24 @@ memory weightsIn(const memory::desc& want, const memory::desc& user, float* data
   return m;
 }
 
-napi_value convForward(napi_env env, napi_callback_info info) {
+// Every conv entry point takes (in0, in1, out, geometry): three float arrays, each checked against the
+// size the geometry gives its role, e.g. {{Conv::Src, "x"}, {Conv::Weights, "filter"}, {Conv::Dst, "y"}}.
+struct ConvCall {
+  Conv g;
+  float* in0;
+  float* in1;
+  float* out;
+};
+ConvCall convCall(napi_env env, napi_callback_info info, std::pair<Conv::Array, const char*> in0,
+                  std::pair<Conv::Array, const char*> in1, std::pair<Conv::Array, const char*> out) {
   auto a = args(env, info, 4);
   Conv g(ints(env, a[3], 17));
-  float* x = floats(env, a[0], g.srcSize(), "x");
-  float* w = floats(env, a[1], g.weightSize(), "filter");
-  float* y = floats(env, a[2], g.dstSize(), "y");
+  return {g, floats(env, a[0], g.size(in0.first), in0.second), floats(env, a[1], g.size(in1.first), in1.second),
+          floats(env, a[2], g.size(out.first), out.second)};
+}
+
+napi_value convForward(napi_env env, napi_callback_info info) {
+  auto [g, x, w, y] = convCall(env, info, {Conv::Src, "x"}, {Conv::Weights, "filter"}, {Conv::Dst, "y"});
   auto pd = g.forward();
   memory src(g.src(), cpu(), x), dst(g.dst(), cpu(), y);
   memory wei = weightsIn(pd.weights_desc(), g.hwio(), w);
@@ -139,11 +151,7 @@ napi_value convForward(napi_env env, napi_callback_info info) {
 }
 
 napi_value convBackwardData(napi_env env, napi_callback_info info) {
-  auto a = args(env, info, 4);
-  Conv g(ints(env, a[3], 17));
-  float* dy = floats(env, a[0], g.dstSize(), "dy");
-  float* w = floats(env, a[1], g.weightSize(), "filter");
-  float* dx = floats(env, a[2], g.srcSize(), "dx");
+  auto [g, dy, w, dx] = convCall(env, info, {Conv::Dst, "dy"}, {Conv::Weights, "filter"}, {Conv::Src, "dx"});
   convolution_backward_data::desc d(algorithm::convolution_direct, g.src(), g.any(), g.dst(), g.strides(),
                                     g.dilation(), g.left(), g.right());
   convolution_backward_data::primitive_desc pd(d, cpu(), g.forward());
@@ -156,11 +164,7 @@ napi_value convBackwardData(napi_env env, napi_callback_info info) {
 }
 
 napi_value convBackwardWeights(napi_env env, napi_callback_info info) {
-  auto a = args(env, info, 4);
-  Conv g(ints(env, a[3], 17));
-  float* x = floats(env, a[0], g.srcSize(), "x");
-  float* dy = floats(env, a[1], g.dstSize(), "dy");
-  float* dw = floats(env, a[2], g.weightSize(), "dw");
+  auto [g, x, dy, dw] = convCall(env, info, {Conv::Src, "x"}, {Conv::Dst, "dy"}, {Conv::Weights, "dw"});
   convolution_backward_weights::desc d(algorithm::convolution_direct, g.src(), g.any(), g.dst(), g.strides(),
                                        g.dilation(), g.left(), g.right());
   convolution_backward_weights::primitive_desc pd(d, cpu(), g.forward());

@@ -3,9 +3,11 @@
 // it runs the dense convolutions) and once with onnxruntime alone.
 // Tolerance: max |fast - cpu| <= 1e-4 · max(1, max |cpu|) (float32 sums of up to a few hundred terms).
 import assert from "node:assert/strict"
+import { createRequire } from "node:module"
 import { after, before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
+import { ADDON_PATH } from "../../src/interpreters/tf/backend/dnnl.ts"
 import {
   dnnlCalls,
   dnnlUnavailable,
@@ -190,3 +192,32 @@ for (const dnnl of [true, false])
       assert.equal(fastPathCalls.BatchMatMul, 1)
     })
   })
+
+describe("the oneDNN addon's argument checks", { skip: dnnlUnavailable() }, () => {
+  // Geometry: N H W C  OH OW OC  KH KW  SH SW  DH DW  PT PL PB PR: 1×4×4×2 → 1×4×4×3, 3×3 same.
+  const g = Int32Array.of(1, 4, 4, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1)
+  const addon = createRequire(import.meta.url)(ADDON_PATH) as Record<string, (...a: unknown[]) => void>
+  const f = (n: number) => new Float32Array(n)
+  it("each conv entry point names the array whose size does not fit the geometry", () => {
+    const cases: [string, unknown[], RegExp][] = [
+      ["convForward", [f(32), f(54), f(47), g], /^y: expected 48 floats, got 47$/],
+      ["convForward", [f(32), f(53), f(48), g], /^filter: expected 54 floats, got 53$/],
+      ["convBackwardData", [f(48), f(54), f(31), g], /^dx: expected 32 floats, got 31$/],
+      ["convBackwardWeights", [f(32), f(49), f(54), g], /^dy: expected 48 floats, got 49$/],
+      ["convBackwardWeights", [f(32), f(48), new Float64Array(54), g], /^dw: expected a Float32Array$/],
+    ]
+    for (const [name, args, message] of cases)
+      assert.throws(
+        () => addon[name]!(...args),
+        (e: Error & { code?: string }) => {
+          assert.match(e.message, message)
+          assert.equal(e.code, "CMKG_DNNL_INPUT")
+          return true
+        },
+      )
+    // The same arrays at the right sizes run.
+    addon.convForward!(f(32), f(54), f(48), g)
+    addon.convBackwardData!(f(48), f(54), f(32), g)
+    addon.convBackwardWeights!(f(32), f(48), f(54), g)
+  })
+})
