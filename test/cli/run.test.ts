@@ -28,6 +28,15 @@ const waitForSteps = async (out: string, n: number) => {
   while (lines(join(out, "metrics.jsonl")) < n) await sleep(100)
 }
 const results = (out: string) => JSON.parse(readFileSync(join(out, "results.json"), "utf8")).rows
+/** Every logged step without its wall time. */
+const steps = (out: string) =>
+  readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => {
+      const { time: _, ...rest } = JSON.parse(l)
+      return rest
+    })
 
 /** Every checkpoint under its final name loads completely (manifest sizes match the data). */
 const assertCheckpointsWhole = (out: string) => {
@@ -42,12 +51,14 @@ const assertCheckpointsWhole = (out: string) => {
 }
 
 let reference: unknown
+let referenceSteps: unknown
 
 test("an uninterrupted run writes metrics, checkpoints and results", () => {
   const out = scratch()
   const r = cmkg("run", fixture, "--out", out)
   assert.equal(r.status, 0, r.stderr)
   reference = results(out)
+  referenceSteps = steps(out)
   for (const f of [
     "program.json",
     "metrics.jsonl",
@@ -75,6 +86,8 @@ test("SIGKILL mid-training, then --resume, ends with the uninterrupted run's res
   const r = cmkg("run", fixture, "--out", out, "--resume")
   assert.equal(r.status, 0, r.stderr)
   assert.deepEqual(results(out), reference)
+  // Steps re-run after each resume are logged once, with the uninterrupted run's losses.
+  assert.deepEqual(steps(out), referenceSteps)
 })
 
 test("Ctrl-C stops after writing a checkpoint, and --resume completes identically", async () => {
@@ -89,6 +102,7 @@ test("Ctrl-C stops after writing a checkpoint, and --resume completes identicall
   // Where the signal lands depends on the machine's speed (later on a faster backend): any step of training.
   assert.match(r.stdout, /resuming from .*checkpoints\/\d{6}: stage [1-4]\/4, epoch \d+, step \d+/)
   assert.deepEqual(results(out), reference)
+  assert.deepEqual(steps(out), referenceSteps)
 })
 
 test("an ill-formed experiment exits 1 naming each problem, before any training", () => {

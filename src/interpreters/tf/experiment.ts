@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
 import * as Metrics from "../../data/metrics.ts"
@@ -26,6 +26,7 @@ import * as Step from "../../dsl/Step.ts"
 import { apply } from "./apply.ts"
 import * as Checkpoint from "./checkpoint.ts"
 import * as Init from "./init.ts"
+import * as MetricsLog from "./metrics-log.ts"
 import * as StepRun from "./step.ts"
 
 type World = StepRun.World
@@ -61,6 +62,8 @@ interface Position {
   readonly step: number
   readonly rows: readonly Row[]
   readonly seconds: number
+  /** The length of `metrics.jsonl` at the checkpoint (absent in checkpoints written before it was recorded). */
+  readonly metricsBytes?: number
 }
 
 export interface Progress {
@@ -319,13 +322,21 @@ export const run = async (
     }
   } else if (existsSync(Checkpoint.directory(out)))
     rmSync(Checkpoint.directory(out), { recursive: true, force: true })
-  const metricsPath = join(out, "metrics.jsonl")
-  if (!options.resume && existsSync(metricsPath)) rmSync(metricsPath)
+  // Checkpoints written before they recorded the log's length: keep the log whole.
+  const metrics = MetricsLog.open(
+    out,
+    lastCheckpoint === undefined ? undefined : (position.metricsBytes ?? Infinity),
+  )
   const started = Date.now() - position.seconds * 1000
   const elapsed = () => (Date.now() - started) / 1000
   const checkpoint = () => {
     serial += 1
-    lastCheckpoint = Checkpoint.saveNumbered(out, world, { ...position, seconds: elapsed() }, serial)
+    lastCheckpoint = Checkpoint.saveNumbered(
+      out,
+      world,
+      { ...position, seconds: elapsed(), metricsBytes: metrics.bytes() },
+      serial,
+    )
     return lastCheckpoint
   }
 
@@ -395,7 +406,7 @@ export const run = async (
           const finite = Object.values(result.losses).every(Number.isFinite)
           const secondsPerStep = (Date.now() - stageStart) / 1000 / done
           const record = { stage: stage.name, epoch, step, time: elapsed(), ...result.losses }
-          appendFileSync(metricsPath, `${JSON.stringify(record)}\n`)
+          metrics.append(record)
           if (!finite) throw new NonFiniteLoss(stage.name, epoch, step, result.losses, lastCheckpoint)
           reporter.progress({
             stage: stage.name,

@@ -31,7 +31,7 @@
  *
  * @module
  */
-import { appendFileSync, existsSync, mkdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs"
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as Metrics from "../../../data/metrics.ts"
 import { type Dataset, open } from "../../../data/open.ts"
@@ -44,6 +44,7 @@ import * as DirnetCheck from "../../shape-check/dirnet-experiment.ts"
 import * as Checkpoint from "../checkpoint.ts"
 import * as Runner from "../experiment.ts"
 import * as Init from "../init.ts"
+import * as MetricsLog from "../metrics-log.ts"
 import type * as Opt from "../optimizer.ts"
 import * as Exits from "./exits.ts"
 import { closingNotes, markdown, type Results, type Row, type SweepPoint } from "./results.ts"
@@ -304,7 +305,6 @@ export const run = async (
     )
   const { out, reporter } = options
   mkdirSync(out, { recursive: true })
-  const metricsPath = join(out, "metrics.jsonl")
   const groups = Dirnet.stage0Groups(e)
   const phases = Dirnet.schedule(e)
   const phaseOf = (variant: string, stage: number) => {
@@ -377,17 +377,14 @@ export const run = async (
             .sort((a, b) => Number(a) - Number(b))
             .map((k) => opt[k]!),
         }
-      // Steps logged after the checkpoint are run again: their lines go.
-      if (existsSync(metricsPath) && statSync(metricsPath).size > position.metricsBytes)
-        truncateSync(metricsPath, position.metricsBytes)
       reporter.log(`resuming from ${loaded.dir}: ${describe(position)}`)
     } else reporter.log(`--resume: no checkpoint in ${out}, starting from the beginning`)
   }
   if (lastCheckpoint === undefined) {
     rmSync(Checkpoint.directory(out), { recursive: true, force: true })
-    rmSync(metricsPath, { force: true })
     rmSync(join(out, "models"), { recursive: true, force: true })
   }
+  const metrics = MetricsLog.open(out, lastCheckpoint === undefined ? undefined : position.metricsBytes)
   const started = Date.now() - position.seconds * 1000
   const elapsed = () => (Date.now() - started) / 1000
   const ctx: Context = {
@@ -399,7 +396,7 @@ export const run = async (
     train: open(e.train),
     test: open(e.test),
     out,
-    metric: (record) => appendFileSync(metricsPath, `${JSON.stringify({ ...record, time: elapsed() })}\n`),
+    metric: (record) => metrics.append({ ...record, time: elapsed() }),
   }
   if (ctx.train.size < e.batchSize)
     throw new Error(`${ctx.train.size} training samples are fewer than one batch of ${e.batchSize}`)
@@ -419,11 +416,10 @@ export const run = async (
       meta: {},
       opt: Object.fromEntries((training?.groups ?? []).map((g, i) => [String(i), g.state])),
     }
-    const metricsBytes = existsSync(metricsPath) ? statSync(metricsPath).size : 0
     lastCheckpoint = Checkpoint.saveNumbered(
       out,
       world,
-      { ...position, seconds: elapsed(), metricsBytes },
+      { ...position, seconds: elapsed(), metricsBytes: metrics.bytes() },
       serial,
     )
     return lastCheckpoint
