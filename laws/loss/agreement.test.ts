@@ -133,6 +133,7 @@ const cases: Record<string, Case> = {
           target: field("joints3d"),
           logVariance: out("v3"),
           norm: "l2",
+          reduce: "norm",
         },
         {
           _tag: "Uncertainty",
@@ -140,6 +141,7 @@ const cases: Record<string, Case> = {
           target: field("joints2d"),
           logVariance: out("v2"),
           norm: "l1",
+          reduce: "norm",
         },
       ],
     },
@@ -147,6 +149,37 @@ const cases: Record<string, Case> = {
       "out|m": tensor([B, D], r),
       "field|joints3d": tensor([B, D], r),
       "field|joints2d": tensor([B, 1], r),
+      "out|v3": uniform([B, 1], r, -1, 1),
+      "out|v2": uniform([B], r, -1, 1),
+    },
+  }),
+  "uncertainty in its bounded form (reduce: mean), ℓ2 and smooth-ℓ1": ({ B, D }, r) => ({
+    loss: {
+      _tag: "Sum",
+      terms: [
+        {
+          _tag: "Uncertainty",
+          prediction: out("m"),
+          target: field("joints3d"),
+          logVariance: out("v3"),
+          norm: "l2",
+          reduce: "mean",
+        },
+        {
+          _tag: "Uncertainty",
+          prediction: out("m"),
+          target: field("joints2d"),
+          logVariance: out("v2"),
+          norm: "l1",
+          reduce: "mean",
+        },
+      ],
+    },
+    flat: {
+      "out|m": tensor([B, D], r),
+      "field|joints3d": tensor([B, D], r),
+      // Spread so that coordinates fall on both sides of smooth-ℓ1's knee at |d| = 1.
+      "field|joints2d": uniform([B, D], r, -3, 3),
       "out|v3": uniform([B, 1], r, -1, 1),
       "out|v2": uniform([B], r, -1, 1),
     },

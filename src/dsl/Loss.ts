@@ -86,9 +86,13 @@ export type Loss =
       readonly adapter: string | undefined
     }
   /**
-   * DIR-Net's uncertainty losses (Eqs. 8, 9) for a loss value L and a predicted log-variance α
-   * (mean over the batch): `l2` gives e^{−α}/2·L + α/2 (L_var3D), `l1` gives e^{−α}(L − 1/2) + α/2 (L_var2D),
-   * where L is the per-sample error of `prediction` against `target`.
+   * DIR-Net's uncertainty losses (Eqs. 8, 9) for a per-sample error L of `prediction` against `target`
+   * and a predicted log-variance α (one scalar per sample), averaged over the batch. `reduce` says what L is:
+   * - `"norm"`, the equations as printed: L = ‖ŷ − y‖₂ (`l2`, L_var3D: e^{−α}/2·L + α/2) or
+   *   L = ‖ŷ − y‖₁ (`l1`, L_var2D: e^{−α}(L − ½) + α/2, unbounded below as α → −∞ once L < ½);
+   * - `"mean"`, bounded, what the DIR-Net programs train with: `l2`: L = mean((ŷ − y)²), e^{−α}/2·L + α/2;
+   *   `l1`: L = mean(smoothL1(ŷ − y)), e^{−α}·L + α/2, i.e. Eq. 9 with its −½ taken per coordinate by
+   *   smooth-ℓ1, equal to it when every coordinate is off by at least 1 (He et al.'s KL loss).
    */
   | {
       readonly _tag: "Uncertainty"
@@ -96,6 +100,7 @@ export type Loss =
       readonly target: Signal
       readonly logVariance: Signal
       readonly norm: "l1" | "l2"
+      readonly reduce: "norm" | "mean"
     }
   /** R(θ; φ) = Σ φ_i θ_i² (CMKG Eq. 10) or its ℓ1 form Σ φ_i |θ_i|, over `model`'s parameters, with φ named `phi`. */
   | { readonly _tag: "WeightedNorm"; readonly model: string; readonly phi: string; readonly p: 1 | 2 }
@@ -169,7 +174,9 @@ export const uncertainty = (options: {
   readonly target: Signal
   readonly logVariance: Signal
   readonly norm: "l1" | "l2"
-}): Loss => ({ _tag: "Uncertainty", ...options })
+  /** Default `"norm"`, the equations as printed. */
+  readonly reduce?: "norm" | "mean"
+}): Loss => ({ _tag: "Uncertainty", reduce: "norm", ...options })
 
 /** R(θ; φ) = Σ φ_i θ_i² (p = 2, CMKG Eq. 10) or Σ φ_i |θ_i| (p = 1). */
 export const weightedNorm = (model: Program.Model, phi: string, p: 1 | 2 = 2): Loss => ({

@@ -375,7 +375,7 @@ export const loss2d = (model: Program.Model<Tap>, k: number): Loss.Loss =>
 /** L_3D of iteration k (Eq. 3): mean squared error of the 3D joints. */
 export const loss3d = (model: Program.Model<Tap>, k: number): Loss.Loss =>
   Loss.squaredError(Loss.tap(model, `pose@${k}`), Loss.field("joints3d"), "mean")
-/** L_var of iteration k (Eqs. 8, 9): L_var2D (log-variance `logvar[0]`) + L_var3D (`logvar[1]`). */
+/** L_var of iteration k (Eqs. 8, 9) in their bounded form: L_var2D (log-variance `logvar[0]`) + L_var3D (`logvar[1]`). */
 export const lossVar = (model: Program.Model<Tap>, k: number): Loss.Loss =>
   Loss.sum(
     Loss.uncertainty({
@@ -383,12 +383,14 @@ export const lossVar = (model: Program.Model<Tap>, k: number): Loss.Loss =>
       target: Loss.field("joints2d"),
       logVariance: Loss.slice(Loss.tap(model, `logvar@${k}`), 0, 1),
       norm: "l1",
+      reduce: "mean",
     }),
     Loss.uncertainty({
       prediction: Loss.tap(model, `pose@${k}`),
       target: Loss.field("joints3d"),
       logVariance: Loss.slice(Loss.tap(model, `logvar@${k}`), 1, 1),
       norm: "l2",
+      reduce: "mean",
     }),
   )
 

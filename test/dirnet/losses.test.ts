@@ -4,11 +4,11 @@ import { before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import * as Dirnet from "../../src/dsl/dirnet.ts"
 import * as Loss from "../../src/dsl/Loss.ts"
-import * as Losses from "../../src/interpreters/tf/dirnet/loss.ts"
 import { reproject } from "../../src/interpreters/tf/dirnet/reproject.ts"
 import * as Train from "../../src/interpreters/tf/dirnet/train.ts"
 import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
+import * as Losses from "../../src/interpreters/tf/loss.ts"
 
 before(async () => {
   await Tf.ready("cpu")
@@ -31,48 +31,60 @@ test("weak-perspective re-projection: J2D = S·(s₀·e^{c₀}·(x, y) + (c₁, 
 
 test("L_3D, L_2D and the uncertainty losses per sample", () => {
   tf.tidy(() => {
-    const env: Losses.Signals = {
-      taps: {
-        p: tf.tensor2d([
-          [1, 2],
-          [0, 0],
-        ]),
-        a: tf.tensor2d([
-          [0.5, -1],
-          [0, 2],
-        ]),
+    const env: Losses.Env = {
+      outputs: {
+        m: {
+          y: tf.zeros([2, 1]),
+          taps: {
+            p: tf.tensor2d([
+              [1, 2],
+              [0, 0],
+            ]),
+            a: tf.tensor2d([
+              [0.5, -1],
+              [0, 2],
+            ]),
+          },
+        },
       },
-      output: undefined,
-      fields: {
+      batch: {
         joints3d: tf.tensor2d([
           [0, 0],
           [3, 4],
         ]),
       },
+      params: {},
+      meta: {},
     }
     const m = { _tag: "Tap", model: "m", tap: "p" } as const
     const t = Loss.field("joints3d")
-    assert.deepEqual([...Losses.perSample(Loss.squaredError(m, t, "mean"), env).dataSync()], [2.5, 12.5])
-    assert.deepEqual([...Losses.perSample(Loss.squaredError(m, t, "sum"), env).dataSync()], [5, 25])
-    assert.deepEqual([...Losses.perSample(Loss.absoluteError(m, t, "mean"), env).dataSync()], [1.5, 3.5])
+    assert.deepEqual(
+      [...Losses.perSampleValues(Loss.squaredError(m, t, "mean"), env).dataSync()],
+      [2.5, 12.5],
+    )
+    assert.deepEqual([...Losses.perSampleValues(Loss.squaredError(m, t, "sum"), env).dataSync()], [5, 25])
+    assert.deepEqual(
+      [...Losses.perSampleValues(Loss.absoluteError(m, t, "mean"), env).dataSync()],
+      [1.5, 3.5],
+    )
     const alpha = Loss.slice({ _tag: "Tap", model: "m", tap: "a" }, 1, 1)
-    // Eq. 8: e^{−α}/2·L + α/2, L the mean squared error.
-    const l2 = Losses.perSample(
-      Loss.uncertainty({ prediction: m, target: t, logVariance: alpha, norm: "l2" }),
+    // Eq. 8 bounded: e^{−α}/2·L + α/2, L the mean squared error.
+    const l2 = Losses.perSampleValues(
+      Loss.uncertainty({ prediction: m, target: t, logVariance: alpha, norm: "l2", reduce: "mean" }),
       env,
     ).dataSync()
     close(l2[0]!, (Math.exp(1) / 2) * 2.5 - 0.5)
     close(l2[1]!, (Math.exp(-2) / 2) * 12.5 + 1)
     // Eq. 9 when every coordinate is off by ≥ 1: e^{−α}(L − ½) + α/2, L the mean absolute error.
-    const l1 = Losses.perSample(
-      Loss.uncertainty({ prediction: m, target: t, logVariance: alpha, norm: "l1" }),
+    const l1 = Losses.perSampleValues(
+      Loss.uncertainty({ prediction: m, target: t, logVariance: alpha, norm: "l1", reduce: "mean" }),
       env,
     ).dataSync()
     close(l1[0]!, Math.exp(1) * (1.5 - 0.5) - 0.5)
     close(l1[1]!, Math.exp(-2) * (3.5 - 0.5) + 1)
     // Scale and sum; the scalar is the batch mean.
     close(
-      Losses.value(
+      Losses.evaluate(
         Loss.sum(Loss.scale(2, Loss.squaredError(m, t, "mean")), Loss.absoluteError(m, t, "mean")),
         env,
       ).dataSync()[0]!,
@@ -123,4 +135,13 @@ test("Eq. 12 is summed over every loop's taps; a training step leaks no tensors"
   assert.equal(counts[2], counts[1])
   Train.disposeBatch(batch)
   Init.dispose(params, state)
+})
+
+test("the parameter norms have no per-sample values", () => {
+  const env: Losses.Env = { outputs: {}, batch: {}, params: { m: { w: tf.ones([2]) } }, meta: {} }
+  assert.throws(
+    () => Losses.perSampleValues({ _tag: "Norm", model: "m", sigma: 1, p: 2 }, env),
+    /Norm of "m" reads parameters, not the batch: it has no per-sample values/,
+  )
+  assert.equal(Losses.evaluate({ _tag: "Norm", model: "m", sigma: 1, p: 2 }, env).dataSync()[0], 2)
 })

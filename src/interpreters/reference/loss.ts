@@ -168,13 +168,23 @@ export const evaluate = (l: Loss.Loss, env: Env): number => {
       const { B, n } = rows(p)
       if (a.data.length !== B)
         fail(`Uncertainty: the log-variance must be one scalar per sample, got ${formatShape(a.shape)}`)
+      // Per coordinate: d² (ℓ2); |d| (ℓ1 norm) or smooth-ℓ1 (ℓ1 mean: d²/2 below |d| = 1, |d| − ½ above).
+      const error = (d: number) =>
+        l.norm === "l2"
+          ? d * d
+          : l.reduce === "norm"
+            ? Math.abs(d)
+            : Math.abs(d) < 1
+              ? (d * d) / 2
+              : Math.abs(d) - 0.5
       return batchMean(B, (b) => {
         let acc = 0
-        for (let i = b * n; i < (b + 1) * n; i++) {
-          const d = p.data[i]! - t.data[i]!
-          acc += l.norm === "l2" ? d * d : Math.abs(d)
-        }
+        for (let i = b * n; i < (b + 1) * n; i++) acc += error(p.data[i]! - t.data[i]!)
         const alpha = a.data[b]!
+        if (l.reduce === "mean")
+          return l.norm === "l2"
+            ? (Math.exp(-alpha) / 2) * (acc / n) + alpha / 2
+            : Math.exp(-alpha) * (acc / n) + alpha / 2
         return l.norm === "l2"
           ? (Math.exp(-alpha) / 2) * Math.sqrt(acc + NORM_EPS) + alpha / 2
           : Math.exp(-alpha) * (acc - 0.5) + alpha / 2

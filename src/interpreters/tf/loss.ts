@@ -21,13 +21,18 @@
  * - Transfer: t(s) = s·K + b over the last axis (a 1×1 convolution on `[H, W, C]`
  *   signals, a dense map on vectors), `K` = the adapter's `kernel` reshaped to
  *   `[C_s, C_t]`; identity without adapter; per sample ‖t(s) − teacher‖²;
- * - Uncertainty: per sample L = ‖p − t‖₂ = √(Σ (p − t)² + ε) (`l2`: DIR-Net's
- *   L_3D of Eq. 3 is the ℓ2 *norm*, not its square; ε = {@link NORM_EPS} keeps its
- *   gradient finite at 0) or L = ‖p − t‖₁ (`l1`, L_2D); α the log-variance signal
+ * - Uncertainty, `reduce: "norm"`: per sample L = ‖p − t‖₂ = √(Σ (p − t)² + ε) (`l2`:
+ *   DIR-Net's L_3D of Eq. 3 is the ℓ2 *norm*, not its square; ε = {@link NORM_EPS} keeps
+ *   its gradient finite at 0) or L = ‖p − t‖₁ (`l1`, L_2D); α the log-variance signal
  *   (one scalar per sample); `l2`: e^{−α}/2·L + α/2 (Eq. 8), `l1`: e^{−α}(L − 1/2) + α/2 (Eq. 9);
+ *   `reduce: "mean"`: `l2`: e^{−α}/2·mean((p − t)²) + α/2, `l1`: e^{−α}·mean(smoothL1(p − t)) + α/2
+ *   (smoothL1(d) = d²/2 below |d| = 1, |d| − 1/2 above);
  * - WeightedNorm: Σ over every parameter of the model φ ⊙ θ² (p = 2) or φ ⊙ |θ| (p = 1);
  * - Norm: σ·Σ|θ|^p; Sum: Σ terms (0 for no terms); Scale: factor × loss;
  * - Slice signals: `x[..., start : start + size]`.
+ *
+ * `perSample` gives the per-sample values `[B]` whose batch mean a loss is
+ * (DIR-Net's gate reads them); the parameter norms have none.
  *
  * @module
  */
@@ -132,7 +137,26 @@ const adapt = (s: tf.Tensor, adapter: Tree, name: string): tf.Tensor => {
 
 const paramsOf = (env: Env, model: string): Tree => env.params[model] ?? fail(`no parameters of "${model}"`)
 
-const go = (l: Loss.Loss, env: Env): tf.Scalar => {
+const smoothL1 = (d: tf.Tensor): tf.Tensor => {
+  const a = tf.abs(d)
+  return tf.where(tf.less(a, 1), tf.mul(tf.square(d), 0.5), tf.sub(a, 0.5))
+}
+
+/** Per pair of an attention-transfer loss, the per-sample `[B]` distance of the attention maps. */
+const attentionPairs = (l: Extract<Loss.Loss, { _tag: "AttentionTransfer" }>, env: Env): tf.Tensor1D[] =>
+  l.pairs.map(([s, t], i) => {
+    const qs = signal(s, env)
+    const qt = signal(t, env)
+    if (qs.shape.length !== qt.shape.length || qs.shape.slice(0, -1).some((d, j) => d !== qt.shape[j]))
+      fail(
+        `AttentionTransfer pair ${i}: activations [${qs.shape.join(", ")}] and [${qt.shape.join(", ")}] differ in spatial size`,
+      )
+    const diff = tf.square(tf.sub(attentionMap(qs, l.variant), attentionMap(qt, l.variant)))
+    return l.variant === "paper" ? tf.sum(diff, 1) : tf.mean(diff, 1)
+  })
+
+/** The per-sample values `[B]` of a loss that is a batch mean (every kind but the parameter norms). */
+const samples = (l: Loss.Loss, env: Env): tf.Tensor1D => {
   switch (l._tag) {
     case "SquaredError":
     case "AbsoluteError": {
@@ -140,27 +164,20 @@ const go = (l: Loss.Loss, env: Env): tf.Scalar => {
       const t = signal(l.target, env)
       sameShape(l._tag, p, t)
       const d = tf.sub(p, t)
-      return tf.mean(perSample(l._tag === "SquaredError" ? tf.square(d) : tf.abs(d), l.reduce))
+      return perSample(l._tag === "SquaredError" ? tf.square(d) : tf.abs(d), l.reduce)
     }
     case "AttentionTransfer": {
-      const terms = l.pairs.map(([s, t], i) => {
-        const qs = signal(s, env)
-        const qt = signal(t, env)
-        if (qs.shape.length !== qt.shape.length || qs.shape.slice(0, -1).some((d, j) => d !== qt.shape[j]))
-          fail(
-            `AttentionTransfer pair ${i}: activations [${qs.shape.join(", ")}] and [${qt.shape.join(", ")}] differ in spatial size`,
-          )
-        const diff = tf.square(tf.sub(attentionMap(qs, l.variant), attentionMap(qt, l.variant)))
-        return tf.mean(l.variant === "paper" ? tf.sum(diff, 1) : tf.mean(diff, 1))
-      })
-      return (terms.length === 0 ? tf.scalar(0) : tf.addN(terms)) as tf.Scalar
+      const pairs = attentionPairs(l, env)
+      return pairs.length === 0
+        ? fail("an attention transfer without pairs has no per-sample values")
+        : addN(pairs)
     }
     case "Transfer": {
       const s = signal(l.student, env)
       const t = signal(l.teacher, env)
       const mapped = l.adapter === undefined ? s : adapt(s, paramsOf(env, l.adapter), l.adapter)
       sameShape("Transfer", mapped, t)
-      return tf.mean(perSample(tf.square(tf.sub(mapped, t)), "sum"))
+      return perSample(tf.square(tf.sub(mapped, t)), "sum")
     }
     case "Uncertainty": {
       const p = signal(l.prediction, env)
@@ -173,14 +190,43 @@ const go = (l: Loss.Loss, env: Env): tf.Scalar => {
       const d = tf.sub(p, t)
       const decay = tf.exp(tf.neg(alpha))
       const half = tf.mul(alpha, 0.5)
-      const per =
-        l.norm === "l2"
-          ? tf.add(
-              tf.mul(tf.mul(decay, 0.5), tf.sqrt(tf.add(perSample(tf.square(d), "sum"), NORM_EPS))),
-              half,
-            )
-          : tf.add(tf.mul(decay, tf.sub(perSample(tf.abs(d), "sum"), 0.5)), half)
-      return tf.mean(per)
+      if (l.reduce === "mean")
+        return l.norm === "l2"
+          ? tf.add(tf.mul(tf.mul(decay, 0.5), perSample(tf.square(d), "mean")), half)
+          : tf.add(tf.mul(decay, perSample(smoothL1(d), "mean")), half)
+      return l.norm === "l2"
+        ? tf.add(tf.mul(tf.mul(decay, 0.5), tf.sqrt(tf.add(perSample(tf.square(d), "sum"), NORM_EPS))), half)
+        : tf.add(tf.mul(decay, tf.sub(perSample(tf.abs(d), "sum"), 0.5)), half)
+    }
+    case "Sum":
+      return l.terms.length === 0
+        ? fail("an empty sum has no per-sample values")
+        : addN(l.terms.map((t) => samples(t, env)))
+    case "Scale":
+      return tf.mul(samples(l.loss, env), l.factor)
+    case "WeightedNorm":
+    case "Norm":
+      return fail(`${l._tag} of "${l.model}" reads parameters, not the batch: it has no per-sample values`)
+    default: {
+      const _: never = l
+      return _
+    }
+  }
+}
+
+const addN = <T extends tf.Tensor>(ts: readonly T[]): T =>
+  ts.length === 1 ? ts[0]! : (tf.addN([...ts]) as T)
+
+const go = (l: Loss.Loss, env: Env): tf.Scalar => {
+  switch (l._tag) {
+    case "SquaredError":
+    case "AbsoluteError":
+    case "Transfer":
+    case "Uncertainty":
+      return tf.mean(samples(l, env))
+    case "AttentionTransfer": {
+      const terms = attentionPairs(l, env).map((pair) => tf.mean(pair))
+      return (terms.length === 0 ? tf.scalar(0) : tf.addN(terms)) as tf.Scalar
     }
     case "WeightedNorm": {
       const theta = paramsOf(env, l.model)
@@ -213,6 +259,9 @@ const go = (l: Loss.Loss, env: Env): tf.Scalar => {
 
 /** The loss's value on `env`: a scalar, differentiable (to any order) in everything `env` holds. */
 export const evaluate = (loss: Loss.Loss, env: Env): tf.Scalar => tf.tidy(() => go(loss, env))
+
+/** The per-sample values `[B]` whose batch mean `loss` is; a `LossError` for losses that read parameters. */
+export const perSampleValues = (loss: Loss.Loss, env: Env): tf.Tensor1D => tf.tidy(() => samples(loss, env))
 
 /**
  * The part of a loss that reads meta-parameters `phi`: the terms of its `Sum`s

@@ -19,8 +19,8 @@ import type * as Costs from "../../shape-check/dirnet.ts"
 import { apply } from "../apply.ts"
 import { valueAndGrad } from "../autodiff.ts"
 import * as Init from "../init.ts"
+import * as Losses from "../loss.ts"
 import * as Opt from "../optimizer.ts"
-import * as Losses from "./loss.ts"
 import { type Batch, disposeBatch, forward, model, signals, type Trained, tidy, toTensors } from "./train.ts"
 
 // ---- per-iteration outputs -------------------------------------------------------------
@@ -61,7 +61,7 @@ export const iterations = (t: Trained, batch: Batch): Iterations => {
       hidden: t.options.hidden,
       poseLoss: Array.from(
         { length: n },
-        (_, k) => Losses.perSample(Dirnet.poseLoss(m, k), env).dataSync() as Float32Array,
+        (_, k) => Losses.perSampleValues(Dirnet.poseLoss(m, k), env).dataSync() as Float32Array,
       ),
     }
   })

@@ -17,8 +17,8 @@ import * as Program from "../../../dsl/Program.ts"
 import { type Applied, apply, type Mode } from "../apply.ts"
 import { valueAndGrad } from "../autodiff.ts"
 import * as Init from "../init.ts"
+import * as Losses from "../loss.ts"
 import * as Opt from "../optimizer.ts"
-import * as Losses from "./loss.ts"
 import { reproject } from "./reproject.ts"
 
 export type Tree = Init.Tree
@@ -50,12 +50,10 @@ export const toTensors = (b: Stream.Batch, imageSize: number): Batch => ({
 })
 export const disposeBatch = (b: Batch): void => tf.dispose([b.x, b.joints3d, b.joints2d])
 
-/** The program model a DIR-Net's losses name. */
-export const model = (
-  net: Net.Net<Dirnet.Tap>,
-  imageSize: number,
-  name = "dirnet",
-): Program.Model<Dirnet.Tap> => Program.model(name, net, [imageSize, imageSize, 3])
+/** The one model a DIR-Net's losses name (the network in training or evaluation). */
+const MODEL = "dirnet"
+export const model = (net: Net.Net<Dirnet.Tap>, imageSize: number): Program.Model<Dirnet.Tap> =>
+  Program.model(MODEL, net, [imageSize, imageSize, 3])
 
 /** `apply`, plus the derived taps `reprojected@k` (and `reprojected`) from `pose@k` and `camera@k`. */
 export const forward = (
@@ -78,11 +76,12 @@ export const forward = (
   return { y: a.y, taps, state: a.state }
 }
 
-/** The signals a loss reads from a forward pass and a batch. */
-export const signals = (a: Applied, batch: Batch): Losses.Signals => ({
-  taps: a.taps,
-  output: a.y,
-  fields: { joints3d: batch.joints3d, joints2d: batch.joints2d, rgb: batch.x },
+/** What a loss on {@link model} reads: a forward pass's output and taps, and the batch's fields. */
+export const signals = (a: Applied, batch: Batch): Losses.Env => ({
+  outputs: { [MODEL]: { y: a.y, taps: a.taps } },
+  batch: { joints3d: batch.joints3d, joints2d: batch.joints2d, rgb: batch.x },
+  params: {},
+  meta: {},
 })
 
 // ---- one optimisation step --------------------------------------------------------------
@@ -127,7 +126,7 @@ export const step = (
       (p) => {
         const a = forward(o.net, p, state, batch.x, "train", o.imageSize)
         newState = a.state
-        return Losses.value(o.loss, signals(a, batch))
+        return Losses.evaluate(o.loss, signals(a, batch))
       },
       params,
       keys,
