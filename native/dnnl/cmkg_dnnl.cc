@@ -185,6 +185,11 @@ struct Norm {
   float eps;
   memory::desc data() const { return {{n, c, h, w}, dt::f32, tag::nhwc}; }
   memory::desc vec() const { return {{c}, dt::f32, tag::x}; }
+  // The caller's arrays as oneDNN memory, each checked against its size: [N, H, W, C] data or a [C] vector.
+  memory data(napi_env env, napi_value v, const char* name) const {
+    return {data(), cpu(), floats(env, v, n * h * w * c, name)};
+  }
+  memory vec(napi_env env, napi_value v, const char* name) const { return {vec(), cpu(), floats(env, v, c, name)}; }
   static normalization_flags flags() { return normalization_flags::use_scale | normalization_flags::use_shift; }
   batch_normalization_forward::primitive_desc forward() const {
     batch_normalization_forward::desc d(prop_kind::forward_training, data(), eps, flags());
@@ -201,13 +206,8 @@ Norm norm(napi_env env, napi_value geometry, napi_value eps) {
 napi_value batchNormForward(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 8);
   Norm g = norm(env, a[6], a[7]);
-  const size_t size = g.n * g.h * g.w * g.c, c = g.c;
-  memory src(g.data(), cpu(), floats(env, a[0], size, "x"));
-  memory scale(g.vec(), cpu(), floats(env, a[1], c, "gamma"));
-  memory shift(g.vec(), cpu(), floats(env, a[2], c, "beta"));
-  memory dst(g.data(), cpu(), floats(env, a[3], size, "y"));
-  memory mean(g.vec(), cpu(), floats(env, a[4], c, "mean"));
-  memory variance(g.vec(), cpu(), floats(env, a[5], c, "variance"));
+  memory src = g.data(env, a[0], "x"), scale = g.vec(env, a[1], "gamma"), shift = g.vec(env, a[2], "beta"),
+         dst = g.data(env, a[3], "y"), mean = g.vec(env, a[4], "mean"), variance = g.vec(env, a[5], "variance");
   batch_normalization_forward(g.forward())
       .execute(queue(), {{DNNL_ARG_SRC, src},
                          {DNNL_ARG_SCALE, scale},
@@ -223,15 +223,10 @@ napi_value batchNormForward(napi_env env, napi_callback_info info) {
 napi_value batchNormBackward(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 10);
   Norm g = norm(env, a[8], a[9]);
-  const size_t size = g.n * g.h * g.w * g.c, c = g.c;
-  memory src(g.data(), cpu(), floats(env, a[0], size, "x"));
-  memory scale(g.vec(), cpu(), floats(env, a[1], c, "gamma"));
-  memory diffDst(g.data(), cpu(), floats(env, a[2], size, "dy"));
-  memory mean(g.vec(), cpu(), floats(env, a[3], c, "mean"));
-  memory variance(g.vec(), cpu(), floats(env, a[4], c, "variance"));
-  memory diffSrc(g.data(), cpu(), floats(env, a[5], size, "dx"));
-  memory diffScale(g.vec(), cpu(), floats(env, a[6], c, "dgamma"));
-  memory diffShift(g.vec(), cpu(), floats(env, a[7], c, "dbeta"));
+  memory src = g.data(env, a[0], "x"), scale = g.vec(env, a[1], "gamma"), diffDst = g.data(env, a[2], "dy"),
+         mean = g.vec(env, a[3], "mean"), variance = g.vec(env, a[4], "variance"),
+         diffSrc = g.data(env, a[5], "dx"), diffScale = g.vec(env, a[6], "dgamma"),
+         diffShift = g.vec(env, a[7], "dbeta");
   batch_normalization_backward::desc d(prop_kind::backward, g.data(), g.data(), g.eps, Norm::flags());
   batch_normalization_backward::primitive_desc pd(d, cpu(), g.forward());
   // oneDNN 2.6 wants the shift among the arguments though the gradients do not depend on it.

@@ -220,4 +220,17 @@ describe("the oneDNN addon's argument checks", { skip: dnnlUnavailable() }, () =
     addon.convBackwardData!(f(48), f(54), f(32), g)
     addon.convBackwardWeights!(f(32), f(48), f(54), g)
   })
+  it("each batch-norm entry point names the array whose size does not fit [N, H, W, C]", () => {
+    const nhwc = Int32Array.of(2, 3, 1, 4) // 24 values, 4 channels
+    const fwd = (x: number, gamma: number, y: number) => () =>
+      addon.batchNormForward!(f(x), f(gamma), f(4), f(y), f(4), f(4), nhwc, 1e-5)
+    assert.throws(fwd(24, 3, 24), /^Error: gamma: expected 4 floats, got 3$/)
+    assert.throws(fwd(24, 4, 25), /^Error: y: expected 24 floats, got 25$/)
+    const bwd = (dx: number, dbeta: number) => () =>
+      addon.batchNormBackward!(f(24), f(4), f(24), f(4), f(4), f(dx), f(4), f(dbeta), nhwc, 1e-5)
+    assert.throws(bwd(23, 4), /^Error: dx: expected 24 floats, got 23$/)
+    assert.throws(bwd(24, 5), /^Error: dbeta: expected 4 floats, got 5$/)
+    fwd(24, 4, 24)()
+    bwd(24, 4)()
+  })
 })

@@ -30,28 +30,8 @@ const convAttrs = (c: Conv2DInfo, group: number): Record<string, AttrValue> => (
   group: int(group),
 })
 
-const key = (op: string, c: Conv2DInfo, extra = ""): string =>
-  [
-    op,
-    c.batchSize,
-    c.inHeight,
-    c.inWidth,
-    c.inChannels,
-    c.outHeight,
-    c.outWidth,
-    c.outChannels,
-    c.filterHeight,
-    c.filterWidth,
-    c.strideHeight,
-    c.strideWidth,
-    c.dilationHeight,
-    c.dilationWidth,
-    c.padInfo.top,
-    c.padInfo.bottom,
-    c.padInfo.left,
-    c.padInfo.right,
-    extra,
-  ].join(",")
+/** A cache key for a convolution's onnxruntime session: the op, its whole geometry, and `extra` attributes. */
+const key = (op: string, c: Conv2DInfo, extra = ""): string => [op, ...Dnnl.geometry(c), extra].join(",")
 
 /**
  * True when the padding is non-negative (onnxruntime rejects negative pads) and

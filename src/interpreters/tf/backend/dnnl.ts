@@ -112,7 +112,8 @@ const bump = (r: Record<string, number>, k: string): void => {
   r[k] = (r[k] ?? 0) + 1
 }
 
-const geometry = (c: Conv2DInfo): Int32Array =>
+/** A convolution's whole geometry, in the order the addon reads it: N H W C, OH OW OC, KH KW, SH SW, DH DW, PT PL PB PR. */
+export const geometry = (c: Conv2DInfo): Int32Array =>
   Int32Array.of(
     c.batchSize,
     c.inHeight,
