@@ -134,7 +134,7 @@ const report = Command.make(
   { dir: Argument.String("run-dir").pipe(Argument.withDescription("A run directory written by cmkg run")) },
   (a) =>
     Effect.flatMap(
-      Effect.promise(() => import("../report/index.ts")),
+      Effect.promise(() => import("./report-command.ts")),
       (Report) => Report.command(a.dir),
     ),
 ).pipe(Command.withDescription("Draw a run's tables and plots: SVG, PNG and one self-contained HTML page"))

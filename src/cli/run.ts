@@ -15,10 +15,10 @@ import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
 import * as DirnetRun from "../interpreters/tf/dirnet/run.ts"
 import * as Runner from "../interpreters/tf/experiment.ts"
 import * as Tf from "../interpreters/tf/index.ts"
+import * as Summary from "../report/summary.ts"
 import { BadInvocation, ProgramRejected, RunFailed } from "./errors.ts"
 import * as Load from "./load.ts"
 import { reporter } from "./progress.ts"
-import * as Summary from "./summary.ts"
 
 export interface RunArgs {
   readonly program: string

@@ -4,10 +4,11 @@
  *
  * @module
  */
-import type * as Summary from "../cli/summary.ts"
+
 import { gflopsText } from "../interpreters/shape-check/dirnet.ts"
 import type * as Plots from "./plots.ts"
 import type * as RunDir from "./run-dir.ts"
+import type * as Summary from "./summary.ts"
 
 export const escapeHtml = (s: string): string =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")

@@ -8,8 +8,6 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { Console, Effect } from "effect"
-import { BadInvocation, RunFailed } from "../cli/errors.ts"
 import * as Html from "./html.ts"
 import * as Plots from "./plots.ts"
 import * as Render from "./render.ts"
@@ -42,23 +40,3 @@ export const report = async (runDir: string): Promise<{ files: string[] }> => {
   writeFileSync(index, Html.page(run, figures))
   return { files: [index, ...files] }
 }
-
-/**
- * The CLI command: prints the files written, one per line (the page first).
- * A missing or non-run directory is a bad invocation (exit 2); any other
- * failure (unreadable checkpoint, rendering) fails the command (exit 1).
- */
-export const command = (runDir: string): Effect.Effect<{ files: string[] }, BadInvocation | RunFailed> =>
-  Effect.gen(function* () {
-    const written = yield* Effect.tryPromise({
-      try: () => report(runDir),
-      catch: (e) =>
-        e instanceof RunDir.NotARunDirectory
-          ? new BadInvocation({ message: e.message })
-          : new RunFailed({
-              message: `cmkg report ${runDir}: ${e instanceof Error ? e.message : String(e)}`,
-            }),
-    })
-    for (const f of written.files) yield* Console.log(f)
-    return written
-  })

@@ -7,8 +7,8 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { join, resolve } from "node:path"
-import * as Summary from "../cli/summary.ts"
 import type * as Runner from "../interpreters/tf/experiment.ts"
+import * as Summary from "./summary.ts"
 
 /** The directory is missing or is not the output of `cmkg run`; the message names the directory and what is missing. */
 export class NotARunDirectory extends Error {

@@ -6,6 +6,7 @@ import { join } from "node:path"
 import { after, describe, it } from "node:test"
 import { Cause, Effect, Exit } from "effect"
 import { BadInvocation } from "../../src/cli/errors.ts"
+import { command } from "../../src/cli/report-command.ts"
 import * as Report from "../../src/report/index.ts"
 
 const root = mkdtempSync(join(tmpdir(), "cmkg-report-errors-"))
@@ -42,7 +43,7 @@ describe("report of something that is not a run directory", () => {
   })
 
   it("is a bad invocation for the CLI", async () => {
-    const exit = await Effect.runPromiseExit(Report.command(join(root, "nope")))
+    const exit = await Effect.runPromiseExit(command(join(root, "nope")))
     assert.ok(Exit.isFailure(exit))
     const failure = Cause.squash(exit.cause)
     assert.ok(failure instanceof BadInvocation, String(failure))

@@ -16,7 +16,7 @@ import * as Dirnet from "../../dsl/dirnet.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Shape from "../../dsl/Shape.ts"
 import * as Costs from "./dirnet.ts"
-import type { ExperimentReport, StageCost } from "./experiment.ts"
+import type { ExperimentReport, StageCost } from "./experiment-report.ts"
 import * as Check from "./index.ts"
 import * as ProgramCheck from "./program.ts"
 

@@ -18,29 +18,13 @@ import * as Loss from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
 import * as DirnetExperimentCheck from "./dirnet-experiment.ts"
+import type { ExperimentReport, StageCost } from "./experiment-report.ts"
 import type * as Check from "./index.ts"
 import * as LossCheck from "./loss.ts"
 import * as ProgramCheck from "./program.ts"
 import * as StepCheck from "./step.ts"
 
-export interface StageCost {
-  readonly stage: string
-  readonly steps: number
-  readonly samplesPerStep: number
-  /** MACs of one training step (whole batch). */
-  readonly macsPerStep: number
-  readonly macs: number
-}
-
-export interface ExperimentReport {
-  readonly models: readonly ProgramCheck.ModelReport[]
-  readonly errors: readonly Check.ShapeError[]
-  readonly stages: readonly StageCost[]
-  readonly trainStages: number
-  readonly macsTotal: number
-  /** Adapter parameter specs by adapter name, for the runner to initialise. */
-  readonly adapters: Readonly<Record<string, readonly Check.ParamSpec[]>>
-}
+export type { ExperimentReport, StageCost }
 
 /** Every data set the experiment reads, whatever its kind. */
 export const dataSpecs = (p: Program.Program<Experiment.Any>): Data.Spec[] => {

@@ -12,8 +12,9 @@ import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
 import type { backend_util } from "@tensorflow/tfjs-core"
-import type { Conv2DInfo } from "./conv.ts"
 import { alloc } from "./pool.ts"
+
+type Conv2DInfo = backend_util.Conv2DInfo
 
 interface Addon {
   convForward(x: Float32Array, w: Float32Array, y: Float32Array, geometry: Int32Array): void
