@@ -56,8 +56,10 @@ const run = Command.make(
       Flag.withDefault("auto" as const),
     ),
     firstSeed: Flag.Int("first-seed").pipe(
-      Flag.withDescription("Seeds run are first-seed … first-seed + seeds − 1 (split seeds over processes)"),
-      Flag.withDefault(1),
+      Flag.withDescription(
+        "Seeds run are first-seed … first-seed + seeds − 1 (default 1). Given, each seed gets its own seed-N/ directory: processes that split the seeds can share one --out",
+      ),
+      Flag.optional,
     ),
     threads: Flag.Int("threads").pipe(
       Flag.withDescription("CPU threads for the native kernels (default: the machine's cores)"),
@@ -81,7 +83,7 @@ const run = Command.make(
       program: a.program,
       scale: a.scale,
       seeds: a.seeds,
-      firstSeed: a.firstSeed,
+      firstSeed: Option.getOrUndefined(a.firstSeed),
       backend: a.backend,
       threads: Option.getOrUndefined(a.threads),
       out: Option.getOrUndefined(a.out),

@@ -15,6 +15,7 @@ import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
 import * as DirnetRun from "../interpreters/tf/dirnet/run.ts"
 import * as Runner from "../interpreters/tf/experiment.ts"
 import * as Tf from "../interpreters/tf/index.ts"
+import * as RunDir from "../report/run-dir.ts"
 import * as Summary from "../report/summary.ts"
 import { BadInvocation, ProgramRejected, RunFailed } from "./errors.ts"
 import * as Load from "./load.ts"
@@ -24,7 +25,10 @@ export interface RunArgs {
   readonly program: string
   readonly scale: Program.Scale
   readonly seeds: number
-  /** The first seed (default 1): seeds firstSeed … firstSeed + seeds − 1. */
+  /**
+   * The first seed (default 1): seeds firstSeed … firstSeed + seeds − 1. Given, every seed runs in its own
+   * `seed-N/` (as with several seeds), so processes that split the seeds can share one run directory.
+   */
   readonly firstSeed?: number | undefined
   readonly backend: Tf.BackendPreference
   /** CPU threads for onnxruntime and oneDNN (default: every core). */
@@ -145,10 +149,11 @@ export const run = (args: RunArgs) =>
     }
     // Every kind of experiment checkpoints: Ctrl-C stops it after the current step, with a checkpoint.
     process.on("SIGINT", onSigint)
+    const perSeedDirectories = args.seeds > 1 || args.firstSeed !== undefined
     const results: Runner.Results[] = []
     try {
       for (let seed = firstSeed; seed < firstSeed + args.seeds; seed++) {
-        const dir = args.seeds === 1 && firstSeed === 1 ? out : join(out, `seed-${seed}`)
+        const dir = perSeedDirectories ? join(out, `seed-${seed}`) : out
         if (args.seeds > 1) progress.log(`— seed ${seed} (${seed - firstSeed + 1} of ${args.seeds}) → ${dir}`)
         const outcome = yield* Effect.tryPromise({
           try: () =>
@@ -174,7 +179,8 @@ export const run = (args: RunArgs) =>
     } finally {
       process.off("SIGINT", onSigint)
     }
-    const summary = Summary.aggregate(results)
+    // Over every seed in the run directory: other processes may have run other seeds into it.
+    const summary = Summary.aggregate(perSeedDirectories ? RunDir.seedResults(out) : results)
     writeFileSync(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`)
     writeFileSync(join(out, "summary.md"), Summary.markdown(summary))
     progress.log(`\n${Summary.markdown(summary)}`)

@@ -45,7 +45,7 @@ export interface Run {
   }
   readonly options: Readonly<Record<string, unknown>>
   readonly seeds: readonly Seed[]
-  /** From `summary.json`, or computed from the seeds' results when it is absent (an interrupted multi-seed run). */
+  /** Mean ± std over the seeds that have results (all of them, or those done so far in an interrupted run). */
   readonly summary: Summary.Summary | undefined
 }
 
@@ -81,6 +81,21 @@ const evaluationOrder = (results: Runner.Results | undefined, slug: string): num
     ) ?? -1
   return i < 0 ? Number.MAX_SAFE_INTEGER : i
 }
+
+/** The `seed-N/` directories of a run directory, by seed. */
+const seedDirectories = (dir: string): { seed: number; dir: string }[] =>
+  readdirSync(dir)
+    .map((n) => /^seed-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null && statSync(join(dir, m[0])).isDirectory())
+    .map((m) => ({ seed: Number(m[1]), dir: join(dir, m[0]) }))
+    .sort((a, b) => a.seed - b.seed)
+
+/** The results of every finished seed under `seed-N/` of a run directory, by seed. */
+export const seedResults = (dir: string): Runner.Results[] =>
+  seedDirectories(dir).flatMap((s) => {
+    const path = join(s.dir, "results.json")
+    return existsSync(path) ? [readJson(path) as Runner.Results] : []
+  })
 
 const readSeed = (seed: number, dir: string): Seed => {
   const resultsPath = join(dir, "results.json")
@@ -128,23 +143,15 @@ export const read = (dir: string): Run => {
     }
     options?: Record<string, unknown>
   }
-  const seedDirs = readdirSync(abs)
-    .map((n) => /^seed-(\d+)$/.exec(n))
-    .filter((m): m is RegExpExecArray => m !== null && statSync(join(abs, m[0])).isDirectory())
-    .map((m) => ({ seed: Number(m[1]), dir: join(abs, m[0]) }))
-    .sort((a, b) => a.seed - b.seed)
+  const seedDirs = seedDirectories(abs)
   const seeds = seedDirs.length > 0 ? seedDirs.map((s) => readSeed(s.seed, s.dir)) : [readSeed(1, abs)]
   if (seeds.every((s) => s.results === undefined && s.metrics.length === 0))
     throw new NotARunDirectory(
       `${dir}: no results.json and no metrics.jsonl${seedDirs.length > 0 ? " in any seed-N/ directory" : ""}: the run has not trained a step yet`,
     )
   const results = seeds.flatMap((s) => (s.results === undefined ? [] : [s.results]))
-  const summaryPath = join(abs, "summary.json")
-  const summary = existsSync(summaryPath)
-    ? (readJson(summaryPath) as Summary.Summary)
-    : results.length > 0
-      ? Summary.aggregate(results)
-      : undefined
+  // From the seeds' results as they are now (a summary.json can predate seeds that other processes ran since).
+  const summary = results.length > 0 ? Summary.aggregate(results) : undefined
   const p = programJson.program ?? {}
   return {
     dir: abs,

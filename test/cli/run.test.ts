@@ -105,6 +105,20 @@ test("Ctrl-C stops after writing a checkpoint, and --resume completes identicall
   assert.deepEqual(steps(out), referenceSteps)
 })
 
+test("processes that split the seeds (--first-seed) share one run directory; its summary covers every seed", () => {
+  const out = scratch()
+  for (const first of ["2", "1"]) {
+    const r = cmkg("run", fixture, "--out", out, "--first-seed", first, "--seeds", "1")
+    assert.equal(r.status, 0, r.stderr)
+  }
+  // Each seed in its own directory; seed 1 ends as the default layout's run did.
+  assert.deepEqual(results(join(out, "seed-1")), reference)
+  assert.ok(existsSync(join(out, "seed-2", "results.json")))
+  const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8"))
+  assert.deepEqual(summary.seeds, [1, 2])
+  assert.ok(summary.cells.length > 0 && summary.cells.every((c: { n: number }) => c.n === 2))
+})
+
 test("an ill-formed experiment exits 1 naming each problem, before any training", () => {
   const out = scratch()
   const r = cmkg("run", "test/fixtures/programs/bad-experiment.ts", "--out", out)
