@@ -31,7 +31,7 @@
  * - Norm: σ·Σ|θ|^p; Sum: Σ terms (0 for no terms); Scale: factor × loss;
  * - Slice signals: `x[..., start : start + size]`.
  *
- * `perSample` gives the per-sample values `[B]` whose batch mean a loss is
+ * `perSampleValues` gives the per-sample values `[B]` whose batch mean a loss is
  * (DIR-Net's gate reads them); the parameter norms have none.
  *
  * @module
