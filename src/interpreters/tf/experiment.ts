@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
 import * as Metrics from "../../data/metrics.ts"
@@ -26,7 +26,7 @@ import * as Step from "../../dsl/Step.ts"
 import { apply } from "./apply.ts"
 import * as Checkpoint from "./checkpoint.ts"
 import * as Init from "./init.ts"
-import * as MetricsLog from "./metrics-log.ts"
+import * as Journal from "./journal.ts"
 import * as StepRun from "./step.ts"
 
 type World = StepRun.World
@@ -56,14 +56,11 @@ export interface Results {
 }
 
 /** Where the run is: the stage to run, and inside a train stage the epochs and the steps of the current epoch done. */
-interface Position {
+interface Position extends Journal.Progress {
   readonly stage: number
   readonly epoch: number
   readonly step: number
   readonly rows: readonly Row[]
-  readonly seconds: number
-  /** The length of `metrics.jsonl` at the checkpoint (absent in checkpoints written before it was recorded). */
-  readonly metricsBytes?: number
 }
 
 export interface Progress {
@@ -307,38 +304,15 @@ export const run = async (
   const models = Object.fromEntries(program.models.map((m) => [m.name, m]))
   const ctx: StepRun.Context = { models, feeds: e.feeds }
 
-  let world: World = { params: {}, state: {}, meta: {}, opt: {} }
-  let position: Position = { stage: 0, epoch: 0, step: 0, rows: [], seconds: 0 }
-  let serial = 0
-  let lastCheckpoint: string | undefined
-  if (options.resume) {
-    const loaded = Checkpoint.loadLatest<Position>(out)
-    if (loaded !== undefined) {
-      ;({ world, position, serial } = loaded)
-      lastCheckpoint = loaded.dir
-      reporter.log(
-        `resuming from ${loaded.dir}: stage ${position.stage + 1}/${e.stages.length}, epoch ${position.epoch + 1}, step ${position.step}`,
-      )
-    }
-  } else if (existsSync(Checkpoint.directory(out)))
-    rmSync(Checkpoint.directory(out), { recursive: true, force: true })
-  // Checkpoints written before they recorded the log's length: keep the log whole.
-  const metrics = MetricsLog.open(
-    out,
-    lastCheckpoint === undefined ? undefined : (position.metricsBytes ?? Infinity),
-  )
-  const started = Date.now() - position.seconds * 1000
-  const elapsed = () => (Date.now() - started) / 1000
-  const checkpoint = () => {
-    serial += 1
-    lastCheckpoint = Checkpoint.saveNumbered(
-      out,
-      world,
-      { ...position, seconds: elapsed(), metricsBytes: metrics.bytes() },
-      serial,
+  const journal = Journal.open<Position>(out, options.resume)
+  let world: World = journal.resumed?.world ?? { params: {}, state: {}, meta: {}, opt: {} }
+  let position: Position = journal.resumed?.position ?? { stage: 0, epoch: 0, step: 0, rows: [], seconds: 0 }
+  if (journal.resumed !== undefined)
+    reporter.log(
+      `resuming from ${journal.resumed.dir}: stage ${position.stage + 1}/${e.stages.length}, epoch ${position.epoch + 1}, step ${position.step}`,
     )
-    return lastCheckpoint
-  }
+  const { elapsed } = journal
+  const checkpoint = () => journal.checkpoint(world, position)
 
   try {
     for (let si = position.stage; si < e.stages.length; si++) {
@@ -406,8 +380,8 @@ export const run = async (
           const finite = Object.values(result.losses).every(Number.isFinite)
           const secondsPerStep = (Date.now() - stageStart) / 1000 / done
           const record = { stage: stage.name, epoch, step, time: elapsed(), ...result.losses }
-          metrics.append(record)
-          if (!finite) throw new NonFiniteLoss(stage.name, epoch, step, result.losses, lastCheckpoint)
+          journal.log(record)
+          if (!finite) throw new NonFiniteLoss(stage.name, epoch, step, result.losses, journal.last())
           reporter.progress({
             stage: stage.name,
             stageIndex: si,

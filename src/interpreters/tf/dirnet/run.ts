@@ -44,7 +44,7 @@ import * as DirnetCheck from "../../shape-check/dirnet-experiment.ts"
 import * as Checkpoint from "../checkpoint.ts"
 import * as Runner from "../experiment.ts"
 import * as Init from "../init.ts"
-import * as MetricsLog from "../metrics-log.ts"
+import * as Journal from "../journal.ts"
 import type * as Opt from "../optimizer.ts"
 import * as Exits from "./exits.ts"
 import { closingNotes, markdown, type Results, type Row, type SweepPoint } from "./results.ts"
@@ -273,7 +273,7 @@ const evaluate = (
  * the variant's last one: its evaluation is next), `epoch` its epochs done
  * and `step` the steps done of the next epoch.
  */
-interface Position {
+interface Position extends Journal.Progress {
   readonly group: number
   readonly variant: number
   readonly stage: number
@@ -282,9 +282,6 @@ interface Position {
   /** The rows and the sweep made so far. */
   readonly rows: readonly Made[]
   readonly sweep: Results["sweep"]
-  readonly seconds: number
-  /** The size of `metrics.jsonl` at the checkpoint: a resumed run drops the lines written after it. */
-  readonly metricsBytes: number
 }
 
 /** The checkpoint's names for the shared stage 0 and the network in training (its optimizer groups: "0", "1"). */
@@ -327,7 +324,6 @@ export const run = async (
     rows: [],
     sweep: undefined,
     seconds: 0,
-    metricsBytes: 0,
   }
   /** The current group's stage 0, once trained. */
   let stage0: Train.Trained | undefined
@@ -337,8 +333,6 @@ export const run = async (
   let trained: Train.Trained | undefined
   /** The network in training and its optimizer states as a checkpoint held them, until training takes them up. */
   let resumed: { params: Init.Tree; state: Init.Tree; optimizers: Opt.State[] } | undefined
-  let serial = 0
-  let lastCheckpoint: string | undefined
 
   const describe = (p: Position): string => {
     const group = groups[p.group]
@@ -352,11 +346,11 @@ export const run = async (
     return p.epoch >= phase.epochs ? `${where} done` : `${where}, epoch ${p.epoch + 1}, step ${p.step}`
   }
 
+  const journal = Journal.open<Position>(out, options.resume)
+  const loaded = journal.resumed
   if (options.resume) {
-    const loaded = Checkpoint.loadLatest<Position>(out)
     if (loaded !== undefined) {
-      ;({ position, serial } = loaded)
-      lastCheckpoint = loaded.dir
+      position = loaded.position
       const { params, state, opt } = loaded.world
       const group = groups[position.group]
       if (params[STAGE0] !== undefined && group !== undefined) {
@@ -380,13 +374,8 @@ export const run = async (
       reporter.log(`resuming from ${loaded.dir}: ${describe(position)}`)
     } else reporter.log(`--resume: no checkpoint in ${out}, starting from the beginning`)
   }
-  if (lastCheckpoint === undefined) {
-    rmSync(Checkpoint.directory(out), { recursive: true, force: true })
-    rmSync(join(out, "models"), { recursive: true, force: true })
-  }
-  const metrics = MetricsLog.open(out, lastCheckpoint === undefined ? undefined : position.metricsBytes)
-  const started = Date.now() - position.seconds * 1000
-  const elapsed = () => (Date.now() - started) / 1000
+  if (loaded === undefined) rmSync(join(out, "models"), { recursive: true, force: true })
+  const { elapsed } = journal
   const ctx: Context = {
     e,
     seed: options.seed,
@@ -396,14 +385,13 @@ export const run = async (
     train: open(e.train),
     test: open(e.test),
     out,
-    metric: (record) => metrics.append({ ...record, time: elapsed() }),
+    metric: (record) => journal.log({ ...record, time: elapsed() }),
   }
   if (ctx.train.size < e.batchSize)
     throw new Error(`${ctx.train.size} training samples are fewer than one batch of ${e.batchSize}`)
   const stepsPerEpoch = Math.floor(ctx.train.size / e.batchSize)
 
   const checkpoint = (): string => {
-    serial += 1
     const world: Checkpoint.World = {
       params: {
         ...(stage0 === undefined ? {} : { [STAGE0]: stage0.params }),
@@ -416,13 +404,7 @@ export const run = async (
       meta: {},
       opt: Object.fromEntries((training?.groups ?? []).map((g, i) => [String(i), g.state])),
     }
-    lastCheckpoint = Checkpoint.saveNumbered(
-      out,
-      world,
-      { ...position, seconds: elapsed(), metricsBytes: metrics.bytes() },
-      serial,
-    )
-    return lastCheckpoint
+    return journal.checkpoint(world, position)
   }
   const release = () => {
     if (training !== undefined) Train.disposeTraining(training)
@@ -478,7 +460,7 @@ export const run = async (
           done += 1
           ctx.metric({ stage: phase.name, epoch, step, loss })
           if (!Number.isFinite(loss))
-            throw new Runner.NonFiniteLoss(phase.name, epoch, step, { loss }, lastCheckpoint, "phase")
+            throw new Runner.NonFiniteLoss(phase.name, epoch, step, { loss }, journal.last(), "phase")
           const secondsPerStep = (Date.now() - phaseStart) / 1000 / done
           reporter.progress({
             stage: phase.name,
