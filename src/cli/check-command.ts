@@ -7,11 +7,11 @@
  */
 import { Console, Effect } from "effect"
 import type * as Experiment from "../dsl/Experiment.ts"
-import * as Program from "../dsl/Program.ts"
+import type * as Program from "../dsl/Program.ts"
 import type * as DirnetCheck from "../interpreters/shape-check/dirnet-experiment.ts"
 import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
 import * as CheckView from "./check.ts"
-import { BadInvocation, ProgramRejected } from "./errors.ts"
+import { ProgramRejected } from "./errors.ts"
 import * as Load from "./load.ts"
 
 const human = (n: number) =>
@@ -48,16 +48,11 @@ export const check = (a: {
   readonly json: boolean
   readonly scale: Program.Scale
   readonly estimate: boolean
+  readonly typecheck: boolean
 }) =>
   Effect.gen(function* () {
-    const loaded = yield* Load.load(a.program)
-    const resolved = yield* Effect.try({
-      try: () => Program.resolve(loaded.value, { scale: a.scale, data: {} }),
-      catch: (e) =>
-        new BadInvocation({
-          message: `${loaded.file}: building the program failed: ${e instanceof Error ? e.message : String(e)}`,
-        }),
-    })
+    const loaded = yield* Load.load(a.program, { typecheck: a.typecheck })
+    const resolved = yield* Load.resolveProgram(loaded, { scale: a.scale, data: {} })
     const typed = resolved as Program.Program<Experiment.Any>
     const report = ExperimentCheck.checkAny(typed)
     let estimate: { backend: string; macsPerSecond: number; seconds: number } | undefined

@@ -11,10 +11,12 @@ import { Cause, Console, Effect, Exit, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Data from "../dsl/Data.ts"
 import * as Program from "../dsl/Program.ts"
-import { BACKENDS } from "../interpreters/tf/index.ts"
-import * as CheckCommand from "./check-command.ts"
+import { BACKENDS } from "../interpreters/tf/backend/names.ts"
 import { BadInvocation, type CliError, exitCode } from "./errors.ts"
-import * as Run from "./run.ts"
+
+// Each command loads its modules when it runs, so `cmkg --version` and
+// `cmkg check` never load tfjs or the report stack (start-up time).
+const lazy = <M>(load: () => Promise<M>): Effect.Effect<M> => Effect.promise(load)
 
 const programArg = Argument.String("program").pipe(
   Argument.withDescription("A program module (.ts); programs/NAME.ts falls back to the built-in programs"),
@@ -24,10 +26,16 @@ const scaleFlag = Flag.Literals("scale", Program.scales).pipe(
   Flag.withDefault("tiny" as Program.Scale),
 )
 
+const typecheckFlag = Flag.Boolean("typecheck").pipe(
+  Flag.withDescription("Type-check the program module first (--no-typecheck skips it)"),
+  Flag.withDefault(true),
+)
+
 const check = Command.make(
   "check",
   {
     program: programArg,
+    typecheck: typecheckFlag,
     json: Flag.Boolean("json").pipe(Flag.withDescription("Print JSON"), Flag.withDefault(false)),
     scale: scaleFlag,
     estimate: Flag.Boolean("estimate").pipe(
@@ -35,7 +43,11 @@ const check = Command.make(
       Flag.withDefault(false),
     ),
   },
-  (a) => CheckCommand.check(a),
+  (a) =>
+    Effect.flatMap(
+      lazy(() => import("./check-command.ts")),
+      (CheckCommand) => CheckCommand.check(a),
+    ),
 ).pipe(
   Command.withDescription(
     "Check every shape statically and count parameters and MACs, without allocating a tensor",
@@ -46,6 +58,7 @@ const run = Command.make(
   "run",
   {
     program: programArg,
+    typecheck: typecheckFlag,
     scale: scaleFlag,
     seeds: Flag.Int("seeds").pipe(
       Flag.withDescription("Number of seeds (1..N), results as mean ± std"),
@@ -79,17 +92,21 @@ const run = Command.make(
     ),
   },
   (a) =>
-    Run.run({
-      program: a.program,
-      scale: a.scale,
-      seeds: a.seeds,
-      firstSeed: Option.getOrUndefined(a.firstSeed),
-      backend: a.backend,
-      threads: Option.getOrUndefined(a.threads),
-      out: Option.getOrUndefined(a.out),
-      resume: a.resume,
-      data: Option.getOrUndefined(a.data),
-    }),
+    Effect.flatMap(
+      lazy(() => import("./run.ts")),
+      (Run) =>
+        Run.run({
+          program: a.program,
+          scale: a.scale,
+          seeds: a.seeds,
+          firstSeed: Option.getOrUndefined(a.firstSeed),
+          backend: a.backend,
+          threads: Option.getOrUndefined(a.threads),
+          out: Option.getOrUndefined(a.out),
+          resume: a.resume,
+          data: Option.getOrUndefined(a.data),
+        }),
+    ),
 ).pipe(
   Command.withDescription(
     "Check a program statically, then train it and write a run directory with metrics, checkpoints and results",
@@ -109,7 +126,7 @@ const preview = Command.make(
   },
   (a) =>
     Effect.gen(function* () {
-      const Preview = yield* Effect.promise(() => import("../data/preview.ts"))
+      const Preview = yield* lazy(() => import("../data/preview.ts"))
       const domain = Option.getOrUndefined(a.domain)
       const file = yield* Effect.try({
         try: () =>
@@ -136,7 +153,7 @@ const report = Command.make(
   { dir: Argument.String("run-dir").pipe(Argument.withDescription("A run directory written by cmkg run")) },
   (a) =>
     Effect.flatMap(
-      Effect.promise(() => import("./report-command.ts")),
+      lazy(() => import("./report-command.ts")),
       (Report) => Report.command(a.dir),
     ),
 ).pipe(Command.withDescription("Draw a run's tables and plots: SVG, PNG and one self-contained HTML page"))

@@ -10,7 +10,7 @@ import { Effect } from "effect"
 import type * as Data from "../dsl/Data.ts"
 import type * as Dirnet from "../dsl/dirnet.ts"
 import type * as Experiment from "../dsl/Experiment.ts"
-import * as Program from "../dsl/Program.ts"
+import type * as Program from "../dsl/Program.ts"
 import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
 import * as DirnetRun from "../interpreters/tf/dirnet/run.ts"
 import * as Runner from "../interpreters/tf/experiment.ts"
@@ -36,6 +36,8 @@ export interface RunArgs {
   readonly out: string | undefined
   readonly resume: boolean
   readonly data: string | undefined
+  /** Type-check the program module before running it (default true; `--no-typecheck`). */
+  readonly typecheck?: boolean
 }
 
 /** `rhd=/data/RHD,stb=/data/STB` → `{ rhd: "/data/RHD", stb: "/data/STB" }`. */
@@ -95,14 +97,8 @@ export const run = (args: RunArgs) =>
       return yield* new BadInvocation({
         message: `--first-seed must be a positive integer, got ${firstSeed}`,
       })
-    const loaded = yield* Load.load(args.program)
-    const program = yield* Effect.try({
-      try: () => Program.resolve(loaded.value, { scale: args.scale, data }),
-      catch: (e) =>
-        new BadInvocation({
-          message: `${loaded.file}: building the program failed: ${e instanceof Error ? e.message : String(e)}`,
-        }),
-    })
+    const loaded = yield* Load.load(args.program, { typecheck: args.typecheck })
+    const program = yield* Load.resolveProgram(loaded, { scale: args.scale, data })
     if (program.experiment === undefined)
       return yield* new BadInvocation({
         message: `${loaded.file}: program "${program.name}" declares networks but no experiment to run (try cmkg check)`,

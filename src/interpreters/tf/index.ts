@@ -10,24 +10,16 @@
  */
 import * as tf from "@tensorflow/tfjs-core"
 import { type BackendPreference, type Selected, selectBackend } from "./backend/index.ts"
+import { BACKENDS } from "./backend/names.ts"
 import { registerHigherOrderGradients } from "./gradients.ts"
 
 export { type Applied, apply, type Mode } from "./apply.ts"
 export { dot, valueAndGrad } from "./autodiff.ts"
 export type { BackendPreference, Selected } from "./backend/index.ts"
+export { BACKENDS } from "./backend/names.ts"
 export { count, dispose, IllFormed, type Initialised, init, prng as prngFor, type Tree } from "./init.ts"
 
 let selected: Selected | undefined
-
-/** Every `--backend` / `CMKG_BACKEND` value, "auto" first. */
-export const BACKENDS = [
-  "auto",
-  "tensorflow-gpu",
-  "tensorflow",
-  "cmkg-cpu",
-  "wasm",
-  "cpu",
-] as const satisfies readonly BackendPreference[]
 
 /** Chooses and initialises the backend (idempotent for the same preference) and registers every gradient. */
 export const ready = async (

@@ -10,8 +10,9 @@
  */
 import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
-import { fileURLToPath } from "node:url"
+import { join } from "node:path"
 import type { backend_util } from "@tensorflow/tfjs-core"
+import { packageRoot } from "../../../package-root.ts"
 import { alloc } from "./pool.ts"
 
 type Conv2DInfo = backend_util.Conv2DInfo
@@ -63,9 +64,7 @@ interface Addon {
   version(): string
 }
 
-export const ADDON_PATH = fileURLToPath(
-  new URL("../../../../native/dnnl/build/Release/cmkg_dnnl.node", import.meta.url),
-)
+export const ADDON_PATH = join(packageRoot, "native", "dnnl", "build", "Release", "cmkg_dnnl.node")
 
 let addon: Addon | undefined
 let why: string | undefined

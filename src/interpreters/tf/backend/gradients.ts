@@ -7,7 +7,10 @@
  * registry and run on the shared global engine. Idempotent; ~1.5 s the first time.
  */
 import { register } from "node:module"
+import { join } from "node:path"
+import { pathToFileURL } from "node:url"
 import * as tf from "@tensorflow/tfjs-core"
+import { packageRoot } from "../../../package-root.ts"
 
 let pending: Promise<void> | undefined
 
@@ -22,7 +25,8 @@ export const ensureGradients = (): Promise<void> => {
     | Map<string, unknown>
     | undefined
   const before = new Map(registry ?? [])
-  register(new URL("./gradients-hook.mjs", import.meta.url))
+  // The hook ships as a source file (the bundle in dist/ has no copy of it).
+  register(pathToFileURL(join(packageRoot, "src", "interpreters", "tf", "backend", "gradients-hook.mjs")))
   const spec = "@tensorflow/tfjs-core/dist/register_all_gradients.js"
   pending = import(spec).then(() => {
     for (const [k, v] of before) registry?.set(k, v)
