@@ -11,6 +11,10 @@ const dir = join(root, "native", "dnnl")
 const addon = join(dir, "build", "Release", "cmkg_dnnl.node")
 const say = (m) => console.log(`cmkg: ${m}`)
 
+if (process.env.CMKG_DNNL === "0") {
+  say("CMKG_DNNL=0: not building the oneDNN addon; CPU training uses the onnxruntime kernels.")
+  process.exit(0)
+}
 if (!existsSync("/usr/include/oneapi/dnnl/dnnl.hpp")) {
   say(
     "oneDNN headers not found (Debian: apt-get install libdnnl-dev); CPU training uses the onnxruntime kernels.",

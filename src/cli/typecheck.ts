@@ -12,7 +12,7 @@
 import { execFile } from "node:child_process"
 import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
-import { dirname, join, relative } from "node:path"
+import { dirname, join, relative, resolve } from "node:path"
 
 /** The options cmkg's own sources are checked with (tsconfig.json), minus the project-only ones. */
 const OPTIONS = [
@@ -52,10 +52,10 @@ const nodeTypes = (file: string): readonly string[] => {
   }
 }
 
-/** `a.ts(3,5): error TS2322: …` → `a.ts:3:5 - error TS2322: …`, the path relative to the working directory. */
-const asTscPrints = (line: string): string => {
+/** `a.ts(3,5): error TS2322: …` (relative to tsc's `cwd`) → `a.ts:3:5 - error TS2322: …` relative to ours. */
+const asTscPrints = (line: string, cwd: string): string => {
   const m = /^(.+?)\((\d+),(\d+)\): (.*)$/.exec(line)
-  return m === null ? line : `${relative(process.cwd(), m[1]!) || m[1]}:${m[2]}:${m[3]} - ${m[4]}`
+  return m === null ? line : `${relative(process.cwd(), resolve(cwd, m[1]!))}:${m[2]}:${m[3]} - ${m[4]}`
 }
 
 /**
@@ -83,7 +83,7 @@ export const start = (file: string): Promise<readonly string[]> => {
         const diagnostics: string[] = []
         for (const l of lines)
           if (/^\s/.test(l) && diagnostics.length > 0) diagnostics[diagnostics.length - 1] += ` ${l.trim()}`
-          else diagnostics.push(asTscPrints(l))
+          else diagnostics.push(asTscPrints(l, dirname(file)))
         if (error !== null && diagnostics.length === 0)
           diagnostics.push(`tsc failed: ${`${stderr}`.trim().split("\n")[0] ?? error.message}`)
         done(diagnostics)
