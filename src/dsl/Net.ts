@@ -328,33 +328,134 @@ const spliceSeqs = (nets: readonly AnyNet[]): AnyNet[] =>
 export const childPath = (path: string, segment: string | undefined): string =>
   segment === undefined ? path : join(path, segment)
 
-// ---- guards -------------------------------------------------------------------------
+// ---- the structural fold ------------------------------------------------------------
 
-export const isNet = (u: unknown): u is AnyNet =>
-  typeof u === "object" &&
-  u !== null &&
-  typeof (u as { _tag?: unknown })._tag === "string" &&
-  tags.has((u as Node)._tag)
+/** Inside a loop: the iteration, and whether batch norms met here own a copy per iteration. */
+export interface Iteration {
+  readonly k: number
+  readonly perIterationBatchNorm: boolean
+}
 
-const tags: ReadonlySet<string> = new Set<Tag>([
-  "Conv2d",
-  "BatchNorm",
-  "Relu",
-  "Sigmoid",
-  "Identity",
-  "Pool",
-  "GlobalAvgPool",
-  "Dense",
-  "Flatten",
-  "Reshape",
-  "PixelShuffle",
-  "Seq",
-  "Scope",
-  "Residual",
-  "Parallel",
-  "Tap",
-  "Loop",
-])
+/** Where a node sits: its path (the parameter-naming rule of {@link children}) and its loop iteration. */
+export interface At {
+  readonly path: string
+  readonly iteration: Iteration | undefined
+}
+
+export const root = (path = ""): At => ({ path, iteration: undefined })
+
+/** A child bound to its place: apply it to an input. */
+export type Sub<V> = (input: V) => V
+
+/** A loop's three parts for iteration `k`, each bound to its path and iteration. */
+export interface LoopParts<V> {
+  readonly body: Sub<V>
+  readonly feedback: Sub<V>
+  readonly readout: Sub<V>
+}
+
+type NodeOf<K extends Tag> = Extract<Node, { readonly _tag: K }>
+type Composite = "Seq" | "Scope" | "Residual" | "Parallel" | "Loop"
+
+/**
+ * An interpreter of networks as a table of rules, one per node kind (a missing
+ * kind is a compile error). A leaf's rule maps its input to its output at its
+ * place; a composite's rule receives its children already bound to their
+ * places, so paths and loop iterations are computed once, here, for every
+ * interpreter.
+ */
+export type Rules<V> = { readonly [K in Exclude<Tag, Composite>]: (n: NodeOf<K>, x: V, at: At) => V } & {
+  readonly Seq: (n: Seq, x: V, at: At, children: readonly Sub<V>[]) => V
+  readonly Scope: (n: Scope, x: V, at: At, child: Sub<V>) => V
+  readonly Residual: (n: Residual, x: V, at: At, body: Sub<V>, shortcut: Sub<V> | undefined) => V
+  readonly Parallel: (n: Parallel, x: V, at: At, branches: readonly Sub<V>[]) => V
+  readonly Loop: (n: Loop, x: V, at: At, iteration: (k: number) => LoopParts<V>) => V
+}
+
+/** The fold of a rule table: `fold(rules)(net, x)` interprets `net` applied to `x`. */
+export const fold =
+  <V>(rules: Rules<V>) =>
+  (net: AnyNet, x: V, at: At = root()): V => {
+    const go = (net: AnyNet, x: V, at: At): V => {
+      const n = net as Node
+      const bind =
+        (segment: string | undefined, child: AnyNet, iteration = at.iteration): Sub<V> =>
+        (v) =>
+          go(child, v, { path: childPath(at.path, segment), iteration })
+      switch (n._tag) {
+        case "Seq":
+          return rules.Seq(
+            n,
+            x,
+            at,
+            children(n).map(([s, c]) => bind(s, c)),
+          )
+        case "Scope":
+          return rules.Scope(n, x, at, bind(n.name, n.net))
+        case "Residual": {
+          const [body, shortcut] = children(n)
+          return rules.Residual(
+            n,
+            x,
+            at,
+            bind(...body!),
+            shortcut === undefined ? undefined : bind(...shortcut),
+          )
+        }
+        case "Parallel":
+          return rules.Parallel(
+            n,
+            x,
+            at,
+            children(n).map(([s, c]) => bind(s, c)),
+          )
+        case "Loop":
+          return rules.Loop(n, x, at, (k) => ({
+            // Only the body's batch norms get a copy per iteration; feedback and readout share theirs.
+            body: bind("body", n.body, { k, perIterationBatchNorm: n.batchNorm === "perIteration" }),
+            feedback: bind("feedback", n.feedback, { k, perIterationBatchNorm: false }),
+            readout: bind("readout", n.readout, { k, perIterationBatchNorm: false }),
+          }))
+        default: {
+          const rule = rules[n._tag] as (n: Node, x: V, at: At) => V
+          return rule(n, x, at)
+        }
+      }
+    }
+    return go(net, x, at)
+  }
+
+/** Sequential composition of bound children, left to right: the `Seq` and `Scope` rule of every interpreter. */
+export const sequence = <V>(x: V, children: readonly Sub<V>[]): V =>
+  children.reduce((y, child) => child(y), x)
+
+/**
+ * A loop's recurrence (see {@link Loop}): `h₀ = body⁽⁰⁾(x)`, `hₖ = body⁽ᵏ⁾(x ⊙ feedback(hₖ₋₁))`,
+ * `yₖ = readout(hₖ)`; returns the last `y`. `gate(x, m)` is the interpreter's `x ⊙ m`.
+ */
+export const unroll = <V>(
+  n: Loop,
+  x: V,
+  iteration: (k: number) => LoopParts<V>,
+  gate: (x: V, m: V) => V,
+): V => {
+  let h: V | undefined
+  let y: V | undefined
+  for (let k = 0; k < n.iterations; k++) {
+    const parts = iteration(k)
+    h = parts.body(h === undefined ? x : gate(x, parts.feedback(h)))
+    y = parts.readout(h)
+  }
+  return y as V
+}
+
+/** The path owning a batch norm's parameters at `at`: `path@k` for a per-iteration copy inside a loop. */
+export const batchNormOwner = (at: At): string =>
+  at.iteration?.perIterationBatchNorm ? iterationPath(at.path, at.iteration.k) : at.path
+
+/** The names a tap registers at `at`: `name`, and inside a loop also `name@k`. */
+export const tapKeys = (name: string, at: At): readonly string[] =>
+  at.iteration === undefined ? [name] : [iterationPath(name, at.iteration.k), name]
 
 // ---- folds -------------------------------------------------------------------------
 

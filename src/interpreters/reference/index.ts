@@ -41,15 +41,14 @@ interface Context {
   readonly state: Record<string, Tensor>
   readonly taps: Record<string, Tensor>
   readonly mode: Mode
-  iteration: { readonly k: number; readonly perIterationBatchNorm: boolean } | undefined
 }
 
 /** Runs `net` on the batch `x` (batch axis first). */
 export const apply = (net: Net.AnyNet, params: Params, state: State, x: Tensor, mode: Mode): Applied => {
   if (x.shape.length < 1 || x.data.length !== size(x.shape))
     throw new Error(`input of shape ${formatShape(x.shape)} with ${x.data.length} values is not a batch`)
-  const ctx: Context = { params, state: { ...state }, taps: {}, mode, iteration: undefined }
-  const y = go(net, x, "", ctx)
+  const ctx: Context = { params, state: { ...state }, taps: {}, mode }
+  const y = Net.fold(rules(ctx))(net, x)
   return { y, taps: ctx.taps, state: ctx.state }
 }
 
@@ -135,133 +134,114 @@ const map = (x: Tensor, f: (v: number) => number): Tensor => {
   return y
 }
 
-const go = (net: Net.AnyNet, x: Tensor, path: string, ctx: Context): Tensor => {
-  const n = net as Net.Node
-  switch (n._tag) {
-    case "Conv2d":
-      return conv2d(n, x, path, ctx)
-    case "BatchNorm":
-      return batchNorm(n, x, path, ctx)
-    case "Relu":
-      return map(x, (v) => Math.max(v, 0))
-    case "Sigmoid":
-      return map(x, (v) => 1 / (1 + Math.exp(-v)))
-    case "Identity":
-      return x
-    case "Tap": {
-      if (ctx.iteration === undefined) ctx.taps[n.name] = x
-      else {
-        ctx.taps[Net.iterationPath(n.name, ctx.iteration.k)] = x
-        ctx.taps[n.name] = x
+/** The float64 meaning of every node kind; parameters, state and taps through `ctx`. */
+const rules = (ctx: Context): Net.Rules<Tensor> => ({
+  Conv2d: (n, x, at) => conv2d(n, x, at.path, ctx),
+  BatchNorm: (n, x, at) => batchNorm(n, x, at, ctx),
+  Relu: (_, x) => map(x, (v) => Math.max(v, 0)),
+  Sigmoid: (_, x) => map(x, (v) => 1 / (1 + Math.exp(-v))),
+  Identity: (_, x) => x,
+  Tap: (n, x, at) => {
+    for (const key of Net.tapKeys(n.name, at)) ctx.taps[key] = x
+    return x
+  },
+  Pool: (n, x, at) => pool(n, x, at.path),
+  GlobalAvgPool: (_, x, { path }) => {
+    const [B, H, W, C] = image(path, "global average pool", x)
+    const y = fill([B, C])
+    for (let b = 0; b < B; b++)
+      for (let c = 0; c < C; c++) {
+        let s = 0
+        for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) s += x.data[((b * H + h) * W + w) * C + c]!
+        y.data[b * C + c] = s / (H * W)
       }
-      return x
-    }
-    case "Pool":
-      return pool(n, x, path)
-    case "GlobalAvgPool": {
-      const [B, H, W, C] = image(path, "global average pool", x)
-      const y = fill([B, C])
-      for (let b = 0; b < B; b++)
-        for (let c = 0; c < C; c++) {
-          let s = 0
-          for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) s += x.data[((b * H + h) * W + w) * C + c]!
-          y.data[b * C + c] = s / (H * W)
-        }
-      return y
-    }
-    case "Dense": {
-      if (x.shape.length !== 2)
-        return fail(path, `dense expects a batch of vectors B×D, got ${formatShape(x.shape)}`)
-      const [B, D] = x.shape as [number, number]
-      if (n.inFeatures !== undefined && n.inFeatures !== D)
-        return fail(path, `expects ${n.inFeatures} input features, got ${D}`)
-      const U = n.units
-      const kernel = param(ctx, path, Net.join(path, "kernel"), [D, U])
-      const bias = n.bias ? param(ctx, path, Net.join(path, "bias"), [U]) : undefined
-      const y = fill([B, U])
-      for (let b = 0; b < B; b++)
-        for (let u = 0; u < U; u++) {
-          let s = bias === undefined ? 0 : bias.data[u]!
-          for (let d = 0; d < D; d++) s += x.data[b * D + d]! * kernel.data[d * U + u]!
-          y.data[b * U + u] = s
-        }
-      return y
-    }
-    case "Flatten": {
-      const B = x.shape[0]!
-      return { shape: [B, size(x.shape.slice(1))], data: x.data }
-    }
-    case "Reshape": {
-      const B = x.shape[0]!
-      const total = size(x.shape.slice(1))
-      const free = n.shape.filter((d) => d === -1).length
-      const known = size(n.shape.filter((d) => d !== -1))
-      if (free > 1 || n.shape.some((d) => !Number.isInteger(d) || d === 0 || d < -1))
-        return fail(path, `invalid reshape target ${n.shape.join("×")}`)
-      const target = n.shape.map((d) => (d === -1 ? total / known : d))
-      if (!Number.isInteger(size(target)) || size(target) !== total || !target.every(Number.isInteger))
-        return fail(
-          path,
-          `cannot reshape ${formatShape(x.shape.slice(1))} (${total} elements) to ${n.shape.join("×")}`,
-        )
-      return { shape: [B, ...target], data: x.data }
-    }
-    case "PixelShuffle": {
-      const [B, H, W, C] = image(path, "pixel shuffle", x)
-      const r = n.factor
-      if (!Number.isInteger(r) || r < 1 || C % (r * r) !== 0)
-        return fail(path, `pixel shuffle by ${r} needs channels divisible by ${r * r}, got ${C}`)
-      const Co = C / (r * r)
-      const Ho = H * r
-      const Wo = W * r
-      const y = fill([B, Ho, Wo, Co])
-      // output (b, h·r + i, w·r + j, c) = input (b, h, w, (i·r + j)·Co + c)
-      for (let b = 0; b < B; b++)
-        for (let h = 0; h < H; h++)
-          for (let w = 0; w < W; w++)
-            for (let i = 0; i < r; i++)
-              for (let j = 0; j < r; j++)
-                for (let c = 0; c < Co; c++)
-                  y.data[((b * Ho + h * r + i) * Wo + w * r + j) * Co + c] =
-                    x.data[((b * H + h) * W + w) * C + (i * r + j) * Co + c]!
-      return y
-    }
-    case "Seq":
-    case "Scope": {
-      let y = x
-      for (const [segment, child] of Net.children(n)) y = go(child, y, Net.childPath(path, segment), ctx)
-      return y
-    }
-    case "Residual": {
-      const [body, shortcut] = Net.children(n)
-      const y = go(body![1], x, Net.childPath(path, body![0]), ctx)
-      const s = shortcut === undefined ? x : go(shortcut[1], x, Net.childPath(path, shortcut[0]), ctx)
-      return elementwise(path, y, s, (u, v) => u + v)
-    }
-    case "Parallel": {
-      const ys = Net.children(n).map(([segment, child]) => go(child, x, Net.childPath(path, segment), ctx))
-      if (ys.length === 0) return fail(path, `${n.combine} of no branches`)
-      switch (n.combine) {
-        case "add":
-          return ys.reduce((a, b) => elementwise(path, a, b, (u, v) => u + v))
-        case "mul":
-          return ys.reduce((a, b) => elementwise(path, a, b, (u, v) => u * v))
-        case "concat":
-          return concatLast(path, ys)
-        default: {
-          const _: never = n.combine
-          return _
-        }
+    return y
+  },
+  Dense: (n, x, { path }) => {
+    if (x.shape.length !== 2)
+      return fail(path, `dense expects a batch of vectors B×D, got ${formatShape(x.shape)}`)
+    const [B, D] = x.shape as [number, number]
+    if (n.inFeatures !== undefined && n.inFeatures !== D)
+      return fail(path, `expects ${n.inFeatures} input features, got ${D}`)
+    const U = n.units
+    const kernel = param(ctx, path, Net.join(path, "kernel"), [D, U])
+    const bias = n.bias ? param(ctx, path, Net.join(path, "bias"), [U]) : undefined
+    const y = fill([B, U])
+    for (let b = 0; b < B; b++)
+      for (let u = 0; u < U; u++) {
+        let s = bias === undefined ? 0 : bias.data[u]!
+        for (let d = 0; d < D; d++) s += x.data[b * D + d]! * kernel.data[d * U + u]!
+        y.data[b * U + u] = s
+      }
+    return y
+  },
+  Flatten: (_, x) => {
+    const B = x.shape[0]!
+    return { shape: [B, size(x.shape.slice(1))], data: x.data }
+  },
+  Reshape: (n, x, { path }) => {
+    const B = x.shape[0]!
+    const total = size(x.shape.slice(1))
+    const free = n.shape.filter((d) => d === -1).length
+    const known = size(n.shape.filter((d) => d !== -1))
+    if (free > 1 || n.shape.some((d) => !Number.isInteger(d) || d === 0 || d < -1))
+      return fail(path, `invalid reshape target ${n.shape.join("×")}`)
+    const target = n.shape.map((d) => (d === -1 ? total / known : d))
+    if (!Number.isInteger(size(target)) || size(target) !== total || !target.every(Number.isInteger))
+      return fail(
+        path,
+        `cannot reshape ${formatShape(x.shape.slice(1))} (${total} elements) to ${n.shape.join("×")}`,
+      )
+    return { shape: [B, ...target], data: x.data }
+  },
+  PixelShuffle: (n, x, { path }) => {
+    const [B, H, W, C] = image(path, "pixel shuffle", x)
+    const r = n.factor
+    if (!Number.isInteger(r) || r < 1 || C % (r * r) !== 0)
+      return fail(path, `pixel shuffle by ${r} needs channels divisible by ${r * r}, got ${C}`)
+    const Co = C / (r * r)
+    const Ho = H * r
+    const Wo = W * r
+    const y = fill([B, Ho, Wo, Co])
+    // output (b, h·r + i, w·r + j, c) = input (b, h, w, (i·r + j)·Co + c)
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++)
+        for (let w = 0; w < W; w++)
+          for (let i = 0; i < r; i++)
+            for (let j = 0; j < r; j++)
+              for (let c = 0; c < Co; c++)
+                y.data[((b * Ho + h * r + i) * Wo + w * r + j) * Co + c] =
+                  x.data[((b * H + h) * W + w) * C + (i * r + j) * Co + c]!
+    return y
+  },
+  Seq: (_, x, __, children) => Net.sequence(x, children),
+  Scope: (_, x, __, child) => child(x),
+  Residual: (_, x, { path }, body, shortcut) =>
+    elementwise(path, body(x), shortcut === undefined ? x : shortcut(x), (u, v) => u + v),
+  Parallel: (n, x, { path }, branches) => {
+    const ys = branches.map((branch) => branch(x))
+    if (ys.length === 0) return fail(path, `${n.combine} of no branches`)
+    switch (n.combine) {
+      case "add":
+        return ys.reduce((a, b) => elementwise(path, a, b, (u, v) => u + v))
+      case "mul":
+        return ys.reduce((a, b) => elementwise(path, a, b, (u, v) => u * v))
+      case "concat":
+        return concatLast(path, ys)
+      default: {
+        const _: never = n.combine
+        return _
       }
     }
-    case "Loop":
-      return loop(n, x, path, ctx)
-    default: {
-      const _: never = n
-      return _
-    }
-  }
-}
+  },
+  Loop: (n, x, at, iteration) => {
+    if (!Number.isInteger(n.iterations) || n.iterations < 1)
+      return fail(at.path, `loop needs a positive integer number of iterations, got ${n.iterations}`)
+    if (at.iteration !== undefined) return fail(at.path, "loops cannot be nested")
+    const feedbackPath = Net.join(at.path, "feedback")
+    return Net.unroll(n, x, iteration, (x, m) => elementwise(feedbackPath, x, m, (u, v) => u * v))
+  },
+})
 
 const conv2d = (n: Net.Conv2d, x: Tensor, path: string, ctx: Context): Tensor => {
   const [B, H, W, C] = image(path, "conv2d", x)
@@ -343,12 +323,13 @@ const pool = (n: Net.Pool, x: Tensor, path: string): Tensor => {
 /**
  * Batch norm over the last axis. The owner path gets `@k` inside a loop with
  * per-iteration batch norms — for the batch norms of the loop's body (feedback
- * and readout share theirs), the rule the shape checker's `batchNormPath` implements.
+ * and readout share theirs), the rule of `Net.batchNormOwner`.
  */
-const batchNorm = (n: Net.BatchNorm, x: Tensor, path: string, ctx: Context): Tensor => {
+const batchNorm = (n: Net.BatchNorm, x: Tensor, at: Net.At, ctx: Context): Tensor => {
+  const path = at.path
   if (x.shape.length < 2)
     return fail(path, `batch norm needs a batch with at least one axis, got ${formatShape(x.shape)}`)
-  const owner = ctx.iteration?.perIterationBatchNorm ? Net.iterationPath(path, ctx.iteration.k) : path
+  const owner = Net.batchNormOwner(at)
   const C = x.shape[x.shape.length - 1]!
   const count = x.data.length / C // reduced elements per channel (batch included)
   const gamma = param(ctx, path, Net.join(owner, "gamma"), [C])
@@ -408,37 +389,6 @@ const concatLast = (path: string, ys: readonly Tensor[]): Tensor => {
     })
   }
   return y
-}
-
-/** `h₀ = body(x)`, `hₖ = body(x ⊙ feedback(hₖ₋₁))`, `yₖ = readout(hₖ)`; returns the last `y`. */
-const loop = (n: Net.Loop, x: Tensor, path: string, ctx: Context): Tensor => {
-  if (!Number.isInteger(n.iterations) || n.iterations < 1)
-    return fail(path, `loop needs a positive integer number of iterations, got ${n.iterations}`)
-  if (ctx.iteration !== undefined) return fail(path, "loops cannot be nested")
-  const [body, feedback, readout] = Net.children(n).map(([s, c]) => [Net.childPath(path, s), c] as const) as [
-    readonly [string, Net.AnyNet],
-    readonly [string, Net.AnyNet],
-    readonly [string, Net.AnyNet],
-  ]
-  let h: Tensor | undefined
-  let y: Tensor | undefined
-  try {
-    for (let k = 0; k < n.iterations; k++) {
-      // Only the body's batch norms get a copy per iteration; feedback and readout share theirs.
-      ctx.iteration = { k, perIterationBatchNorm: false }
-      const input =
-        h === undefined
-          ? x
-          : elementwise(feedback[0], x, go(feedback[1], h, feedback[0], ctx), (u, v) => u * v)
-      ctx.iteration = { k, perIterationBatchNorm: n.batchNorm === "perIteration" }
-      h = go(body[1], input, body[0], ctx)
-      ctx.iteration = { k, perIterationBatchNorm: false }
-      y = go(readout[1], h, readout[0], ctx)
-    }
-  } finally {
-    ctx.iteration = undefined
-  }
-  return y!
 }
 
 // ---- gradient ----------------------------------------------------------------------

@@ -85,11 +85,10 @@ interface Context {
   readonly params: Map<string, ParamSpec>
   readonly state: Map<string, StateSpec>
   readonly loops: LoopCost[]
-  macs: number
+  /** The cost so far: every recorded layer's cost, combined in the monoid of `Cost`. */
+  total: Cost.Cost
   /** Set while re-visiting a loop body after its first iteration: shared parameters are expected again. */
   revisit: boolean
-  /** Set inside a loop: tap names get `@k`, and batch norms too when per-iteration. */
-  iteration: { readonly k: number; readonly perIterationBatchNorm: boolean } | undefined
 }
 
 /** Checks `net` applied to one sample of shape `input` (no batch dimension). */
@@ -101,9 +100,8 @@ export const check = (net: Net.AnyNet, input: Shape.Shape, path = ""): Checked =
     params: new Map(),
     state: new Map(),
     loops: [],
-    macs: 0,
+    total: Cost.empty,
     revisit: false,
-    iteration: undefined,
   }
   const valid = Shape.isValid(input) && input.length > 0
   if (!valid)
@@ -112,17 +110,14 @@ export const check = (net: Net.AnyNet, input: Shape.Shape, path = ""): Checked =
       path,
       `input shape [${input.join(", ")}] must have positive integer dimensions and at least one axis`,
     )
-  const output = go(net, valid ? input : undefined, path, ctx)
+  const output = Net.fold(rules(ctx))(net, valid ? input : undefined, Net.root(path))
   const params = [...ctx.params.values()]
   const state = [...ctx.state.values()]
   const summary: Summary = {
     input,
     output,
-    cost: {
-      params: params.reduce((a, p) => a + Shape.size(p.shape), 0),
-      macs: ctx.macs,
-      buffers: state.reduce((a, s) => a + Shape.size(s.shape), 0),
-    },
+    // Each parameter and buffer enters the total once, with the layer that introduced it.
+    cost: ctx.total,
     layers: ctx.layers,
     taps: Object.fromEntries(ctx.taps),
     params,
@@ -165,7 +160,7 @@ const record = (
   output: Shape.Shape | undefined,
   cost: Cost.Cost,
 ) => {
-  ctx.macs += cost.macs
+  ctx.total = Cost.combine(ctx.total, cost)
   if (!ctx.revisit) ctx.layers.push({ path, tag, output, cost })
   return output
 }
@@ -206,284 +201,256 @@ const expectImage = (
   (fail(ctx, path, `${what} expects an image-like input H×W×C, got ${Shape.format(x)}`) as undefined) !==
     undefined
 
-const go = (
-  net: Net.AnyNet,
-  x: Shape.Shape | undefined,
-  path: string,
-  ctx: Context,
-): Shape.Shape | undefined => {
-  const n = net as Net.Node
-  switch (n._tag) {
-    case "Conv2d": {
-      if (
-        !positive(ctx, path, {
-          filters: [n.filters],
-          kernel: n.kernel,
-          stride: n.stride,
-          dilation: n.dilation,
-          groups: [n.groups],
-        })
-      )
-        return unknownLayer(ctx, path, n)
-      if (x === undefined || !expectImage(ctx, path, "conv2d", x)) return unknownLayer(ctx, path, n)
-      const [h, w, c] = x
-      if (n.inChannels !== undefined && n.inChannels !== c)
-        fail(ctx, path, `expects ${n.inChannels} input channels, got ${c} (input ${Shape.format(x)})`)
-      if (n.groups < 1 || c % n.groups !== 0 || n.filters % n.groups !== 0)
-        fail(
-          ctx,
-          path,
-          `groups=${n.groups} must divide both input channels (${c}) and filters (${n.filters})`,
-        )
-      const cin = Math.max(1, Math.floor(c / n.groups))
-      const ho = windowOutput(h, n.kernel[0], n.stride[0], n.dilation[0], n.padding, 0)
-      const wo = windowOutput(w, n.kernel[1], n.stride[1], n.dilation[1], n.padding, 1)
-      if (ho < 1 || wo < 1) {
-        fail(
-          ctx,
-          path,
-          `kernel ${n.kernel.join("×")} (dilation ${n.dilation.join("×")}) does not fit input ${Shape.format(x)}`,
-        )
-        return unknownLayer(ctx, path, n)
-      }
-      const fanIn = cin * n.kernel[0] * n.kernel[1]
-      const fanOut = (n.filters / Math.max(1, n.groups)) * n.kernel[0] * n.kernel[1]
-      let params = addParam(ctx, Net.join(path, "kernel"), {
-        shape: [n.kernel[0], n.kernel[1], cin, n.filters],
-        role: "kernel",
-        fanIn,
-        fanOut,
+type Out = Shape.Shape | undefined
+
+/** The shape meaning of every node kind: output shapes, with parameters, costs, taps and errors in `ctx`. */
+const rules = (ctx: Context): Net.Rules<Out> => ({
+  Conv2d: (n, x, { path }) => {
+    if (
+      !positive(ctx, path, {
+        filters: [n.filters],
+        kernel: n.kernel,
+        stride: n.stride,
+        dilation: n.dilation,
+        groups: [n.groups],
       })
-      if (n.bias)
-        params += addParam(ctx, Net.join(path, "bias"), { shape: [n.filters], role: "bias", fanIn, fanOut })
-      const out: Shape.Shape = [ho, wo, n.filters]
-      return record(ctx, path, n._tag, out, Cost.make({ params, macs: ho * wo * n.filters * fanIn }))
+    )
+      return unknownLayer(ctx, path, n)
+    if (x === undefined || !expectImage(ctx, path, "conv2d", x)) return unknownLayer(ctx, path, n)
+    const [h, w, c] = x
+    if (n.inChannels !== undefined && n.inChannels !== c)
+      fail(ctx, path, `expects ${n.inChannels} input channels, got ${c} (input ${Shape.format(x)})`)
+    if (n.groups < 1 || c % n.groups !== 0 || n.filters % n.groups !== 0)
+      fail(ctx, path, `groups=${n.groups} must divide both input channels (${c}) and filters (${n.filters})`)
+    const cin = Math.max(1, Math.floor(c / n.groups))
+    const ho = windowOutput(h, n.kernel[0], n.stride[0], n.dilation[0], n.padding, 0)
+    const wo = windowOutput(w, n.kernel[1], n.stride[1], n.dilation[1], n.padding, 1)
+    if (ho < 1 || wo < 1) {
+      fail(
+        ctx,
+        path,
+        `kernel ${n.kernel.join("×")} (dilation ${n.dilation.join("×")}) does not fit input ${Shape.format(x)}`,
+      )
+      return unknownLayer(ctx, path, n)
     }
-    case "BatchNorm": {
-      if (!(n.eps > 0) || !(n.momentum >= 0 && n.momentum <= 1))
+    const fanIn = cin * n.kernel[0] * n.kernel[1]
+    const fanOut = (n.filters / Math.max(1, n.groups)) * n.kernel[0] * n.kernel[1]
+    let params = addParam(ctx, Net.join(path, "kernel"), {
+      shape: [n.kernel[0], n.kernel[1], cin, n.filters],
+      role: "kernel",
+      fanIn,
+      fanOut,
+    })
+    if (n.bias)
+      params += addParam(ctx, Net.join(path, "bias"), { shape: [n.filters], role: "bias", fanIn, fanOut })
+    const out: Shape.Shape = [ho, wo, n.filters]
+    return record(ctx, path, n._tag, out, Cost.make({ params, macs: ho * wo * n.filters * fanIn }))
+  },
+  BatchNorm: (n, x, at) => {
+    const path = at.path
+    if (!(n.eps > 0) || !(n.momentum >= 0 && n.momentum <= 1))
+      fail(
+        ctx,
+        path,
+        `batch norm needs eps > 0 and momentum in [0, 1], got eps ${n.eps}, momentum ${n.momentum}`,
+      )
+    if (x === undefined || x.length === 0) {
+      if (x !== undefined) fail(ctx, path, "batch norm needs at least one axis")
+      return unknownLayer(ctx, path, n)
+    }
+    const c = x[x.length - 1]!
+    const owner = Net.batchNormOwner(at)
+    const spec = { shape: [c], fanIn: c, fanOut: c }
+    const params =
+      addParam(ctx, Net.join(owner, "gamma"), { ...spec, role: "gamma" }) +
+      addParam(ctx, Net.join(owner, "beta"), { ...spec, role: "beta" })
+    let buffers = 0
+    for (const role of ["mean", "variance"] as const)
+      if (!ctx.state.has(Net.join(owner, role))) {
+        ctx.state.set(Net.join(owner, role), { path: Net.join(owner, role), shape: [c], role })
+        buffers += c
+      }
+    return record(ctx, path, n._tag, x, Cost.make({ params, buffers }))
+  },
+  Relu: (n, x, { path }) => record(ctx, path, n._tag, x, Cost.empty),
+  Sigmoid: (n, x, { path }) => record(ctx, path, n._tag, x, Cost.empty),
+  Identity: (n, x, { path }) => record(ctx, path, n._tag, x, Cost.empty),
+  Tap: (n, x, at) => {
+    const path = at.path
+    if (x !== undefined) {
+      const [own, ...alias] = Net.tapKeys(n.name, at)
+      if (ctx.taps.has(own!)) fail(ctx, path, `tap "${n.name}" is declared twice`)
+      for (const key of [own!, ...alias]) ctx.taps.set(key, x)
+    }
+    return record(ctx, path, n._tag, x, Cost.empty)
+  },
+  Pool: (n, x, { path }) => {
+    if (!positive(ctx, path, { kernel: n.kernel, stride: n.stride })) return unknownLayer(ctx, path, n)
+    if (x === undefined || !expectImage(ctx, path, `${n.op} pool`, x)) return unknownLayer(ctx, path, n)
+    const [h, w, c] = x
+    const ho = windowOutput(h, n.kernel[0], n.stride[0], 1, n.padding, 0)
+    const wo = windowOutput(w, n.kernel[1], n.stride[1], 1, n.padding, 1)
+    if (ho < 1 || wo < 1) {
+      fail(ctx, path, `pool window ${n.kernel.join("×")} does not fit input ${Shape.format(x)}`)
+      return unknownLayer(ctx, path, n)
+    }
+    if (n.padding !== "same" && n.padding !== "valid") {
+      const [[t, b], [l, r]] = n.padding
+      if (Math.max(t, b) * 2 > n.kernel[0] || Math.max(l, r) * 2 > n.kernel[1])
         fail(
           ctx,
           path,
-          `batch norm needs eps > 0 and momentum in [0, 1], got eps ${n.eps}, momentum ${n.momentum}`,
+          `pool padding ${[t, b, l, r].join(",")} exceeds half the window ${n.kernel.join("×")}`,
         )
-      if (x === undefined || x.length === 0) {
-        if (x !== undefined) fail(ctx, path, "batch norm needs at least one axis")
-        return unknownLayer(ctx, path, n)
-      }
-      const c = x[x.length - 1]!
-      const owner = batchNormPath(path, ctx)
-      const spec = { shape: [c], fanIn: c, fanOut: c }
-      const params =
-        addParam(ctx, Net.join(owner, "gamma"), { ...spec, role: "gamma" }) +
-        addParam(ctx, Net.join(owner, "beta"), { ...spec, role: "beta" })
-      let buffers = 0
-      for (const role of ["mean", "variance"] as const)
-        if (!ctx.state.has(Net.join(owner, role))) {
-          ctx.state.set(Net.join(owner, role), { path: Net.join(owner, role), shape: [c], role })
-          buffers += c
-        }
-      return record(ctx, path, n._tag, x, Cost.make({ params, buffers }))
     }
-    case "Relu":
-    case "Sigmoid":
-    case "Identity":
-      return record(ctx, path, n._tag, x, Cost.empty)
-    case "Tap": {
-      if (x !== undefined) {
-        const name = ctx.iteration === undefined ? n.name : `${n.name}@${ctx.iteration.k}`
-        if (ctx.taps.has(name)) fail(ctx, path, `tap "${n.name}" is declared twice`)
-        ctx.taps.set(name, x)
-        if (ctx.iteration !== undefined) ctx.taps.set(n.name, x)
-      }
-      return record(ctx, path, n._tag, x, Cost.empty)
+    return record(ctx, path, n._tag, [ho, wo, c], Cost.empty)
+  },
+  GlobalAvgPool: (n, x, { path }) => {
+    if (x === undefined || !expectImage(ctx, path, "global average pool", x))
+      return unknownLayer(ctx, path, n)
+    return record(ctx, path, n._tag, [x[2]], Cost.empty)
+  },
+  Dense: (n, x, { path }) => {
+    if (!positive(ctx, path, { units: [n.units] })) return unknownLayer(ctx, path, n)
+    if (x === undefined) return unknownLayer(ctx, path, n, [n.units])
+    if (x.length !== 1) {
+      fail(
+        ctx,
+        path,
+        `dense expects a vector, got ${Shape.format(x)} (add flatten or globalAvgPool before it)`,
+      )
+      return unknownLayer(ctx, path, n, [n.units])
     }
-    case "Pool": {
-      if (!positive(ctx, path, { kernel: n.kernel, stride: n.stride })) return unknownLayer(ctx, path, n)
-      if (x === undefined || !expectImage(ctx, path, `${n.op} pool`, x)) return unknownLayer(ctx, path, n)
-      const [h, w, c] = x
-      const ho = windowOutput(h, n.kernel[0], n.stride[0], 1, n.padding, 0)
-      const wo = windowOutput(w, n.kernel[1], n.stride[1], 1, n.padding, 1)
-      if (ho < 1 || wo < 1) {
-        fail(ctx, path, `pool window ${n.kernel.join("×")} does not fit input ${Shape.format(x)}`)
-        return unknownLayer(ctx, path, n)
-      }
-      if (n.padding !== "same" && n.padding !== "valid") {
-        const [[t, b], [l, r]] = n.padding
-        if (Math.max(t, b) * 2 > n.kernel[0] || Math.max(l, r) * 2 > n.kernel[1])
-          fail(
-            ctx,
-            path,
-            `pool padding ${[t, b, l, r].join(",")} exceeds half the window ${n.kernel.join("×")}`,
-          )
-      }
-      return record(ctx, path, n._tag, [ho, wo, c], Cost.empty)
-    }
-    case "GlobalAvgPool": {
-      if (x === undefined || !expectImage(ctx, path, "global average pool", x))
-        return unknownLayer(ctx, path, n)
-      return record(ctx, path, n._tag, [x[2]], Cost.empty)
-    }
-    case "Dense": {
-      if (!positive(ctx, path, { units: [n.units] })) return unknownLayer(ctx, path, n)
-      if (x === undefined) return unknownLayer(ctx, path, n, [n.units])
-      if (x.length !== 1) {
-        fail(
-          ctx,
-          path,
-          `dense expects a vector, got ${Shape.format(x)} (add flatten or globalAvgPool before it)`,
-        )
-        return unknownLayer(ctx, path, n, [n.units])
-      }
-      const d = x[0]!
-      if (n.inFeatures !== undefined && n.inFeatures !== d)
-        fail(ctx, path, `expects ${n.inFeatures} input features, got ${d}`)
-      let params = addParam(ctx, Net.join(path, "kernel"), {
-        shape: [d, n.units],
-        role: "kernel",
+    const d = x[0]!
+    if (n.inFeatures !== undefined && n.inFeatures !== d)
+      fail(ctx, path, `expects ${n.inFeatures} input features, got ${d}`)
+    let params = addParam(ctx, Net.join(path, "kernel"), {
+      shape: [d, n.units],
+      role: "kernel",
+      fanIn: d,
+      fanOut: n.units,
+    })
+    if (n.bias)
+      params += addParam(ctx, Net.join(path, "bias"), {
+        shape: [n.units],
+        role: "bias",
         fanIn: d,
         fanOut: n.units,
       })
-      if (n.bias)
-        params += addParam(ctx, Net.join(path, "bias"), {
-          shape: [n.units],
-          role: "bias",
-          fanIn: d,
-          fanOut: n.units,
-        })
-      return record(ctx, path, n._tag, [n.units], Cost.make({ params, macs: d * n.units }))
+    return record(ctx, path, n._tag, [n.units], Cost.make({ params, macs: d * n.units }))
+  },
+  Flatten: (n, x, { path }) =>
+    record(ctx, path, n._tag, x === undefined ? undefined : [Shape.size(x)], Cost.empty),
+  Reshape: (n, x, { path }) => {
+    if (x === undefined) return unknownLayer(ctx, path, n)
+    const free = n.shape.filter((d) => d === -1).length
+    const known = n.shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1)
+    const total = Shape.size(x)
+    const bad =
+      n.shape.length === 0 ||
+      free > 1 ||
+      n.shape.some((d) => d === 0 || d < -1) ||
+      (free === 0 ? known !== total : total % known !== 0)
+    if (bad) {
+      fail(ctx, path, `cannot reshape ${Shape.format(x)} (${total} elements) to ${n.shape.join("×")}`)
+      return unknownLayer(ctx, path, n)
     }
-    case "Flatten":
-      return record(ctx, path, n._tag, x === undefined ? undefined : [Shape.size(x)], Cost.empty)
-    case "Reshape": {
-      if (x === undefined) return unknownLayer(ctx, path, n)
-      const free = n.shape.filter((d) => d === -1).length
-      const known = n.shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1)
-      const total = Shape.size(x)
-      const bad =
-        n.shape.length === 0 ||
-        free > 1 ||
-        n.shape.some((d) => d === 0 || d < -1) ||
-        (free === 0 ? known !== total : total % known !== 0)
-      if (bad) {
-        fail(ctx, path, `cannot reshape ${Shape.format(x)} (${total} elements) to ${n.shape.join("×")}`)
-        return unknownLayer(ctx, path, n)
-      }
-      return record(
-        ctx,
-        path,
-        n._tag,
-        n.shape.map((d) => (d === -1 ? total / known : d)),
-        Cost.empty,
-      )
+    return record(
+      ctx,
+      path,
+      n._tag,
+      n.shape.map((d) => (d === -1 ? total / known : d)),
+      Cost.empty,
+    )
+  },
+  PixelShuffle: (n, x, { path }) => {
+    if (x === undefined || !expectImage(ctx, path, "pixel shuffle", x)) return unknownLayer(ctx, path, n)
+    const [h, w, c] = x
+    const r2 = n.factor * n.factor
+    if (!Number.isInteger(n.factor) || n.factor < 1 || c % r2 !== 0) {
+      fail(ctx, path, `pixel shuffle by ${n.factor} needs channels divisible by ${r2}, got ${c}`)
+      return unknownLayer(ctx, path, n)
     }
-    case "PixelShuffle": {
-      if (x === undefined || !expectImage(ctx, path, "pixel shuffle", x)) return unknownLayer(ctx, path, n)
-      const [h, w, c] = x
-      const r2 = n.factor * n.factor
-      if (!Number.isInteger(n.factor) || n.factor < 1 || c % r2 !== 0) {
-        fail(ctx, path, `pixel shuffle by ${n.factor} needs channels divisible by ${r2}, got ${c}`)
-        return unknownLayer(ctx, path, n)
-      }
-      return record(ctx, path, n._tag, [h * n.factor, w * n.factor, c / r2], Cost.empty)
+    return record(ctx, path, n._tag, [h * n.factor, w * n.factor, c / r2], Cost.empty)
+  },
+  Seq: (_, x, __, children) => Net.sequence(x, children),
+  Scope: (_, x, __, child) => child(x),
+  Residual: (n, x, { path }, body, shortcut) => {
+    const y = body(x)
+    const s = shortcut === undefined ? x : shortcut(x)
+    if (y !== undefined && s !== undefined && !Shape.equals(y, s)) {
+      fail(ctx, path, `residual body gives ${Shape.format(y)} but the shortcut gives ${Shape.format(s)}`)
+      return unknownLayer(ctx, path, n, y)
     }
-    case "Seq":
-    case "Scope": {
-      let y = x
-      for (const [segment, child] of Net.children(n)) y = go(child, y, Net.childPath(path, segment), ctx)
-      return y
+    return record(ctx, path, n._tag, y ?? s, Cost.empty)
+  },
+  Parallel: (n, x, { path }, branches) => {
+    const ys = branches.map((branch) => branch(x))
+    if (ys.length === 0) return fail(ctx, path, `${n.combine} of no branches`)
+    if (ys.some((y) => y === undefined)) return unknownLayer(ctx, path, n)
+    const shapes = ys as Shape.Shape[]
+    const first = shapes[0]!
+    if (n.combine === "concat") {
+      const ok =
+        first.length > 0 &&
+        shapes.every((s) => s.length === first.length && s.slice(0, -1).every((d, i) => d === first[i]))
+      if (!ok)
+        return fail(
+          ctx,
+          path,
+          `concat needs equal shapes but the last axis, got ${shapes.map(Shape.format).join(", ")}`,
+        )
+      const channels = shapes.reduce((a, s) => a + s[s.length - 1]!, 0)
+      return record(ctx, path, n._tag, [...first.slice(0, -1), channels], Cost.empty)
     }
-    case "Residual": {
-      const [[bodySeg, body], shortcut] = [Net.children(n)[0]!, Net.children(n)[1]]
-      const y = go(body, x, Net.childPath(path, bodySeg), ctx)
-      const s = shortcut === undefined ? x : go(shortcut[1], x, Net.childPath(path, shortcut[0]), ctx)
-      if (y !== undefined && s !== undefined && !Shape.equals(y, s)) {
-        fail(ctx, path, `residual body gives ${Shape.format(y)} but the shortcut gives ${Shape.format(s)}`)
-        return unknownLayer(ctx, path, n, y)
-      }
-      return record(ctx, path, n._tag, y ?? s, Cost.empty)
-    }
-    case "Parallel": {
-      const ys = Net.children(n).map(([segment, child]) => go(child, x, Net.childPath(path, segment), ctx))
-      if (ys.length === 0) return fail(ctx, path, `${n.combine} of no branches`)
-      if (ys.some((y) => y === undefined)) return unknownLayer(ctx, path, n)
-      const shapes = ys as Shape.Shape[]
-      const first = shapes[0]!
-      if (n.combine === "concat") {
-        const ok =
-          first.length > 0 &&
-          shapes.every((s) => s.length === first.length && s.slice(0, -1).every((d, i) => d === first[i]))
-        if (!ok)
-          return fail(
-            ctx,
-            path,
-            `concat needs equal shapes but the last axis, got ${shapes.map(Shape.format).join(", ")}`,
-          )
-        const channels = shapes.reduce((a, s) => a + s[s.length - 1]!, 0)
-        return record(ctx, path, n._tag, [...first.slice(0, -1), channels], Cost.empty)
-      }
-      if (!shapes.every((s) => Shape.equals(s, first)))
-        return fail(ctx, path, `${n.combine} needs equal shapes, got ${shapes.map(Shape.format).join(", ")}`)
-      return record(ctx, path, n._tag, first, Cost.empty)
-    }
-    case "Loop":
-      return goLoop(n, x, path, ctx)
-  }
-}
+    if (!shapes.every((s) => Shape.equals(s, first)))
+      return fail(ctx, path, `${n.combine} needs equal shapes, got ${shapes.map(Shape.format).join(", ")}`)
+    return record(ctx, path, n._tag, first, Cost.empty)
+  },
+  Loop: (n, x, at, iteration) => loop(ctx, n, x, at, iteration),
+})
 
-const goLoop = (
-  n: Net.Loop,
-  x: Shape.Shape | undefined,
-  path: string,
+/** A loop, iteration by iteration: shared parameters are expected again after the first, and each iteration's cost is kept. */
+const loop = (
   ctx: Context,
-): Shape.Shape | undefined => {
+  n: Net.Loop,
+  x: Out,
+  at: Net.At,
+  iteration: (k: number) => Net.LoopParts<Out>,
+): Out => {
+  const path = at.path
   if (!Number.isInteger(n.iterations) || n.iterations < 1)
     return fail(ctx, path, `loop needs a positive integer number of iterations, got ${n.iterations}`)
-  if (ctx.iteration !== undefined) return fail(ctx, path, "loops cannot be nested")
-  const [body, feedback, readout] = Net.children(n).map(([s, c]) => [Net.childPath(path, s), c] as const) as [
-    readonly [string, Net.AnyNet],
-    readonly [string, Net.AnyNet],
-    readonly [string, Net.AnyNet],
-  ]
+  if (at.iteration !== undefined) return fail(ctx, path, "loops cannot be nested")
   const macsPerIteration: number[] = []
   const paramsPerIteration: number[] = []
-  let y: Shape.Shape | undefined
-  let h: Shape.Shape | undefined
+  let y: Out
+  let h: Out
   for (let k = 0; k < n.iterations; k++) {
-    const macs0 = ctx.macs
-    const params0 = paramTotal(ctx)
-    // Only the body's batch norms get a copy per iteration; feedback and readout share theirs.
-    ctx.iteration = { k, perIterationBatchNorm: false }
+    const before = ctx.total
+    const parts = iteration(k)
     ctx.revisit = k > 0
     if (k > 0) {
       ctx.revisit = k > 1 // the feedback first runs at k = 1
-      const m = go(feedback[1], h, feedback[0], ctx)
+      const m = parts.feedback(h)
       if (k === 1 && m !== undefined && x !== undefined && !Shape.equals(m, x))
         fail(
           ctx,
-          feedback[0],
+          Net.join(path, "feedback"),
           `loop feedback gives ${Shape.format(m)} but must match the loop input ${Shape.format(x)}`,
         )
       ctx.revisit = true
     }
-    ctx.iteration = { k, perIterationBatchNorm: n.batchNorm === "perIteration" }
-    h = go(body[1], x, body[0], ctx)
-    ctx.iteration = { k, perIterationBatchNorm: false }
-    y = go(readout[1], h, readout[0], ctx)
-    macsPerIteration.push(ctx.macs - macs0)
-    paramsPerIteration.push(paramTotal(ctx) - params0)
+    // x ⊙ feedback(h) has x's shape (checked above), so the body sees x's shape at every iteration.
+    h = parts.body(x)
+    y = parts.readout(h)
+    macsPerIteration.push(ctx.total.macs - before.macs)
+    paramsPerIteration.push(ctx.total.params - before.params)
   }
-  ctx.iteration = undefined
   ctx.revisit = false
   ctx.loops.push({ path, iterations: n.iterations, macsPerIteration, paramsPerIteration })
   return record(ctx, path, n._tag, y, Cost.empty)
 }
-
-const paramTotal = (ctx: Context): number =>
-  [...ctx.params.values()].reduce((a, p) => a + Shape.size(p.shape), 0)
-
-/** Parameter owner path: a batch norm inside a per-iteration loop gets `@k`. */
-const batchNormPath = (path: string, ctx: Context): string =>
-  ctx.iteration?.perIterationBatchNorm ? Net.iterationPath(path, ctx.iteration.k) : path
 
 const unknownLayer = (
   ctx: Context,

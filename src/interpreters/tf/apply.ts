@@ -39,7 +39,6 @@ interface Context {
   readonly newState: Record<string, tf.Tensor>
   readonly taps: Record<string, tf.Tensor>
   readonly mode: Mode
-  iteration: { readonly k: number; readonly perIterationBatchNorm: boolean } | undefined
 }
 
 /** A missing or wrong-shaped parameter: names the path. */
@@ -53,75 +52,51 @@ const param = (tree: Tree, path: string): tf.Tensor => {
 
 /** Applies `net` to the batch `x` (`[B, ...input]`). */
 export const apply = (net: Net.AnyNet, params: Tree, state: Tree, x: tf.Tensor, mode: Mode): Applied => {
-  const ctx: Context = { params, state, newState: {}, taps: {}, mode, iteration: undefined }
-  const y = go(net, x, "", ctx)
+  const ctx: Context = { params, state, newState: {}, taps: {}, mode }
+  const y = Net.fold(rules(ctx))(net, x)
   return { y, taps: ctx.taps, state: { ...state, ...ctx.newState } }
 }
 
-const go = (net: Net.AnyNet, x: tf.Tensor, path: string, ctx: Context): tf.Tensor => {
-  const n = net as Net.Node
-  switch (n._tag) {
-    case "Conv2d":
-      return conv2d(n, x, path, ctx)
-    case "BatchNorm":
-      return batchNorm(n, x, path, ctx)
-    case "Relu":
-      return tf.relu(x)
-    case "Sigmoid":
-      return tf.sigmoid(x)
-    case "Identity":
-      return x
-    case "Tap":
-      if (ctx.iteration !== undefined) ctx.taps[Net.iterationPath(n.name, ctx.iteration.k)] = x
-      ctx.taps[n.name] = x
-      return x
-    case "Pool":
-      return pool(n, x)
-    case "GlobalAvgPool":
-      return tf.mean(x, [1, 2])
-    case "Dense": {
-      const y = tf.matMul(x as tf.Tensor2D, param(ctx.params, Net.join(path, "kernel")) as tf.Tensor2D)
-      return n.bias ? tf.add(y, param(ctx.params, Net.join(path, "bias"))) : y
-    }
-    case "Flatten":
-      return tf.reshape(x, [x.shape[0]!, -1])
-    case "Reshape":
-      return tf.reshape(x, [x.shape[0]!, ...n.shape])
-    case "PixelShuffle": {
-      const [b, h, w, c] = x.shape as [number, number, number, number]
-      const r = n.factor
-      const c2 = c / (r * r)
-      return tf.reshape(tf.transpose(tf.reshape(x, [b, h, w, r, r, c2]), [0, 1, 3, 2, 4, 5]), [
-        b,
-        h * r,
-        w * r,
-        c2,
-      ])
-    }
-    case "Seq":
-    case "Scope": {
-      let y = x
-      for (const [segment, child] of Net.children(n)) y = go(child, y, Net.childPath(path, segment), ctx)
-      return y
-    }
-    case "Residual": {
-      const [body, shortcut] = Net.children(n)
-      const y = go(body![1], x, Net.childPath(path, body![0]), ctx)
-      return tf.add(y, shortcut === undefined ? x : go(shortcut[1], x, Net.childPath(path, shortcut[0]), ctx))
-    }
-    case "Parallel": {
-      const ys = Net.children(n).map(([segment, child]) => go(child, x, Net.childPath(path, segment), ctx))
-      if (n.combine === "concat") return tf.concat(ys, -1)
-      return ys.slice(1).reduce((a, b) => (n.combine === "add" ? tf.add(a, b) : tf.mul(a, b)), ys[0]!)
-    }
-    case "Loop":
-      return loop(n, x, path, ctx)
-    default: {
-      const unhandled: never = n
-      throw new Error(`unhandled node ${(unhandled as Net.Node)._tag}`)
-    }
-  }
-}
+/** The tf meaning of every node kind; parameters, state and taps through `ctx`. */
+const rules = (ctx: Context): Net.Rules<tf.Tensor> => ({
+  Conv2d: (n, x, at) => conv2d(n, x, at.path, ctx),
+  BatchNorm: (n, x, at) => batchNorm(n, x, at, ctx),
+  Relu: (_, x) => tf.relu(x),
+  Sigmoid: (_, x) => tf.sigmoid(x),
+  Identity: (_, x) => x,
+  Tap: (n, x, at) => {
+    for (const key of Net.tapKeys(n.name, at)) ctx.taps[key] = x
+    return x
+  },
+  Pool: (n, x) => pool(n, x),
+  GlobalAvgPool: (_, x) => tf.mean(x, [1, 2]),
+  Dense: (n, x, at) => {
+    const y = tf.matMul(x as tf.Tensor2D, param(ctx.params, Net.join(at.path, "kernel")) as tf.Tensor2D)
+    return n.bias ? tf.add(y, param(ctx.params, Net.join(at.path, "bias"))) : y
+  },
+  Flatten: (_, x) => tf.reshape(x, [x.shape[0]!, -1]),
+  Reshape: (n, x) => tf.reshape(x, [x.shape[0]!, ...n.shape]),
+  PixelShuffle: (n, x) => {
+    const [b, h, w, c] = x.shape as [number, number, number, number]
+    const r = n.factor
+    const c2 = c / (r * r)
+    return tf.reshape(tf.transpose(tf.reshape(x, [b, h, w, r, r, c2]), [0, 1, 3, 2, 4, 5]), [
+      b,
+      h * r,
+      w * r,
+      c2,
+    ])
+  },
+  Seq: (_, x, __, children) => Net.sequence(x, children),
+  Scope: (_, x, __, child) => child(x),
+  Residual: (_, x, __, body, shortcut) => tf.add(body(x), shortcut === undefined ? x : shortcut(x)),
+  Parallel: (n, x, _, branches) => {
+    const ys = branches.map((branch) => branch(x))
+    if (n.combine === "concat") return tf.concat(ys, -1)
+    return ys.slice(1).reduce((a, b) => (n.combine === "add" ? tf.add(a, b) : tf.mul(a, b)), ys[0]!)
+  },
+  Loop: (n, x, _, iteration) => Net.unroll(n, x, iteration, tf.mul),
+})
 
 const explicitPads = (
   p: Net.ExplicitPadding,
@@ -196,8 +171,9 @@ const sameStridedSubsample = (
   ]) as tf.Tensor4D
 }
 
-const batchNorm = (n: Net.BatchNorm, x: tf.Tensor, path: string, ctx: Context): tf.Tensor => {
-  const owner = ctx.iteration?.perIterationBatchNorm ? Net.iterationPath(path, ctx.iteration.k) : path
+const batchNorm = (n: Net.BatchNorm, x: tf.Tensor, at: Net.At, ctx: Context): tf.Tensor => {
+  const path = at.path
+  const owner = Net.batchNormOwner(at)
   const gamma = param(ctx.params, Net.join(owner, "gamma"))
   const beta = param(ctx.params, Net.join(owner, "beta"))
   const meanPath = Net.join(owner, "mean")
@@ -251,29 +227,4 @@ const pool = (n: Net.Pool, x: tf.Tensor): tf.Tensor => {
   const ones = tf.ones([1, x4.shape[1], x4.shape[2], 1])
   const counts = tf.avgPool(tf.pad(ones, pads) as tf.Tensor4D, kernel, strides, "valid")
   return tf.div(sums, counts)
-}
-
-/** `h₀ = body⁽⁰⁾(x)`, `hₖ = body⁽ᵏ⁾(x ⊙ feedback(hₖ₋₁))`, `yₖ = readout(hₖ)`; returns the last `y`. */
-const loop = (n: Net.Loop, x: tf.Tensor, path: string, ctx: Context): tf.Tensor => {
-  const [body, feedback, readout] = Net.children(n).map(([s, c]) => [Net.childPath(path, s), c] as const) as [
-    readonly [string, Net.AnyNet],
-    readonly [string, Net.AnyNet],
-    readonly [string, Net.AnyNet],
-  ]
-  let h: tf.Tensor | undefined
-  let y: tf.Tensor | undefined
-  try {
-    for (let k = 0; k < n.iterations; k++) {
-      // Only the body's batch norms get a copy per iteration; feedback and readout share theirs.
-      ctx.iteration = { k, perIterationBatchNorm: false }
-      const input = h === undefined ? x : tf.mul(x, go(feedback[1], h, feedback[0], ctx))
-      ctx.iteration = { k, perIterationBatchNorm: n.batchNorm === "perIteration" }
-      h = go(body[1], input, body[0], ctx)
-      ctx.iteration = { k, perIterationBatchNorm: false }
-      y = go(readout[1], h, readout[0], ctx)
-    }
-  } finally {
-    ctx.iteration = undefined
-  }
-  return y!
 }
