@@ -188,6 +188,51 @@ test("STB: a truncated or mis-shaped label file is rejected naming the file", ()
   )
 })
 
+// ---- MAT v5 -------------------------------------------------------------------------------------
+
+const matExpected = JSON.parse(readFileSync(join(FIX, "mat", "expected.json"), "utf8")) as Record<
+  string,
+  Record<string, { dims: number[]; real: (number | string)[]; imag?: (number | string)[] }>
+>
+// make_fixtures.py writes NaN and the infinities as strings (JSON has none).
+const fromJson = (xs: readonly (number | string)[]) =>
+  xs.map((x) => (typeof x === "number" ? x : x === "nan" ? Number.NaN : x === "inf" ? Infinity : -Infinity))
+
+for (const [file, want] of Object.entries(matExpected))
+  test(`MAT: ${file} reads every numeric variable value by value as scipy.io.loadmat does`, () => {
+    const vars = Mat.read(join(FIX, "mat", file))
+    assert.deepEqual([...vars.keys()].sort(), Object.keys(want).sort())
+    for (const [name, w] of Object.entries(want)) {
+      const v = vars.get(name)!
+      assert.deepEqual(v.dims, w.dims, `${file}: ${name} dims`)
+      assert.deepStrictEqual([...v.data], fromJson(w.real), `${file}: ${name} values`)
+      if (w.imag === undefined) assert.equal(v.imag, undefined, `${file}: ${name} is real`)
+      else assert.deepStrictEqual([...v.imag!], fromJson(w.imag), `${file}: ${name} imaginary parts`)
+    }
+  })
+
+test("MAT: the fixtures hold several compressed variables of mixed types", () => {
+  // Guards the fixtures themselves: what item 11 is about must be in them.
+  for (const file of ["scipy_mixed_compressed.mat", "testmulti_7.4_GLNX86.mat"]) {
+    const bytes = readFileSync(join(FIX, "mat", file))
+    let compressed = 0
+    for (let at = 128; at < bytes.length; at += 8 + bytes.readUInt32LE(at + 4)) {
+      assert.equal(bytes.readUInt32LE(at), 15, `${file}: element at ${at} is miCOMPRESSED`)
+      compressed++
+    }
+    assert.ok(compressed >= 2, `${file}: ${compressed} compressed elements`)
+  }
+  assert.ok(Object.keys(matExpected["scipy_mixed_compressed.mat"]!).length >= 10)
+})
+
+test("STB: a complex handPara is refused naming the file", () => {
+  const path = join(FIX, "bad", "stb_complex.mat")
+  assert.throws(
+    () => Stb.labels(path),
+    (e: Error) => e.message.startsWith(path) && /handPara is complex/.test(e.message),
+  )
+})
+
 // ---- FreiHAND ------------------------------------------------------------------------------------
 
 test("FreiHAND: reads training_xyz/K and the JPEG of the requested style", () => {

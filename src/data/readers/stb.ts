@@ -60,9 +60,19 @@ export const depthToColour = (xyz: ArrayLike<number>): Float64Array => {
   return out
 }
 
+/** Frames per sequence in the release (`im_id = 0:1499`). */
+export const FRAMES = 1500
+/** A label file may hold 10× a release sequence's `handPara`; anything larger is refused before it is read. */
+export const LABEL_LIMITS: Mat.Limits = {
+  maxValues: 3 * 21 * FRAMES * 10,
+  why: `STB's handPara is 3×21×${FRAMES}; 10× that is allowed`,
+}
+
 /** One sequence's labels: `N` poses of 21 joints, STB order, depth frame, mm (`N·63`). */
 export const labels = (path: string): { readonly count: number; readonly poses: Float64Array } => {
-  const v = Mat.variable(path, Mat.read(path), "handPara")
+  const v = Mat.variable(path, Mat.read(path, LABEL_LIMITS), "handPara")
+  if (v.imag !== undefined)
+    throw new Error(`${path}: handPara is complex, expected real joint positions (mm)`)
   if (v.dims.length !== 3 || v.dims[0] !== 3 || v.dims[1] !== 21)
     throw new Error(`${path}: handPara has dimensions ${v.dims.join("×")}, expected 3×21×N`)
   const n = v.dims[2]!
