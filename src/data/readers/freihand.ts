@@ -15,6 +15,9 @@ import * as Preprocess from "../preprocess.ts"
 import type * as Stream from "../stream.ts"
 import * as Img from "./image.ts"
 
+/** FreiHAND's images are 224×224. */
+export const IMAGE: Img.Format = { width: 224, height: 224, what: "FreiHAND images" }
+
 const json = (path: string): unknown => {
   let text: string
   try {
@@ -68,7 +71,7 @@ export const source = (spec: Data.Freihand): Stream.Source => {
     const joints3d = xyz.data.slice(i * 63, i * 63 + 63).map((x) => x * 1000)
     const uv = Preprocess.project(joints3d, k.data.subarray(i * 9, i * 9 + 9))
     const path = join(spec.dir, "training", "rgb", `${String(i + xyz.count * version).padStart(8, "0")}.jpg`)
-    const rgb = Img.rgb(path, Img.jpeg(path))
+    const rgb = Img.rgb(path, Img.jpeg(path, IMAGE))
     try {
       return Preprocess.prepare({ rgb, joints3d, uv }, spec.imageSize)
     } catch (e) {

@@ -20,6 +20,9 @@ import type * as Stream from "../stream.ts"
 import * as Img from "./image.ts"
 import * as Mat from "./mat.ts"
 
+/** The SK (RealSense SR300) colour and depth images are 640×480. */
+export const IMAGE: Img.Format = { width: 640, height: 480, what: "STB SK images" }
+
 /** SK colour camera intrinsics (row-major 3×3). */
 export const K_COLOUR: readonly number[] = [607.92271, 0, 314.78337, 0, 607.88192, 236.42484, 0, 0, 1]
 /** SK depth→colour extrinsics: Rodrigues vector and translation (mm). */
@@ -135,8 +138,8 @@ export const source = (spec: Data.Stb): Stream.Source => {
     const base = folder(spec.dir, s.seq)
     const colourPath = join(base, `SK_color_${i}.png`)
     const depthPath = join(base, `SK_depth_${i}.png`)
-    const rgb = spec.modalities.includes("rgb") ? Img.rgb(colourPath, Img.png(colourPath)) : undefined
-    const depth = spec.modalities.includes("depth") ? depthMm(depthPath, Img.png(depthPath)) : undefined
+    const rgb = spec.modalities.includes("rgb") ? Img.rgb(colourPath, Img.png(colourPath, IMAGE)) : undefined
+    const depth = spec.modalities.includes("depth") ? depthMm(depthPath, Img.png(depthPath, IMAGE)) : undefined
     const depthUv = depth ? Preprocess.project(Preprocess.toMano(raw, Joints.STB), K_COLOUR) : undefined
     try {
       return Preprocess.prepare(
