@@ -3,17 +3,25 @@
  * (Python pickle + NumPy, scipy.io.savemat; see test/fixtures/make_fixtures.py).
  */
 import assert from "node:assert/strict"
+import { execFile } from "node:child_process"
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, test } from "node:test"
+import { promisify } from "node:util"
+import { deflateSync } from "node:zlib"
+import * as Png from "fast-png"
+import * as Jpeg from "jpeg-js"
 import * as Open from "../../src/data/open.ts"
 import * as Preprocess from "../../src/data/preprocess.ts"
+import * as Freihand from "../../src/data/readers/freihand.ts"
+import * as Img from "../../src/data/readers/image.ts"
 import * as Mat from "../../src/data/readers/mat.ts"
 import * as Pickle from "../../src/data/readers/pickle.ts"
 import * as Rhd from "../../src/data/readers/rhd.ts"
 import * as Stb from "../../src/data/readers/stb.ts"
 import * as Data from "../../src/dsl/Data.ts"
+import * as Hostile from "./hostile.ts"
 
 const FIX = join(import.meta.dirname, "..", "fixtures")
 const expected = JSON.parse(readFileSync(join(FIX, "expected.json"), "utf8"))
@@ -274,4 +282,125 @@ test("FreiHAND: truncated JSON or JPEG files are rejected naming the file", () =
     () => first(ds),
     (e: Error) => e.message.startsWith(jpath) && /truncated JPEG/.test(e.message),
   )
+})
+
+// ---- Images: integrity and sizes ----------------------------------------------------------------
+
+/** Decodes to the same pixels, or throws naming the file. */
+const sameOrNamedError = (read: () => Img.Image, path: string, want: Img.Image): "same" | "rejected" => {
+  let got: Img.Image
+  try {
+    got = read()
+  } catch (e) {
+    assert.ok(e instanceof Error && e.message.startsWith(`${path}: `), `unnamed error: ${e}`)
+    return "rejected"
+  }
+  assert.deepEqual([got.width, got.height, got.channels], [want.width, want.height, want.channels])
+  assert.ok(
+    Buffer.from(got.data.buffer).equals(Buffer.from(want.data.buffer)),
+    `${path}: decoded to other pixels`,
+  )
+  return "same"
+}
+
+test("PNG: a bit flip in any byte of an RHD image is rejected naming the file (chunk CRCs are checked)", () => {
+  for (const file of ["training/mask/00001.png"]) {
+    const original = readFileSync(join(FIX, "rhd", file))
+    const want = Img.png(join(FIX, "rhd", file), Rhd.IMAGE)
+    const path = join(scratch, "flipped.png")
+    const accepted: number[] = []
+    for (let i = 0; i < original.length; i++) {
+      const bytes = Buffer.from(original)
+      bytes[i]! ^= 1 << (i % 8)
+      writeFileSync(path, bytes)
+      if (sameOrNamedError(() => Img.png(path, Rhd.IMAGE), path, want) === "same") accepted.push(i)
+    }
+    assert.deepEqual(accepted, [], `${file}: flips accepted at bytes ${accepted.join(", ")}`)
+  }
+})
+
+test("images whose size is not the dataset's are refused naming the file, the size and the format's size", () => {
+  const write = (name: string, bytes: Uint8Array) => {
+    const path = join(scratch, name)
+    writeFileSync(path, bytes)
+    return path
+  }
+  for (const [w, h] of [
+    [64, 0],
+    [1, 1],
+    [65, 64],
+    [320, 321],
+  ] as const) {
+    // fast-png will not encode an empty image; its IHDR and an empty IDAT are written directly.
+    const bytes =
+      h === 0
+        ? Hostile.png({ width: w, height: h, colour: 2 }, deflateSync(new Uint8Array(0)))
+        : Png.encode({ width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3) })
+    const path = write(`${w}x${h}.png`, bytes)
+    assert.throws(
+      () => Img.png(path, Rhd.IMAGE),
+      (e: Error) => e.message.startsWith(`${path}: PNG is ${w}×${h}, but RHD images are 320×320`),
+    )
+  }
+  const jpg = write("1x1.jpg", Jpeg.encode({ width: 1, height: 1, data: new Uint8Array(4) }, 80).data)
+  assert.throws(
+    () => Img.jpeg(jpg, Freihand.IMAGE),
+    (e: Error) => e.message.startsWith(`${jpg}: JPEG is 1×1, but FreiHAND images are 224×224`),
+  )
+  // Through a dataset: an RHD folder with one 65×64 mask.
+  const dir = damaged("rhd", "training/mask/00001.png", { text: "" })
+  const mask = join(dir, "training", "mask", "00001.png")
+  writeFileSync(mask, Png.encode({ width: 65, height: 64, channels: 1, data: new Uint8Array(65 * 64) }))
+  assert.throws(
+    () => first(Open.open(Data.rhd({ dir, split: "training", imageSize: 16 }))),
+    (e: Error) => e.message.startsWith(`${mask}: PNG is 65×64`),
+  )
+})
+
+// ---- Memory bounds --------------------------------------------------------------------------------
+
+const PEAK = join(import.meta.dirname, "peak-memory.ts")
+/** Runs a reader in a fresh process: its error and how far its peak RSS rose (MB). */
+const peak = async (kind: string, path: string): Promise<{ error?: string; growthMB: number }> => {
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", PEAK, kind, path])
+  return JSON.parse(stdout)
+}
+// A reader's own allocations for a fixture stay under 10 MB (measured: 0–6 MB); these hostile
+// inputs (100 MB each) cost hundreds of MB before the bounds.
+const BOUND_MB = 64
+
+test("inputs far larger than the format allows are refused from their headers, peak RSS rising < 64 MB", async () => {
+  const jpg = join(scratch, "10000x10000.jpg")
+  const fixture = readFileSync(join(FIX, "freihand", "training", "rgb", "00000000.jpg"))
+  writeFileSync(jpg, Hostile.jpegWithFrame(fixture, 10000, 10000))
+  // A 320×320 grey PNG (RHD's size) whose image data inflates to 100 MB.
+  const bomb = join(scratch, "bomb.png")
+  writeFileSync(
+    bomb,
+    Hostile.png({ width: 320, height: 320 }, await Hostile.deflateZeros(new Uint8Array(0), 1e8)),
+  )
+  // A 10000×10000 grey PNG: 100 MB of pixels.
+  const big = join(scratch, "big.png")
+  writeFileSync(
+    big,
+    Hostile.png({ width: 10000, height: 10000 }, await Hostile.deflateZeros(new Uint8Array(0), 10001e4)),
+  )
+  // A valid STB label file whose compressed handPara (3×21×200000 doubles) inflates to 100 MB.
+  const mat = join(scratch, "big_SK.mat")
+  writeFileSync(mat, await Hostile.matZeros("handPara", [3, 21, 200000]))
+  const cases = [
+    ["freihand-jpeg", jpg, /JPEG is 10000×10000, but FreiHAND images are 224×224/],
+    ["rhd-png", bomb, /inflates to more than the 102720 bytes a 320×320 image of 8-bit pixels holds/],
+    ["rhd-png", big, /PNG is 10000×10000, but RHD images are 320×320/],
+    ["stb-labels", mat, /"handPara" is 3×21×200000 \(12600000 values\), more than the 945000 values allowed/],
+    ["stb-labels", join(FIX, "stb", "labels", "B1Counting_SK.mat"), undefined],
+  ] as const
+  const results = await Promise.all(cases.map(([kind, path]) => peak(kind, path)))
+  results.forEach((r, i) => {
+    const [, path, message] = cases[i]!
+    // The last case is a fixture: read without error, within the same bound.
+    if (message === undefined) assert.equal(r.error, undefined)
+    else assert.ok(r.error?.startsWith(`${path}: `) && message.test(r.error), `${path}: ${r.error}`)
+    assert.ok(r.growthMB < BOUND_MB, `${path}: peak RSS rose ${r.growthMB} MB`)
+  })
 })

@@ -193,7 +193,8 @@ const frameSize = (bytes: Buffer): { width: number; height: number } => {
     const length = bytes.readUInt16BE(at + 2)
     if (length < 2) throw new Bad(`corrupt JPEG (segment at byte ${at} has length ${length})`)
     if (SOF.has(marker)) {
-      if (length < 8 || at + 9 > bytes.length) throw new Bad(`corrupt JPEG (short frame header at byte ${at})`)
+      if (length < 8 || at + 9 > bytes.length)
+        throw new Bad(`corrupt JPEG (short frame header at byte ${at})`)
       return { height: bytes.readUInt16BE(at + 5), width: bytes.readUInt16BE(at + 7) }
     }
     at += 2 + length

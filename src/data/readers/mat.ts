@@ -250,11 +250,11 @@ export const read = (path: string, limits: Limits = DEFAULT_LIMITS): Map<string,
         const head = inflate(e.body.subarray(0, n), at, maxBytes + 8, constants.Z_SYNC_FLUSH)
         try {
           const t = tag(head, 0)
+          if (t.type === MI.MATRIX) admit(header(head.subarray(8)))
           if (t.size > maxBytes)
             throw new Fail(
               `compressed element at byte ${at} declares ${t.size} bytes, more than the ${maxBytes} allowed (${limits.why})`,
             )
-          if (t.type === MI.MATRIX) admit(header(head.subarray(8)))
           // The inflated stream is the tag and its declared bytes; anything longer is refused as it inflates.
           return inflate(e.body, at, 8 + t.size)
         } catch (f) {

@@ -139,7 +139,9 @@ export const source = (spec: Data.Stb): Stream.Source => {
     const colourPath = join(base, `SK_color_${i}.png`)
     const depthPath = join(base, `SK_depth_${i}.png`)
     const rgb = spec.modalities.includes("rgb") ? Img.rgb(colourPath, Img.png(colourPath, IMAGE)) : undefined
-    const depth = spec.modalities.includes("depth") ? depthMm(depthPath, Img.png(depthPath, IMAGE)) : undefined
+    const depth = spec.modalities.includes("depth")
+      ? depthMm(depthPath, Img.png(depthPath, IMAGE))
+      : undefined
     const depthUv = depth ? Preprocess.project(Preprocess.toMano(raw, Joints.STB), K_COLOUR) : undefined
     try {
       return Preprocess.prepare(
