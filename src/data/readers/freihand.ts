@@ -14,6 +14,7 @@ import * as Joints from "../joints.ts"
 import * as Preprocess from "../preprocess.ts"
 import type * as Stream from "../stream.ts"
 import * as Img from "./image.ts"
+import { oneLine } from "./message.ts"
 
 /** FreiHAND's images are 224×224. */
 export const IMAGE: Img.Format = { width: 224, height: 224, what: "FreiHAND images" }
@@ -28,7 +29,10 @@ const json = (path: string): unknown => {
   try {
     return JSON.parse(text)
   } catch (e) {
-    throw new Error(`${path}: malformed or truncated JSON (${(e as Error).message})`)
+    // JSON.parse quotes the text around the error, line breaks included: keep the message on one line.
+    throw new Error(
+      `${path}: malformed or truncated JSON (${oneLine((e as Error).message.replace(/\s+/g, " "))})`,
+    )
   }
 }
 

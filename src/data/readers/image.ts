@@ -16,6 +16,7 @@ import { crc32, inflateSync } from "node:zlib"
 import * as Png from "fast-png"
 import * as Jpeg from "jpeg-js"
 import type * as Preprocess from "../preprocess.ts"
+import { oneLine, quote } from "./message.ts"
 
 /** A decoded image; 8- or 16-bit samples. */
 export type Image = Preprocess.Image<Uint8Array | Uint8ClampedArray | Uint16Array>
@@ -113,13 +114,14 @@ const prepare = (path: string, bytes: Buffer, format: Format): Buffer => {
     const length = bytes.readUInt32BE(at)
     const type = bytes.toString("latin1", at + 4, at + 8)
     if (length > bytes.length - at - 12)
-      throw new Bad(`truncated PNG (chunk "${type}" at byte ${at} needs ${length} bytes)`)
+      throw new Bad(`truncated PNG (chunk ${quote(type)} at byte ${at} needs ${length} bytes)`)
     const chunk = bytes.subarray(at, at + 12 + length)
     if (crc32(chunk.subarray(4, 8 + length)) !== chunk.readUInt32BE(8 + length))
-      throw new Bad(`corrupt PNG (CRC mismatch in chunk "${type}" at byte ${at})`)
+      throw new Bad(`corrupt PNG (CRC mismatch in chunk ${quote(type)} at byte ${at})`)
     const data = chunk.subarray(8, 8 + length)
     if (ihdr === undefined) {
-      if (type !== "IHDR" || length !== 13) throw new Bad(`corrupt PNG (first chunk is "${type}", not IHDR)`)
+      if (type !== "IHDR" || length !== 13)
+        throw new Bad(`corrupt PNG (first chunk is ${quote(type)}, not IHDR)`)
       const [width, height] = [data.readUInt32BE(0), data.readUInt32BE(4)]
       checkSize(path, "PNG", width, height, format)
       const [depth, colour, compression, filter, interlace] = data.subarray(8, 13)
@@ -146,7 +148,7 @@ const prepare = (path: string, bytes: Buffer, format: Format): Buffer => {
       throw new Bad(
         `corrupt PNG (image data inflates to more than the ${expected} bytes a ${width}×${height} image of ${bits}-bit pixels holds)`,
       )
-    throw new Bad(`corrupt or truncated PNG (image data: ${(e as Error).message})`)
+    throw new Bad(`corrupt or truncated PNG (image data: ${oneLine((e as Error).message)})`)
   }
   if (raw.length !== expected)
     throw new Bad(`truncated PNG (image data inflates to ${raw.length} bytes, ${expected} expected)`)
@@ -163,7 +165,7 @@ export const png = (path: string, format: Format): Image => {
   } catch (e) {
     if (e instanceof Bad) throw new Error(`${path}: ${e.message}`)
     if (e instanceof Error && e.message.startsWith(path)) throw e
-    throw new Error(`${path}: corrupt PNG (${(e as Error)?.message ?? e})`)
+    throw new Error(`${path}: corrupt PNG (${oneLine(String((e as Error)?.message ?? e))})`)
   }
   if (d.palette !== undefined)
     return { width: d.width, height: d.height, channels: 3, data: Png.convertIndexedToRgb(d) }
@@ -232,7 +234,7 @@ export const jpeg = (path: string, format: Format): Image => {
     return { width: d.width, height: d.height, channels: 3, data: d.data }
   } catch (e) {
     if (e instanceof Error && e.message.startsWith(path)) throw e
-    throw new Error(`${path}: corrupt JPEG (${String((e as Error)?.message ?? e)})`)
+    throw new Error(`${path}: corrupt JPEG (${oneLine(String((e as Error)?.message ?? e))})`)
   }
 }
 

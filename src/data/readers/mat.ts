@@ -21,6 +21,7 @@
  */
 import { readFileSync, statSync } from "node:fs"
 import { constants, inflateSync } from "node:zlib"
+import { quote } from "./message.ts"
 import * as Pickle from "./pickle.ts"
 
 /** A numeric variable: row-major values (and imaginary parts when complex) and MATLAB's dimensions. */
@@ -172,7 +173,8 @@ const header = (body: Uint8Array): Header => {
   const dims = [...numbers(dimsEl)]
   const nameEl = element(body, dimsEl.next)
   const name = Buffer.from(nameEl.body).toString("latin1")
-  if (dims.some((d) => d < 0)) throw new Fail(`variable "${name}" has negative dimensions ${dims.join("×")}`)
+  if (dims.some((d) => d < 0))
+    throw new Fail(`variable ${quote(name)} has negative dimensions ${dims.join("×")}`)
   return { cls: word & 0xff, complex: (word & COMPLEX_FLAG) !== 0, dims, name, next: nameEl.next }
 }
 
@@ -186,7 +188,7 @@ const matrix = (body: Uint8Array, h: Header): Variable | undefined => {
     const values = numbers(e)
     if (values.length !== n)
       throw new Fail(
-        `variable "${h.name}" has ${values.length} ${what} values for dimensions ${h.dims.join("×")}`,
+        `variable ${quote(h.name)} has ${values.length} ${what} values for dimensions ${h.dims.join("×")}`,
       )
     return Pickle.toRowMajor(values, h.dims)
   }
@@ -229,7 +231,7 @@ export const read = (path: string, limits: Limits = DEFAULT_LIMITS): Map<string,
     if (text.startsWith("MATLAB 7.3"))
       throw new Fail("MAT v7.3 (HDF5) files are not supported; save with -v7 or scipy.io.savemat")
     const endian = buf.toString("latin1", 126, 128)
-    if (endian !== "IM") throw new Fail(`unsupported byte order "${endian}" (only little-endian files)`)
+    if (endian !== "IM") throw new Fail(`unsupported byte order ${quote(endian)} (only little-endian files)`)
     const vars = new Map<string, Variable>()
     let budget = limits.maxValues
     // Refuses a numeric variable whose dimensions exceed what is left of the budget, before its values are read.
@@ -238,7 +240,7 @@ export const read = (path: string, limits: Limits = DEFAULT_LIMITS): Map<string,
       const n = count(h.dims)
       if (n > budget)
         throw new Fail(
-          `variable "${h.name}" is ${h.dims.join("×")} (${n} values), more than the ${limits.maxValues} values allowed per file (${limits.why})`,
+          `variable ${quote(h.name)} is ${h.dims.join("×")} (${n} values), more than the ${limits.maxValues} values allowed per file (${limits.why})`,
         )
       budget -= n
     }
@@ -289,6 +291,8 @@ export const read = (path: string, limits: Limits = DEFAULT_LIMITS): Map<string,
 export const variable = (path: string, vars: Map<string, Variable>, name: string): Variable => {
   const v = vars.get(name)
   if (v === undefined)
-    throw new Error(`${path}: no numeric variable "${name}" (has: ${[...vars.keys()].join(", ") || "none"})`)
+    throw new Error(
+      `${path}: no numeric variable "${name}" (has: ${[...vars.keys()].map(quote).join(", ") || "none"})`,
+    )
   return v
 }

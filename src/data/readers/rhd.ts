@@ -17,6 +17,7 @@ import * as Joints from "../joints.ts"
 import * as Preprocess from "../preprocess.ts"
 import type * as Stream from "../stream.ts"
 import * as Img from "./image.ts"
+import { quote } from "./message.ts"
 import * as Pickle from "./pickle.ts"
 
 /** RHD's colour, depth and mask images are all 320×320. */
@@ -56,7 +57,9 @@ export const annotations = (path: string): Annotation[] => {
   const out: Annotation[] = []
   for (const [id, entry] of root) {
     if (typeof id !== "number" || !Number.isInteger(id) || id < 0)
-      throw new Error(`${path}: sample key ${String(id)} is not a non-negative int`)
+      throw new Error(
+        `${path}: sample key ${typeof id === "string" ? quote(id) : String(id)} is not a non-negative int`,
+      )
     if (!(entry instanceof Map)) throw new Error(`${path}: sample ${id} is not a dict`)
     out.push({
       id,
