@@ -107,13 +107,16 @@ const element = (buf: Uint8Array, at: number): Element => {
   return { type: t.type, body: buf.subarray(t.data, end), next }
 }
 
-const numbers = (e: Element): Float64Array => {
+/** An element's values; `expect` (the dimensions' product) is checked before they are allocated. */
+const numbers = (e: Element, expect?: { readonly count: number; readonly what: string }): Float64Array => {
   const size = SIZES[e.type]
   if (size === undefined) throw new Fail(`unsupported numeric element type ${e.type}`)
   if (e.body.length % size !== 0)
     throw new Fail(`element of type ${e.type} has ${e.body.length} bytes, not a multiple of ${size}`)
   const v = new DataView(e.body.buffer, e.body.byteOffset, e.body.byteLength)
   const n = e.body.length / size
+  if (expect !== undefined && n !== expect.count)
+    throw new Fail(`${expect.what} has ${n} values, not ${expect.count}`)
   const out = new Float64Array(n)
   for (let i = 0; i < n; i++) {
     const at = i * size
@@ -184,14 +187,11 @@ const count = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1)
 const matrix = (body: Uint8Array, h: Header): Variable | undefined => {
   if (!NUMERIC_CLASSES.has(h.cls)) return undefined
   const n = count(h.dims)
-  const part = (what: string, e: Element) => {
-    const values = numbers(e)
-    if (values.length !== n)
-      throw new Fail(
-        `variable ${quote(h.name)} has ${values.length} ${what} values for dimensions ${h.dims.join("×")}`,
-      )
-    return Pickle.toRowMajor(values, h.dims)
-  }
+  const part = (what: string, e: Element) =>
+    Pickle.toRowMajor(
+      numbers(e, { count: n, what: `variable ${quote(h.name)} (${h.dims.join("×")}) ${what} part` }),
+      h.dims,
+    )
   const real = element(body, h.next)
   const data = part("real", real)
   if (!h.complex) return { name: h.name, dims: h.dims, data }
