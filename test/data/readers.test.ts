@@ -357,6 +357,29 @@ test("images whose size is not the dataset's are refused naming the file, the si
   )
 })
 
+test("PNG: interlaced, 16-bit, grey+alpha and tiny images of the format's size decode to their pixels", () => {
+  // The bound on inflated image data is exact (per Adam7 pass), so it must not refuse any real layout.
+  for (const [w, h, channels, depth] of [
+    [320, 320, 3, 8],
+    [13, 7, 1, 16],
+    [5, 3, 2, 8],
+    [9, 9, 4, 16],
+    [1, 1, 3, 8],
+  ] as const) {
+    const n = w * h * channels
+    const data =
+      depth === 8
+        ? Uint8Array.from({ length: n }, (_, i) => (i * 37) & 255)
+        : Uint16Array.from({ length: n }, (_, i) => (i * 4099) & 65535)
+    for (const interlace of ["null", "Adam7"] as const) {
+      const path = join(scratch, `layout-${interlace}.png`)
+      writeFileSync(path, Png.encode({ width: w, height: h, channels, depth, data }, { interlace }))
+      const d = Img.png(path, { width: w, height: h, what: "test images" })
+      assert.deepEqual([...d.data], [...data], `${w}×${h}×${channels} ${depth}-bit ${interlace}`)
+    }
+  }
+})
+
 // ---- Memory bounds --------------------------------------------------------------------------------
 
 const PEAK = join(import.meta.dirname, "peak-memory.ts")
