@@ -3,17 +3,25 @@
  * (Python pickle + NumPy, scipy.io.savemat; see test/fixtures/make_fixtures.py).
  */
 import assert from "node:assert/strict"
+import { execFile } from "node:child_process"
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, test } from "node:test"
+import { promisify } from "node:util"
+import { deflateSync } from "node:zlib"
+import * as Png from "fast-png"
+import * as Jpeg from "jpeg-js"
 import * as Open from "../../src/data/open.ts"
 import * as Preprocess from "../../src/data/preprocess.ts"
+import * as Freihand from "../../src/data/readers/freihand.ts"
+import * as Img from "../../src/data/readers/image.ts"
 import * as Mat from "../../src/data/readers/mat.ts"
 import * as Pickle from "../../src/data/readers/pickle.ts"
 import * as Rhd from "../../src/data/readers/rhd.ts"
 import * as Stb from "../../src/data/readers/stb.ts"
 import * as Data from "../../src/dsl/Data.ts"
+import * as Hostile from "./hostile.ts"
 
 const FIX = join(import.meta.dirname, "..", "fixtures")
 const expected = JSON.parse(readFileSync(join(FIX, "expected.json"), "utf8"))
@@ -188,6 +196,51 @@ test("STB: a truncated or mis-shaped label file is rejected naming the file", ()
   )
 })
 
+// ---- MAT v5 -------------------------------------------------------------------------------------
+
+const matExpected = JSON.parse(readFileSync(join(FIX, "mat", "expected.json"), "utf8")) as Record<
+  string,
+  Record<string, { dims: number[]; real: (number | string)[]; imag?: (number | string)[] }>
+>
+// make_fixtures.py writes NaN and the infinities as strings (JSON has none).
+const fromJson = (xs: readonly (number | string)[]) =>
+  xs.map((x) => (typeof x === "number" ? x : x === "nan" ? Number.NaN : x === "inf" ? Infinity : -Infinity))
+
+for (const [file, want] of Object.entries(matExpected))
+  test(`MAT: ${file} reads every numeric variable value by value as scipy.io.loadmat does`, () => {
+    const vars = Mat.read(join(FIX, "mat", file))
+    assert.deepEqual([...vars.keys()].sort(), Object.keys(want).sort())
+    for (const [name, w] of Object.entries(want)) {
+      const v = vars.get(name)!
+      assert.deepEqual(v.dims, w.dims, `${file}: ${name} dims`)
+      assert.deepStrictEqual([...v.data], fromJson(w.real), `${file}: ${name} values`)
+      if (w.imag === undefined) assert.equal(v.imag, undefined, `${file}: ${name} is real`)
+      else assert.deepStrictEqual([...v.imag!], fromJson(w.imag), `${file}: ${name} imaginary parts`)
+    }
+  })
+
+test("MAT: the fixtures hold several compressed variables of mixed types", () => {
+  // Guards the fixtures themselves: what item 11 is about must be in them.
+  for (const file of ["scipy_mixed_compressed.mat", "testmulti_7.4_GLNX86.mat"]) {
+    const bytes = readFileSync(join(FIX, "mat", file))
+    let compressed = 0
+    for (let at = 128; at < bytes.length; at += 8 + bytes.readUInt32LE(at + 4)) {
+      assert.equal(bytes.readUInt32LE(at), 15, `${file}: element at ${at} is miCOMPRESSED`)
+      compressed++
+    }
+    assert.ok(compressed >= 2, `${file}: ${compressed} compressed elements`)
+  }
+  assert.ok(Object.keys(matExpected["scipy_mixed_compressed.mat"]!).length >= 10)
+})
+
+test("STB: a complex handPara is refused naming the file", () => {
+  const path = join(FIX, "bad", "stb_complex.mat")
+  assert.throws(
+    () => Stb.labels(path),
+    (e: Error) => e.message.startsWith(path) && /handPara is complex/.test(e.message),
+  )
+})
+
 // ---- FreiHAND ------------------------------------------------------------------------------------
 
 test("FreiHAND: reads training_xyz/K and the JPEG of the requested style", () => {
@@ -229,4 +282,148 @@ test("FreiHAND: truncated JSON or JPEG files are rejected naming the file", () =
     () => first(ds),
     (e: Error) => e.message.startsWith(jpath) && /truncated JPEG/.test(e.message),
   )
+})
+
+// ---- Images: integrity and sizes ----------------------------------------------------------------
+
+/** Decodes to the same pixels, or throws naming the file. */
+const sameOrNamedError = (read: () => Img.Image, path: string, want: Img.Image): "same" | "rejected" => {
+  let got: Img.Image
+  try {
+    got = read()
+  } catch (e) {
+    assert.ok(e instanceof Error && e.message.startsWith(`${path}: `), `unnamed error: ${e}`)
+    return "rejected"
+  }
+  assert.deepEqual([got.width, got.height, got.channels], [want.width, want.height, want.channels])
+  assert.ok(
+    Buffer.from(got.data.buffer).equals(Buffer.from(want.data.buffer)),
+    `${path}: decoded to other pixels`,
+  )
+  return "same"
+}
+
+test("PNG: a bit flip in any byte of an RHD image is rejected naming the file (chunk CRCs are checked)", () => {
+  for (const file of ["training/mask/00001.png"]) {
+    const original = readFileSync(join(FIX, "rhd", file))
+    const want = Img.png(join(FIX, "rhd", file), Rhd.IMAGE)
+    const path = join(scratch, "flipped.png")
+    const accepted: number[] = []
+    for (let i = 0; i < original.length; i++) {
+      const bytes = Buffer.from(original)
+      bytes[i]! ^= 1 << (i % 8)
+      writeFileSync(path, bytes)
+      if (sameOrNamedError(() => Img.png(path, Rhd.IMAGE), path, want) === "same") accepted.push(i)
+    }
+    assert.deepEqual(accepted, [], `${file}: flips accepted at bytes ${accepted.join(", ")}`)
+  }
+})
+
+test("images whose size is not the dataset's are refused naming the file, the size and the format's size", () => {
+  const write = (name: string, bytes: Uint8Array) => {
+    const path = join(scratch, name)
+    writeFileSync(path, bytes)
+    return path
+  }
+  for (const [w, h] of [
+    [64, 0],
+    [1, 1],
+    [65, 64],
+    [320, 321],
+  ] as const) {
+    // fast-png will not encode an empty image; its IHDR and an empty IDAT are written directly.
+    const bytes =
+      h === 0
+        ? Hostile.png({ width: w, height: h, colour: 2 }, deflateSync(new Uint8Array(0)))
+        : Png.encode({ width: w, height: h, channels: 3, data: new Uint8Array(w * h * 3) })
+    const path = write(`${w}x${h}.png`, bytes)
+    assert.throws(
+      () => Img.png(path, Rhd.IMAGE),
+      (e: Error) => e.message.startsWith(`${path}: PNG is ${w}×${h}, but RHD images are 320×320`),
+    )
+  }
+  const jpg = write("1x1.jpg", Jpeg.encode({ width: 1, height: 1, data: new Uint8Array(4) }, 80).data)
+  assert.throws(
+    () => Img.jpeg(jpg, Freihand.IMAGE),
+    (e: Error) => e.message.startsWith(`${jpg}: JPEG is 1×1, but FreiHAND images are 224×224`),
+  )
+  // Through a dataset: an RHD folder with one 65×64 mask.
+  const dir = damaged("rhd", "training/mask/00001.png", { text: "" })
+  const mask = join(dir, "training", "mask", "00001.png")
+  writeFileSync(mask, Png.encode({ width: 65, height: 64, channels: 1, data: new Uint8Array(65 * 64) }))
+  assert.throws(
+    () => first(Open.open(Data.rhd({ dir, split: "training", imageSize: 16 }))),
+    (e: Error) => e.message.startsWith(`${mask}: PNG is 65×64`),
+  )
+})
+
+test("PNG: interlaced, 16-bit, grey+alpha and tiny images of the format's size decode to their pixels", () => {
+  // The bound on inflated image data is exact (per Adam7 pass), so it must not refuse any real layout.
+  for (const [w, h, channels, depth] of [
+    [320, 320, 3, 8],
+    [13, 7, 1, 16],
+    [5, 3, 2, 8],
+    [9, 9, 4, 16],
+    [1, 1, 3, 8],
+  ] as const) {
+    const n = w * h * channels
+    const data =
+      depth === 8
+        ? Uint8Array.from({ length: n }, (_, i) => (i * 37) & 255)
+        : Uint16Array.from({ length: n }, (_, i) => (i * 4099) & 65535)
+    for (const interlace of ["null", "Adam7"] as const) {
+      const path = join(scratch, `layout-${interlace}.png`)
+      writeFileSync(path, Png.encode({ width: w, height: h, channels, depth, data }, { interlace }))
+      const d = Img.png(path, { width: w, height: h, what: "test images" })
+      assert.deepEqual([...d.data], [...data], `${w}×${h}×${channels} ${depth}-bit ${interlace}`)
+    }
+  }
+})
+
+// ---- Memory bounds --------------------------------------------------------------------------------
+
+const PEAK = join(import.meta.dirname, "peak-memory.ts")
+/** Runs a reader in a fresh process: its error and how far its peak RSS rose (MB). */
+const peak = async (kind: string, path: string): Promise<{ error?: string; growthMB: number }> => {
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", PEAK, kind, path])
+  return JSON.parse(stdout)
+}
+// A reader's own allocations for a fixture stay under 10 MB (measured: 0–6 MB); these hostile
+// inputs (100 MB each) cost hundreds of MB before the bounds.
+const BOUND_MB = 64
+
+test("inputs far larger than the format allows are refused from their headers, peak RSS rising < 64 MB", async () => {
+  const jpg = join(scratch, "10000x10000.jpg")
+  const fixture = readFileSync(join(FIX, "freihand", "training", "rgb", "00000000.jpg"))
+  writeFileSync(jpg, Hostile.jpegWithFrame(fixture, 10000, 10000))
+  // A 320×320 grey PNG (RHD's size) whose image data inflates to 100 MB.
+  const bomb = join(scratch, "bomb.png")
+  writeFileSync(
+    bomb,
+    Hostile.png({ width: 320, height: 320 }, await Hostile.deflateZeros(new Uint8Array(0), 1e8)),
+  )
+  // A 10000×10000 grey PNG: 100 MB of pixels.
+  const big = join(scratch, "big.png")
+  writeFileSync(
+    big,
+    Hostile.png({ width: 10000, height: 10000 }, await Hostile.deflateZeros(new Uint8Array(0), 10001e4)),
+  )
+  // A valid STB label file whose compressed handPara (3×21×200000 doubles) inflates to 100 MB.
+  const mat = join(scratch, "big_SK.mat")
+  writeFileSync(mat, await Hostile.matZeros("handPara", [3, 21, 200000]))
+  const cases = [
+    ["freihand-jpeg", jpg, /JPEG is 10000×10000, but FreiHAND images are 224×224/],
+    ["rhd-png", bomb, /inflates to more than the 102720 bytes a 320×320 image of 8-bit pixels holds/],
+    ["rhd-png", big, /PNG is 10000×10000, but RHD images are 320×320/],
+    ["stb-labels", mat, /"handPara" is 3×21×200000 \(12600000 values\), more than the 945000 values allowed/],
+    ["stb-labels", join(FIX, "stb", "labels", "B1Counting_SK.mat"), undefined],
+  ] as const
+  const results = await Promise.all(cases.map(([kind, path]) => peak(kind, path)))
+  results.forEach((r, i) => {
+    const [, path, message] = cases[i]!
+    // The last case is a fixture: read without error, within the same bound.
+    if (message === undefined) assert.equal(r.error, undefined)
+    else assert.ok(r.error?.startsWith(`${path}: `) && message.test(r.error), `${path}: ${r.error}`)
+    assert.ok(r.growthMB < BOUND_MB, `${path}: peak RSS rose ${r.growthMB} MB`)
+  })
 })

@@ -14,6 +14,10 @@ import * as Joints from "../joints.ts"
 import * as Preprocess from "../preprocess.ts"
 import type * as Stream from "../stream.ts"
 import * as Img from "./image.ts"
+import { oneLine } from "./message.ts"
+
+/** FreiHAND's images are 224×224. */
+export const IMAGE: Img.Format = { width: 224, height: 224, what: "FreiHAND images" }
 
 const json = (path: string): unknown => {
   let text: string
@@ -25,7 +29,10 @@ const json = (path: string): unknown => {
   try {
     return JSON.parse(text)
   } catch (e) {
-    throw new Error(`${path}: malformed or truncated JSON (${(e as Error).message})`)
+    // JSON.parse quotes the text around the error, line breaks included: keep the message on one line.
+    throw new Error(
+      `${path}: malformed or truncated JSON (${oneLine((e as Error).message.replace(/\s+/g, " "))})`,
+    )
   }
 }
 
@@ -68,7 +75,7 @@ export const source = (spec: Data.Freihand): Stream.Source => {
     const joints3d = xyz.data.slice(i * 63, i * 63 + 63).map((x) => x * 1000)
     const uv = Preprocess.project(joints3d, k.data.subarray(i * 9, i * 9 + 9))
     const path = join(spec.dir, "training", "rgb", `${String(i + xyz.count * version).padStart(8, "0")}.jpg`)
-    const rgb = Img.rgb(path, Img.jpeg(path))
+    const rgb = Img.rgb(path, Img.jpeg(path, IMAGE))
     try {
       return Preprocess.prepare({ rgb, joints3d, uv }, spec.imageSize)
     } catch (e) {

@@ -12,6 +12,7 @@
  */
 import { readFileSync } from "node:fs"
 import { BufferReader, NameRegistry, Parser } from "pickleparser"
+import { oneLine } from "./message.ts"
 
 /** A decoded NumPy array: row-major values and its shape. */
 export interface NdArray {
@@ -21,6 +22,15 @@ export interface NdArray {
 }
 
 class Latin1Reader extends BufferReader {
+  // pickleparser warns on the console and goes on with a rounded number; an 8-byte length past 2⁵³ is corruption.
+  override uint64(): number {
+    const at = this.position
+    const low = this.uint32()
+    const n = low + 2 ** 32 * this.uint32()
+    if (!Number.isSafeInteger(n)) throw new Error(`8-byte length at byte ${at} is ${n}, past 2^53`)
+    return n
+  }
+
   override string(size: number, encoding: "ascii" | "utf-8"): string {
     if (encoding !== "ascii") return super.string(size, encoding)
     const b = this.bytes(size)
@@ -141,7 +151,7 @@ export const read = (path: string): unknown => {
       e instanceof RangeError || /end of file|offset|bounds|outside/i.test(String(e))
         ? "truncated pickle"
         : "malformed pickle"
-    throw new Error(`${path}: ${msg} (${(e as Error).message ?? e})`)
+    throw new Error(`${path}: ${msg} (${oneLine(String((e as Error)?.message ?? e))})`)
   }
 }
 

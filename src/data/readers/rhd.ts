@@ -17,7 +17,11 @@ import * as Joints from "../joints.ts"
 import * as Preprocess from "../preprocess.ts"
 import type * as Stream from "../stream.ts"
 import * as Img from "./image.ts"
+import { quote } from "./message.ts"
 import * as Pickle from "./pickle.ts"
+
+/** RHD's colour, depth and mask images are all 320×320. */
+export const IMAGE: Img.Format = { width: 320, height: 320, what: "RHD images" }
 
 /** One annotation, as stored. */
 export interface Annotation {
@@ -53,7 +57,9 @@ export const annotations = (path: string): Annotation[] => {
   const out: Annotation[] = []
   for (const [id, entry] of root) {
     if (typeof id !== "number" || !Number.isInteger(id) || id < 0)
-      throw new Error(`${path}: sample key ${String(id)} is not a non-negative int`)
+      throw new Error(
+        `${path}: sample key ${typeof id === "string" ? quote(id) : String(id)} is not a non-negative int`,
+      )
     if (!(entry instanceof Map)) throw new Error(`${path}: sample ${id} is not a dict`)
     out.push({
       id,
@@ -115,7 +121,7 @@ export const example = (
   modalities: readonly Data.Modality[],
 ): Stream.Example => {
   const maskPath = file(dir, split, "mask", a.id)
-  const mask = existsSync(maskPath) ? Img.png(maskPath) : undefined
+  const mask = existsSync(maskPath) ? Img.png(maskPath, IMAGE) : undefined
   const hand = chooseHand(a, mask)
   const pick = (src: Float64Array, dims: number, scale: number) => {
     const h = new Float64Array(21 * dims)
@@ -127,8 +133,8 @@ export const example = (
   const uv = pick(a.uvVis, 2, 1)
   const colourPath = file(dir, split, "color", a.id)
   const depthPath = file(dir, split, "depth", a.id)
-  const rgb = modalities.includes("rgb") ? Img.rgb(colourPath, Img.png(colourPath)) : undefined
-  const depth = modalities.includes("depth") ? depthMm(depthPath, Img.png(depthPath)) : undefined
+  const rgb = modalities.includes("rgb") ? Img.rgb(colourPath, Img.png(colourPath, IMAGE)) : undefined
+  const depth = modalities.includes("depth") ? depthMm(depthPath, Img.png(depthPath, IMAGE)) : undefined
   try {
     return Preprocess.prepare(
       { ...(rgb ? { rgb } : {}), ...(depth ? { depthMm: depth } : {}), joints3d, uv },

@@ -20,6 +20,9 @@ import type * as Stream from "../stream.ts"
 import * as Img from "./image.ts"
 import * as Mat from "./mat.ts"
 
+/** The SK (RealSense SR300) colour and depth images are 640×480. */
+export const IMAGE: Img.Format = { width: 640, height: 480, what: "STB SK images" }
+
 /** SK colour camera intrinsics (row-major 3×3). */
 export const K_COLOUR: readonly number[] = [607.92271, 0, 314.78337, 0, 607.88192, 236.42484, 0, 0, 1]
 /** SK depth→colour extrinsics: Rodrigues vector and translation (mm). */
@@ -60,9 +63,19 @@ export const depthToColour = (xyz: ArrayLike<number>): Float64Array => {
   return out
 }
 
+/** Frames per sequence in the release (`im_id = 0:1499`). */
+export const FRAMES = 1500
+/** A label file may hold 10× a release sequence's `handPara`; anything larger is refused before it is read. */
+export const LABEL_LIMITS: Mat.Limits = {
+  maxValues: 3 * 21 * FRAMES * 10,
+  why: `STB's handPara is 3×21×${FRAMES}; 10× that is allowed`,
+}
+
 /** One sequence's labels: `N` poses of 21 joints, STB order, depth frame, mm (`N·63`). */
 export const labels = (path: string): { readonly count: number; readonly poses: Float64Array } => {
-  const v = Mat.variable(path, Mat.read(path), "handPara")
+  const v = Mat.variable(path, Mat.read(path, LABEL_LIMITS), "handPara")
+  if (v.imag !== undefined)
+    throw new Error(`${path}: handPara is complex, expected real joint positions (mm)`)
   if (v.dims.length !== 3 || v.dims[0] !== 3 || v.dims[1] !== 21)
     throw new Error(`${path}: handPara has dimensions ${v.dims.join("×")}, expected 3×21×N`)
   const n = v.dims[2]!
@@ -125,8 +138,10 @@ export const source = (spec: Data.Stb): Stream.Source => {
     const base = folder(spec.dir, s.seq)
     const colourPath = join(base, `SK_color_${i}.png`)
     const depthPath = join(base, `SK_depth_${i}.png`)
-    const rgb = spec.modalities.includes("rgb") ? Img.rgb(colourPath, Img.png(colourPath)) : undefined
-    const depth = spec.modalities.includes("depth") ? depthMm(depthPath, Img.png(depthPath)) : undefined
+    const rgb = spec.modalities.includes("rgb") ? Img.rgb(colourPath, Img.png(colourPath, IMAGE)) : undefined
+    const depth = spec.modalities.includes("depth")
+      ? depthMm(depthPath, Img.png(depthPath, IMAGE))
+      : undefined
     const depthUv = depth ? Preprocess.project(Preprocess.toMano(raw, Joints.STB), K_COLOUR) : undefined
     try {
       return Preprocess.prepare(
