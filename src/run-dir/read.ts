@@ -21,7 +21,12 @@ export class RunFileError extends Data.TaggedError("RunFileError")<{
 }> {}
 
 const fileError = (file: string, at: string, problem: string) =>
-  new RunFileError({ file, at, problem, message: at === "" ? `${file}: ${problem}` : `${file}: ${at}: ${problem}` })
+  new RunFileError({
+    file,
+    at,
+    problem,
+    message: at === "" ? `${file}: ${problem}` : `${file}: ${at}: ${problem}`,
+  })
 
 /** `rows[3].epe`, `pck["20"]`: the path as a JavaScript accessor, without the root. */
 export const formatPath = (path: readonly PropertyKey[]): string =>
@@ -52,7 +57,10 @@ const at = (value: unknown, key: PropertyKey): unknown =>
 const tagsMatched = (issue: SchemaIssue.Issue, input: unknown): number => {
   if (!("ast" in issue) || !SchemaAST.isObjects(issue.ast)) return 0
   return issue.ast.propertySignatures.filter(
-    (ps) => SchemaAST.isLiteral(ps.type) && !SchemaAST.isOptional(ps.type) && at(input, ps.name) === ps.type.literal,
+    (ps) =>
+      SchemaAST.isLiteral(ps.type) &&
+      !SchemaAST.isOptional(ps.type) &&
+      at(input, ps.name) === ps.type.literal,
   ).length
 }
 
@@ -95,29 +103,37 @@ const firstFailure = (
   }
 }
 
+/** Where a value sits in its file: its line (JSON Lines, from 1) and its path from the file's root. */
+export interface Place {
+  readonly line?: number
+  readonly path?: readonly PropertyKey[]
+}
+
 /**
- * `value` (from `file`) decoded with `schema`; throws a {@link RunFileError}
- * naming the file, `where` in it (e.g. `line 7`), and the path of the first
+ * `value`, found in `file` at `place`, decoded with `schema`; throws a
+ * {@link RunFileError} naming the file, the line and the path of the first
  * mismatch.
  */
 export const decode = <S extends Schema.ConstraintDecoder<unknown>>(
   file: string,
   schema: S,
   value: unknown,
-  where = "",
+  place: Place = {},
 ): S["Type"] => {
   const result = Schema.decodeUnknownResult(schema)(value)
   if (Result.isSuccess(result)) return result.success
-  const failure = firstFailure(result.failure.issue, [], value)
-  const inside = formatPath(failure.path)
-  throw fileError(file, [where, inside].filter((s) => s !== "").join(": "), failure.problem)
+  const failure = firstFailure(result.failure.issue, place.path ?? [], value)
+  const at = [place.line === undefined ? "" : `line ${place.line}`, formatPath(failure.path)]
+  throw fileError(file, at.filter((s) => s !== "").join(": "), failure.problem)
 }
 
-const parse = (file: string, text: string, where: string): unknown => {
+const notJson = (e: unknown) => `not valid JSON (${e instanceof Error ? e.message : String(e)})`
+
+const parse = (file: string, text: string): unknown => {
   try {
     return JSON.parse(text)
   } catch (e) {
-    throw fileError(file, where, `not valid JSON (${e instanceof Error ? e.message : String(e)})`)
+    throw fileError(file, "", notJson(e))
   }
 }
 
@@ -131,7 +147,7 @@ const readText = (file: string): string => {
 
 /** The JSON file `file` decoded with `schema`; throws a {@link RunFileError} when it is not JSON or does not match. */
 export const readJson = <S extends Schema.ConstraintDecoder<unknown>>(file: string, schema: S): S["Type"] =>
-  decode(file, schema, parse(file, readText(file), ""), "")
+  decode(file, schema, parse(file, readText(file)))
 
 /**
  * The JSON Lines file `file`, each line decoded with `schema`; a bad line
@@ -147,16 +163,14 @@ export const readJsonLines = <S extends Schema.ConstraintDecoder<unknown>>(
   const out: S["Type"][] = []
   lines.forEach((line, i) => {
     if (line.trim() === "") return
-    const where = `line ${i + 1}`
-    const unterminated = i === lines.length - 1
     let value: unknown
     try {
       value = JSON.parse(line)
     } catch (e) {
-      if (unterminated) return
-      throw fileError(file, where, `not valid JSON (${e instanceof Error ? e.message : String(e)})`)
+      if (i === lines.length - 1) return
+      throw fileError(file, `line ${i + 1}`, notJson(e))
     }
-    out.push(decode(file, schema, value, where))
+    out.push(decode(file, schema, value, { line: i + 1 }))
   })
   return out
 }

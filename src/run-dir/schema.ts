@@ -94,7 +94,9 @@ const resultsFields = {
  * predates DIR-Net's): a `kind` key makes it DIR-Net's or an error.
  */
 export const StagedResults = Schema.Struct({
-  kind: Schema.optionalKey(Schema.Never.annotate({ identifier: '"DirNetExperiment" or no kind (a staged experiment)' })),
+  kind: Schema.optionalKey(
+    Schema.Never.annotate({ identifier: '"DirNetExperiment" or no kind (a staged experiment)' }),
+  ),
   ...resultsFields,
   rows: Schema.Array(StagedRow),
 })
@@ -185,7 +187,9 @@ export const ProgramJson = Schema.Struct({
     description: Schema.optionalKey(Schema.String),
     experiment: Schema.optionalKey(
       Schema.Struct({
-        metaParams: Schema.optionalKey(Schema.Array(Schema.Struct({ name: Schema.String, like: Schema.String }))),
+        metaParams: Schema.optionalKey(
+          Schema.Array(Schema.Struct({ name: Schema.String, like: Schema.String })),
+        ),
       }),
     ),
   }),
