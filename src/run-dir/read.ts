@@ -127,7 +127,11 @@ export const decode = <S extends Schema.ConstraintDecoder<unknown>>(
   throw fileError(file, at.filter((s) => s !== "").join(": "), failure.problem)
 }
 
-const notJson = (e: unknown) => `not valid JSON (${e instanceof Error ? e.message : String(e)})`
+/** JSON.parse's reason on one line (V8 quotes the text around the error, newlines included), cut short. */
+const notJson = (e: unknown) => {
+  const reason = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").trim()
+  return `not valid JSON (${reason.length > 120 ? `${reason.slice(0, 117)}...` : reason})`
+}
 
 const parse = (file: string, text: string): unknown => {
   try {
