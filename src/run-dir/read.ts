@@ -29,7 +29,7 @@ const fileError = (file: string, at: string, problem: string) =>
   })
 
 /** `rows[3].epe`, `pck["20"]`: the path as a JavaScript accessor, without the root. */
-export const formatPath = (path: readonly PropertyKey[]): string =>
+const formatPath = (path: readonly PropertyKey[]): string =>
   path
     .map((k, i) =>
       typeof k === "number"
@@ -46,7 +46,7 @@ const show = (value: unknown): string => {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text
 }
 
-const at = (value: unknown, key: PropertyKey): unknown =>
+const child = (value: unknown, key: PropertyKey): unknown =>
   typeof value === "object" && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined
 
 /**
@@ -60,7 +60,7 @@ const tagsMatched = (issue: SchemaIssue.Issue, input: unknown): number => {
     (ps) =>
       SchemaAST.isLiteral(ps.type) &&
       !SchemaAST.isOptional(ps.type) &&
-      at(input, ps.name) === ps.type.literal,
+      child(input, ps.name) === ps.type.literal,
   ).length
 }
 
@@ -74,11 +74,7 @@ const firstFailure = (
 ): { path: readonly PropertyKey[]; problem: string } => {
   switch (issue._tag) {
     case "Pointer":
-      return firstFailure(
-        issue.issue,
-        [...path, ...issue.path],
-        issue.path.reduce<unknown>((v, k) => at(v, k), input),
-      )
+      return firstFailure(issue.issue, [...path, ...issue.path], issue.path.reduce<unknown>(child, input))
     case "Encoding":
       return firstFailure(issue.issue, path, input)
     case "Composite":
