@@ -33,3 +33,15 @@ test("only src/interpreters/tf (and the bench) touch tfjs", () => {
     for (const f of files(dir))
       assert.ok(!/from\s+"@tensorflow/.test(readFileSync(f, "utf8")), `${f} imports tfjs`)
 })
+
+test("src/report reads run directories through src/run-dir's schemas, not the tf interpreter's types", () => {
+  for (const f of files("src/report"))
+    for (const m of readFileSync(f, "utf8").matchAll(/from\s+"([^"]+)"/g))
+      assert.ok(!m[1]!.includes("interpreters/tf"), `${f} imports ${m[1]}`)
+})
+
+test("src/run-dir (what a run directory holds) depends on no interpreter and not on the report", () => {
+  for (const f of files("src/run-dir"))
+    for (const m of readFileSync(f, "utf8").matchAll(/from\s+"([^"]+)"/g))
+      assert.ok(!m[1]!.includes("interpreters/") && !m[1]!.includes("report/"), `${f} imports ${m[1]}`)
+})

@@ -17,6 +17,7 @@ import * as Runner from "../interpreters/tf/experiment.ts"
 import * as Tf from "../interpreters/tf/index.ts"
 import * as RunDir from "../report/run-dir.ts"
 import * as Summary from "../report/summary.ts"
+import type * as RunFiles from "../run-dir/schema.ts"
 import { BadInvocation, ProgramRejected, RunFailed } from "./errors.ts"
 import * as Load from "./load.ts"
 import { reporter } from "./progress.ts"
@@ -146,7 +147,7 @@ export const run = (args: RunArgs) =>
     // Every kind of experiment checkpoints: Ctrl-C stops it after the current step, with a checkpoint.
     process.on("SIGINT", onSigint)
     const perSeedDirectories = args.seeds > 1 || args.firstSeed !== undefined
-    const results: Runner.Results[] = []
+    const results: RunFiles.Results[] = []
     try {
       for (let seed = firstSeed; seed < firstSeed + args.seeds; seed++) {
         const dir = perSeedDirectories ? join(out, `seed-${seed}`) : out
@@ -176,7 +177,14 @@ export const run = (args: RunArgs) =>
       process.off("SIGINT", onSigint)
     }
     // Over every seed in the run directory: other processes may have run other seeds into it.
-    const summary = Summary.aggregate(perSeedDirectories ? RunDir.seedResults(out) : results)
+    const summary = Summary.aggregate(
+      perSeedDirectories
+        ? yield* Effect.try({
+            try: () => RunDir.seedResults(out),
+            catch: (e) => new RunFailed({ message: e instanceof Error ? e.message : String(e) }),
+          })
+        : results,
+    )
     writeFileSync(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`)
     writeFileSync(join(out, "summary.md"), Summary.markdown(summary))
     progress.log(`\n${Summary.markdown(summary)}`)

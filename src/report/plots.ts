@@ -6,8 +6,8 @@
  * @module
  */
 import type { TopLevelSpec } from "vega-lite"
-import type * as DirnetRun from "../interpreters/tf/dirnet/results.ts"
-import type * as Runner from "../interpreters/tf/experiment.ts"
+import * as Read from "../run-dir/read.ts"
+import * as RunFiles from "../run-dir/schema.ts"
 import type * as RunDir from "./run-dir.ts"
 import * as Weights from "./weights.ts"
 
@@ -48,7 +48,7 @@ const unique = <A>(xs: readonly A[]): A[] => [...new Set(xs)]
 // ---- 3D PCK -----------------------------------------------------------------------------------
 
 /** Pointwise mean of the rows' PCK curves (the seeds of one table cell share thresholds). */
-const meanCurve = (rows: readonly Runner.Row[]): [number, number][] => {
+const meanCurve = (rows: readonly RunFiles.Row[]): [number, number][] => {
   const sums = new Map<number, { sum: number; n: number }>()
   for (const r of rows)
     for (const [t, v] of r.pckCurve) {
@@ -138,8 +138,8 @@ export const pck = (run: RunDir.Run): Plot[] => {
 // ---- accuracy against computation (DIR-Net, Fig. 7) -------------------------------------------
 
 /** The Figure 7 sweep of a seed's results, when it is a DIR-Net run's. */
-const sweepOf = (r: Runner.Results | undefined): DirnetRun.Results["sweep"] =>
-  (r as Partial<DirnetRun.Results> | undefined)?.sweep
+const sweepOf = (r: RunFiles.Results | undefined): RunFiles.DirnetResults["sweep"] =>
+  r?.kind === "DirNetExperiment" ? r.sweep : undefined
 
 const SWEEP_SERIES = ["τ_var", "τ_gate"] as const
 
@@ -157,9 +157,8 @@ export const tradeoff = (run: RunDir.Run): Plot[] => {
   const values = SWEEP_SERIES.flatMap((series) => {
     const lists = sweeps.map((sw) => sw.points.filter((p) => p.series === series))
     return lists[0]!.map((p, i) => {
-      const here = lists.map((l) => l[i]).filter((x): x is DirnetRun.SweepPoint => x !== undefined)
-      const mean = (f: (x: DirnetRun.SweepPoint) => number) =>
-        here.reduce((a, x) => a + f(x), 0) / here.length
+      const here = lists.map((l) => l[i]).filter((x): x is RunFiles.SweepPoint => x !== undefined)
+      const mean = (f: (x: RunFiles.SweepPoint) => number) => here.reduce((a, x) => a + f(x), 0) / here.length
       return {
         series,
         order: i,
@@ -539,7 +538,9 @@ export const histograms = (run: RunDir.Run): Plot[] => {
     const seen = new Set<string>()
     for (const m of s.models) {
       const ck = Weights.read(m.dir, (g) => g.startsWith("params/"))
-      const meta = (ck.meta ?? {}) as { model?: string; row?: string; table?: string }
+      const meta = Read.decode(ck.file, RunFiles.ModelMeta, ck.meta ?? {}, {
+        path: ["userDefinedMetadata", "cmkg"],
+      })
       for (const [g, tree] of Object.entries(ck.groups)) {
         const model = meta.model ?? g.slice("params/".length)
         const arrays = weightsOf(tree)

@@ -7,7 +7,8 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { join, resolve } from "node:path"
-import type * as Runner from "../interpreters/tf/experiment.ts"
+import * as Read from "../run-dir/read.ts"
+import * as RunFiles from "../run-dir/schema.ts"
 import * as Summary from "./summary.ts"
 
 /** The directory is missing or is not the output of `cmkg run`; the message names the directory and what is missing. */
@@ -15,20 +16,14 @@ export class NotARunDirectory extends Error {
   override readonly name = "NotARunDirectory"
 }
 
-/** One line of `metrics.jsonl`: the position, then one number per loss key. */
-export interface MetricsLine {
-  readonly stage: string
-  readonly epoch: number
-  readonly step: number
-  readonly time: number
-  readonly [loss: string]: string | number
-}
+/** One line of `metrics.jsonl`: the position, then one number (null: not finite) per loss key. */
+export type MetricsLine = RunFiles.MetricsLine
 
 /** One seed's output: its own directory (the run directory itself when there is one seed). */
 export interface Seed {
   readonly seed: number
   readonly dir: string
-  readonly results: Runner.Results | undefined
+  readonly results: RunFiles.Results | undefined
   readonly metrics: readonly MetricsLine[]
   /** `checkpoints/NNNNNN` named by `checkpoints/LATEST`, when present. */
   readonly checkpoint: string | undefined
@@ -43,38 +38,18 @@ export interface Run {
     readonly description: string
     readonly metaParams: readonly { name: string; like: string }[]
   }
-  readonly options: Readonly<Record<string, unknown>>
+  readonly options: RunFiles.ProgramJson["options"]
   readonly seeds: readonly Seed[]
   /** Mean ± std over the seeds that have results (all of them, or those done so far in an interrupted run). */
   readonly summary: Summary.Summary | undefined
 }
 
-const readJson = (path: string): unknown => {
-  try {
-    return JSON.parse(readFileSync(path, "utf8"))
-  } catch (e) {
-    throw new NotARunDirectory(`${path}: not valid JSON (${e instanceof Error ? e.message : String(e)})`)
-  }
-}
-
-/** Lines that fail to parse (a run killed mid-write leaves a partial last line) are skipped. */
-const readMetrics = (path: string): MetricsLine[] => {
-  if (!existsSync(path)) return []
-  const out: MetricsLine[] = []
-  for (const line of readFileSync(path, "utf8").split("\n")) {
-    if (line.trim() === "") continue
-    try {
-      const v = JSON.parse(line) as MetricsLine
-      if (typeof v.stage === "string") out.push(v)
-    } catch {
-      // partial line
-    }
-  }
-  return out
-}
+/** The lines of `metrics.jsonl` (none before the first step); a partial last line is dropped (`Read.readJsonLines`). */
+const readMetrics = (path: string): MetricsLine[] =>
+  existsSync(path) ? Read.readJsonLines(path, RunFiles.MetricsLine) : []
 
 /** `models/<slug>` is named after its evaluate stage (as `interpreters/tf/experiment.ts` slugs it); order them as evaluated. */
-const evaluationOrder = (results: Runner.Results | undefined, slug: string): number => {
+const evaluationOrder = (results: RunFiles.Results | undefined, slug: string): number => {
   const i =
     results?.rows.findIndex(
       (r) => r.stage.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-|-$/g, "") === slug,
@@ -91,15 +66,15 @@ const seedDirectories = (dir: string): { seed: number; dir: string }[] =>
     .sort((a, b) => a.seed - b.seed)
 
 /** The results of every finished seed under `seed-N/` of a run directory, by seed. */
-export const seedResults = (dir: string): Runner.Results[] =>
+export const seedResults = (dir: string): RunFiles.Results[] =>
   seedDirectories(dir).flatMap((s) => {
     const path = join(s.dir, "results.json")
-    return existsSync(path) ? [readJson(path) as Runner.Results] : []
+    return existsSync(path) ? [Read.readJson(path, RunFiles.Results)] : []
   })
 
 const readSeed = (seed: number, dir: string): Seed => {
   const resultsPath = join(dir, "results.json")
-  const results = existsSync(resultsPath) ? (readJson(resultsPath) as Runner.Results) : undefined
+  const results = existsSync(resultsPath) ? Read.readJson(resultsPath, RunFiles.Results) : undefined
   const latest = join(dir, "checkpoints", "LATEST")
   const ckpt = existsSync(latest) ? join(dir, "checkpoints", readFileSync(latest, "utf8").trim()) : undefined
   const modelsDir = join(dir, "models")
@@ -135,14 +110,7 @@ export const read = (dir: string): Run => {
     throw new NotARunDirectory(
       `${dir}: not a cmkg run directory: program.json is missing (cmkg run writes it first, with results.json, metrics.jsonl and checkpoints/)`,
     )
-  const programJson = readJson(programPath) as {
-    program?: {
-      name?: string
-      description?: string
-      experiment?: { metaParams?: { name: string; like: string }[] }
-    }
-    options?: Record<string, unknown>
-  }
+  const programJson = Read.readJson(programPath, RunFiles.ProgramJson)
   const seedDirs = seedDirectories(abs)
   const seeds = seedDirs.length > 0 ? seedDirs.map((s) => readSeed(s.seed, s.dir)) : [readSeed(1, abs)]
   if (seeds.every((s) => s.results === undefined && s.metrics.length === 0))
@@ -152,15 +120,15 @@ export const read = (dir: string): Run => {
   const results = seeds.flatMap((s) => (s.results === undefined ? [] : [s.results]))
   // From the seeds' results as they are now (a summary.json can predate seeds that other processes ran since).
   const summary = results.length > 0 ? Summary.aggregate(results) : undefined
-  const p = programJson.program ?? {}
+  const p = programJson.program
   return {
     dir: abs,
     program: {
-      name: p.name ?? "(unnamed)",
+      name: p.name,
       description: p.description ?? "",
       metaParams: p.experiment?.metaParams ?? [],
     },
-    options: programJson.options ?? {},
+    options: programJson.options,
     seeds,
     summary,
   }

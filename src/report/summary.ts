@@ -4,27 +4,13 @@
  * @module
  */
 import { gflopsText } from "../interpreters/shape-check/dirnet.ts"
-import type * as Runner from "../interpreters/tf/experiment.ts"
+import type * as RunFiles from "../run-dir/schema.ts"
 
-export interface Cell {
-  readonly table: string
-  readonly row: string
-  readonly column: string
-  readonly n: number
-  readonly epe: { readonly mean: number; readonly std: number }
-  readonly auc20to50: { readonly mean: number; readonly std: number }
-  readonly auc0to50: { readonly mean: number; readonly std: number }
-  /** Cost columns, when the rows carry them (DIR-Net's): average GFLOPs per sample and parameters. */
-  readonly gflops?: { readonly mean: number; readonly std: number }
-  readonly params?: { readonly mean: number; readonly std: number }
-}
+/** One table cell over seeds (`summary.json`'s schema). */
+export type Cell = RunFiles.SummaryCell
 
-export interface Summary {
-  readonly program: string
-  readonly seeds: readonly number[]
-  readonly backend: string
-  readonly cells: readonly Cell[]
-}
+/** `summary.json`. */
+export type Summary = RunFiles.Summary
 
 /** Sample mean and standard deviation (n − 1; 0 for a single value). */
 export const meanStd = (xs: readonly number[]): { mean: number; std: number } => {
@@ -34,7 +20,7 @@ export const meanStd = (xs: readonly number[]): { mean: number; std: number } =>
 }
 
 /** A row that may carry cost columns. */
-type CostedRow = Runner.Row & { readonly gflops?: number; readonly params?: number }
+type CostedRow = RunFiles.Row & { readonly gflops?: number; readonly params?: number }
 
 /** `{ key: mean ± std }` of a cost column when every row has it, else nothing. */
 const costColumn = (rows: readonly CostedRow[], key: "gflops" | "params") => {
@@ -42,7 +28,7 @@ const costColumn = (rows: readonly CostedRow[], key: "gflops" | "params") => {
   return xs.length > 0 && xs.every((x) => typeof x === "number") ? { [key]: meanStd(xs as number[]) } : {}
 }
 
-export const aggregate = (results: readonly Runner.Results[]): Summary => {
+export const aggregate = (results: readonly RunFiles.Results[]): Summary => {
   const keys = [
     ...new Map(
       results.flatMap((r) => r.rows.map((x) => [`${x.table}\u0000${x.row}\u0000${x.column}`, x])),

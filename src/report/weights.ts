@@ -10,17 +10,15 @@
  */
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
-
-interface Entry {
-  readonly name: string
-  readonly shape: readonly number[]
-  readonly dtype?: string
-  readonly quantization?: unknown
-}
+import * as Read from "../run-dir/read.ts"
+import * as RunFiles from "../run-dir/schema.ts"
 
 const BYTES: Readonly<Record<string, number>> = { float32: 4, int32: 4, bool: 1 }
 
 export interface Checkpoint {
+  /** Its `model.json`. */
+  readonly file: string
+  /** cmkg's metadata (`userDefinedMetadata.cmkg`), for the caller to decode. */
   readonly meta: unknown
   /** `group` → `key` → values, for the groups `want` accepted. */
   readonly groups: Readonly<Record<string, Readonly<Record<string, Float32Array>>>>
@@ -29,23 +27,19 @@ export interface Checkpoint {
 /** The float32 tensors of `dir` whose group (the part of the name before `::`) satisfies `want`. */
 export const read = (dir: string, want: (group: string) => boolean): Checkpoint => {
   const jsonPath = join(dir, "model.json")
-  const json = JSON.parse(readFileSync(jsonPath, "utf8")) as {
-    weightsManifest?: { paths: string[]; weights: Entry[] }[]
-    userDefinedMetadata?: { cmkg?: unknown }
-  }
+  const json = Read.readJson(jsonPath, RunFiles.ModelJson)
   const groups: Record<string, Record<string, Float32Array>> = {}
-  for (const manifest of json.weightsManifest ?? []) {
+  for (const manifest of json.weightsManifest) {
     // Shards are concatenated in order; entries index into the concatenation.
     const bin = Buffer.concat(manifest.paths.map((p) => readFileSync(join(dir, p))))
     let offset = 0
     for (const e of manifest.weights) {
       if (e.quantization !== undefined)
         throw new Error(`${jsonPath}: ${e.name} is quantized, which the report does not read`)
-      const dtype = e.dtype ?? "float32"
-      const bytes = e.shape.reduce((a, b) => a * b, 1) * (BYTES[dtype] ?? 4)
+      const bytes = e.shape.reduce((a, b) => a * b, 1) * (BYTES[e.dtype] ?? 4)
       const sep = e.name.indexOf("::")
       const group = sep < 0 ? "" : e.name.slice(0, sep)
-      if (dtype === "float32" && want(group)) {
+      if (e.dtype === "float32" && want(group)) {
         if (offset + bytes > bin.byteLength)
           throw new Error(`${jsonPath}: ${e.name} runs past the end of the weights (${bin.byteLength} bytes)`)
         // Copy: the Buffer's offset need not be 4-byte aligned.
@@ -59,5 +53,5 @@ export const read = (dir: string, want: (group: string) => boolean): Checkpoint 
       offset += bytes
     }
   }
-  return { meta: json.userDefinedMetadata?.cmkg, groups }
+  return { file: jsonPath, meta: json.userDefinedMetadata?.cmkg, groups }
 }

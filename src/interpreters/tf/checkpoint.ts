@@ -18,6 +18,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
+import * as Read from "../../run-dir/read.ts"
+import * as RunFiles from "../../run-dir/schema.ts"
 import type { Tree } from "./init.ts"
 import type * as Optimizer from "./optimizer.ts"
 
@@ -78,11 +80,12 @@ export const load = (dir: string): Loaded => {
   const jsonPath = join(dir, "model.json")
   const binPath = join(dir, "weights.bin")
   if (!existsSync(jsonPath)) throw new Error(`${jsonPath}: no checkpoint here`)
-  const modelJson = JSON.parse(readFileSync(jsonPath, "utf8")) as {
-    weightsManifest?: { weights: tf.io.WeightsManifestEntry[] }[]
-    userDefinedMetadata?: { cmkg?: unknown }
-  }
-  const specs = modelJson.weightsManifest?.[0]?.weights
+  const modelJson = Read.readJson(jsonPath, RunFiles.ModelJson)
+  const specs = modelJson.weightsManifest[0]?.weights.map((s) => ({
+    name: s.name,
+    shape: [...s.shape],
+    dtype: s.dtype,
+  }))
   if (specs === undefined) throw new Error(`${jsonPath}: no weightsManifest`)
   const bin = readFileSync(binPath)
   const expected = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1) * 4, 0)

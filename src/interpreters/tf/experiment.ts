@@ -23,6 +23,7 @@ import type * as Experiment from "../../dsl/Experiment.ts"
 import * as Loss from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
+import type * as RunFiles from "../../run-dir/schema.ts"
 import { apply } from "./apply.ts"
 import * as Checkpoint from "./checkpoint.ts"
 import * as Init from "./init.ts"
@@ -31,29 +32,11 @@ import * as StepRun from "./step.ts"
 
 type World = StepRun.World
 
-/** One evaluated row of a results table. */
-export interface Row {
-  readonly stage: string
-  readonly table: string
-  readonly row: string
-  readonly column: string
-  readonly model: string
-  readonly samples: number
-  readonly epe: number
-  readonly auc20to50: number
-  readonly auc0to50: number
-  readonly pck: Readonly<Record<string, number>>
-  /** 3D PCK at thresholds 0..50 mm, for the PCK plot. */
-  readonly pckCurve: readonly (readonly [number, number])[]
-}
+/** One evaluated row of a results table (`results.json`'s schema). */
+export type Row = RunFiles.StagedRow
 
-export interface Results {
-  readonly program: string
-  readonly seed: number
-  readonly backend: string
-  readonly rows: readonly Row[]
-  readonly seconds: number
-}
+/** A staged experiment's `results.json`. */
+export type Results = RunFiles.StagedResults
 
 /** Where the run is: the stage to run, and inside a train stage the epochs and the steps of the current epoch done. */
 interface Position extends Journal.Progress {
@@ -92,7 +75,7 @@ export interface RunOptions {
 }
 
 export type Outcome =
-  | { readonly _tag: "Done"; readonly results: Results }
+  | { readonly _tag: "Done"; readonly results: RunFiles.Results }
   | { readonly _tag: "Stopped"; readonly checkpoint: string }
 
 /**

@@ -6,51 +6,20 @@
  * @module
  */
 import type * as Dirnet from "../../../dsl/dirnet.ts"
+import type * as RunFiles from "../../../run-dir/schema.ts"
 import * as Costs from "../../shape-check/dirnet.ts"
-import type * as Runner from "../experiment.ts"
 
-/** A results row (readable wherever the staged runner's rows are) with DIR-Net's cost columns. */
-export interface Row extends Runner.Row {
-  /** How the row was evaluated (the experiment's `Dirnet.Evaluate`). */
-  readonly evaluate: Dirnet.Evaluate
-  /** Average GFLOPs per sample under the row's exits. */
-  readonly gflops: number
-  /** Parameters of what the row runs (the gate's included when it decides the exits). */
-  readonly params: number
-  /** Mean exit loop (0-based) and the fraction of samples exiting after each loop. */
-  readonly meanExit: number
-  readonly exits: readonly number[]
-}
+/** A results row (readable wherever the staged runner's rows are) with DIR-Net's cost columns (`results.json`'s schema). */
+export type Row = RunFiles.DirnetRow
 
 /** One point of Figure 7. */
-export interface SweepPoint {
-  readonly series: "τ_var" | "τ_gate"
-  readonly tau: number
-  /** For τ_var: the quantile of the training set's average variances it is. */
-  readonly quantile: number | undefined
-  readonly auc20to50: number
-  readonly epe: number
-  readonly gflops: number
-  readonly meanExit: number
-  readonly exits: readonly number[]
-}
+export type SweepPoint = RunFiles.SweepPoint
 
 /** The shape checker's costs of a variant, as the results record them. */
-export interface LoopCosts {
-  readonly model: string
-  /** GFLOPs of one sample that exits after loop k (k = 0 … l_max). */
-  readonly gflopsAtExit: readonly number[]
-  readonly params: number
-  readonly noIterParams: number
-}
+export type LoopCosts = RunFiles.LoopCosts
 
-export interface Results extends Runner.Results {
-  readonly kind: "DirNetExperiment"
-  readonly rows: readonly Row[]
-  readonly sweep: { readonly model: string; readonly points: readonly SweepPoint[] } | undefined
-  readonly loops: readonly LoopCosts[]
-  readonly gateParams: number
-}
+/** A DIR-Net experiment's `results.json`. */
+export type Results = RunFiles.DirnetResults
 
 // ---- Markdown -------------------------------------------------------------------------------
 
