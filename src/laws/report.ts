@@ -81,7 +81,7 @@ export const format = (r: LawReport): string =>
   r.ok
     ? `${r.law}: holds (${r.comparisons.length} comparisons, worst ${r.worst === undefined ? "none" : `${r.worst.what} ${e(r.worst.error)} ≤ ${e(r.worst.tolerance)}`})`
     : [
-        `${r.law}: does not hold; ${r.failures.length} of ${r.comparisons.length} comparisons failed`,
+        `${r.law}: does not hold; ${r.comparisons.filter((c) => !c.ok).length} of ${r.comparisons.length} comparisons over tolerance${r.skipped > 0 ? `, ${r.skipped} skipped at kinks` : ""}`,
         ...r.failures.map(
           (c) => `  ${c.what}: error ${e(c.error)} > tolerance ${e(c.tolerance)}; ${c.detail}`,
         ),
