@@ -210,18 +210,24 @@ export const netValue = (options: NetValueOptions = {}): fc.Arbitrary<NetValue> 
 
 // ---- tensors and parameters ----------------------------------------------------------------
 
-/** A float64 tensor of `shape` holding float32 numbers in [min, max] (default ±1), shrinking element-wise. */
+/**
+ * A float64 tensor of `shape` holding float32 numbers in [min, max] (default ±1), shrinking
+ * element-wise. Values are spread over the range (`fc.noBias`): fast-check's default bias
+ * towards edge values (±1, 0, subnormals) makes most elements 0 or ±1, which hides the
+ * terms a derivative law is about; pass `edgeValues: true` to have it back.
+ */
 export const tensor = (
   shape: readonly number[],
-  range: { readonly min?: number; readonly max?: number } = {},
+  range: { readonly min?: number; readonly max?: number; readonly edgeValues?: boolean } = {},
 ): fc.Arbitrary<Ref.Tensor> => {
   const n = Tensors.size(shape)
-  const value = fc.float({
+  const float = fc.float({
     min: Math.fround(range.min ?? -1),
     max: Math.fround(range.max ?? 1),
     noNaN: true,
     noDefaultInfinity: true,
   })
+  const value = range.edgeValues === true ? float : fc.noBias(float)
   return fc.array(value, { minLength: n, maxLength: n }).map((xs) => Tensors.make(shape, xs))
 }
 
