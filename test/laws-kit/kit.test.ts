@@ -140,13 +140,13 @@ test("a deliberately wrong tolerance (0) fails: float32 and float64 really diffe
 /** f(a, b) = Σ softplus(a)·b + ½Σ a²·b², once on tf and once in float64, with its gradient and HVP by hand. */
 const softplus = (z: number) => Math.log1p(Math.exp(z))
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z))
-const smooth: Laws.ScalarFunction = {
-  tf: (p) =>
+const smooth = {
+  tf: (p: Laws.TfInterpreter.Tree) =>
     tf.add(
       tf.sum(tf.mul(tf.softplus(p.a!), p.b!)),
       tf.mul(0.5, tf.sum(tf.mul(tf.square(p.a!), tf.square(p.b!)))),
     ) as tf.Scalar,
-  float64: (p) => {
+  float64: (p: Laws.Reference.Params) => {
     let s = 0
     p.a!.data.forEach((a, i) => {
       const b = p.b!.data[i]!
@@ -154,7 +154,7 @@ const smooth: Laws.ScalarFunction = {
     })
     return s
   },
-}
+} satisfies Laws.ScalarFunction
 const byHand = (p: Laws.Reference.Params): Laws.Reference.Params => ({
   a: Laws.Reference.Tensors.generate(p.a!.shape, (i) => {
     const [a, b] = [p.a!.data[i]!, p.b!.data[i]!]
@@ -253,7 +253,7 @@ test("an HVP that drops its second-order term (Gauss-Newton style) fails; so doe
   )
   // tf's function is not the float64 one (a 1e-3 extra curvature in a): caught by the float64 differences.
   const drifted: Laws.ScalarFunction = {
-    tf: (p) => tf.add(smooth.tf!(p), tf.mul(5e-4, tf.sum(tf.square(p.a!)))) as tf.Scalar,
+    tf: (p) => tf.add(smooth.tf(p), tf.mul(5e-4, tf.sum(tf.square(p.a!)))) as tf.Scalar,
     float64: smooth.float64,
   }
   assert.equal(Laws.hvpMatchesFiniteDifferences(drifted, at, { seed: 1 }).ok, false)
