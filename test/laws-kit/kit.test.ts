@@ -108,6 +108,7 @@ test("interpretersAgree catches a tf interpreter whose batch norm uses ε = 1e-3
     { net: withEps(1e-5), input: [4, 4, 2] },
     { seed: 3, tf: { apply: wrongEps } },
   )
+  assert.equal(r.ok, false)
   const failed = r.failures.map((c) => c.what)
   assert.ok(failed.includes("train tap features") && failed.includes("train output"), Laws.format(r))
 })
@@ -129,6 +130,7 @@ test("interpretersAgree catches a reference that runs batch norm in eval mode wh
   const evalOnly: typeof Laws.Reference.apply = (net, params, state, x) =>
     Laws.Reference.apply(net, params, state, x, "eval")
   const r = Laws.interpretersAgree(value, { seed: 3, reference: { apply: evalOnly }, gradients: false })
+  assert.equal(r.ok, false)
   assert.deepEqual(
     r.failures.map((c) => c.what).filter((w) => w.startsWith("eval")),
     [],
