@@ -5,8 +5,6 @@
  *
  * @module
  */
-import { Data } from "effect"
-
 /** One comparison of a check: `error ≤ tolerance` holds, or it does not. */
 export interface Comparison {
   /** What was compared, e.g. `train output`, `tap t0`, `gradient 0/kernel`, `student: 1/gamma`. */
@@ -32,11 +30,19 @@ export interface LawReport {
   readonly worst: Comparison | undefined
 }
 
-/** A law does not hold: `message` lists every failed comparison, one per line. */
-export class LawViolation extends Data.TaggedError("LawViolation")<{
-  readonly message: string
-  readonly report: LawReport
-}> {}
+/**
+ * A law does not hold: `message` lists every failed comparison, one per line. A plain
+ * `Error` (tagged like the project's `Data.TaggedError`s) rather than an Effect error:
+ * fast-check attaches it as the `cause` of its own failure, and Node's test reporters
+ * print an `Error` cause with its lines intact, an Effect error as an escaped object.
+ */
+export class LawViolation extends Error {
+  readonly _tag = "LawViolation"
+  constructor(readonly report: LawReport) {
+    super(format(report))
+    this.name = "LawViolation"
+  }
+}
 
 const ratio = (c: Comparison): number =>
   c.tolerance > 0 ? c.error / c.tolerance : c.error > 0 ? Infinity : 0
@@ -89,7 +95,7 @@ export const format = (r: LawReport): string =>
 
 /** `r` when the law holds; otherwise throws a {@link LawViolation} whose message is {@link format}`(r)`. */
 export const orThrow = (r: LawReport): LawReport => {
-  if (!r.ok) throw new LawViolation({ message: format(r), report: r })
+  if (!r.ok) throw new LawViolation(r)
   return r
 }
 
