@@ -304,8 +304,8 @@ test("on a network, tf's gradients and HVPs match the reference's float64 differ
 
 test("docs/laws-kit.md's example is test/laws-kit/example.test.ts, up to its imports", () => {
   const doc = readFileSync("docs/laws-kit.md", "utf8")
-  const fenced = /```ts\n([\s\S]*?)```/.exec(doc)
-  assert.ok(fenced !== null, "docs/laws-kit.md has a ```ts block")
+  const fenced = /## Example[\s\S]*?```ts\n([\s\S]*?)```/.exec(doc)
+  assert.ok(fenced !== null, "docs/laws-kit.md has a ```ts block under ## Example")
   const body = (s: string) =>
     s
       .replace(/^\/\*\*[\s\S]*?\*\/\n/, "")
