@@ -79,6 +79,42 @@ export const requireReady = (check: string): void => {
     )
 }
 
+/**
+ * Runs `f` in a tf scope: every tensor created inside (parameter copies, directions, the
+ * user's function's intermediates) is disposed when it returns, so a check leaves the
+ * engine as it found it. `f` returns plain numbers, never tensors.
+ */
+export const scoped = <T>(f: () => T): T => {
+  tf.engine().startScope()
+  try {
+    return f()
+  } finally {
+    tf.engine().endScope()
+  }
+}
+
+/**
+ * tf's `apply` keeps (`tf.keep`) the new batch-norm state it returns, so that it outlives a
+ * training step's tidy; a check must dispose it. `apply` here is `inner` recording every
+ * such tensor, `release` disposes them.
+ */
+const trackingState = (inner: typeof TfApply.apply) => {
+  const kept: tf.Tensor[] = []
+  const apply: typeof TfApply.apply = (net, params, state, x, mode) => {
+    const r = inner(net, params, state, x, mode)
+    const given = new Set(Object.values(state))
+    for (const t of Object.values(r.state)) if (!given.has(t)) kept.push(t)
+    return r
+  }
+  return {
+    apply,
+    release: () => {
+      tf.dispose(kept)
+      kept.length = 0
+    },
+  }
+}
+
 export const toTf = (t: Ref.Tensor): tf.Tensor =>
   tf.tensor(Float32Array.from(t.data), [...t.shape], "float32")
 export const toReference = (t: tf.Tensor): Ref.Tensor =>
@@ -454,7 +490,15 @@ const agreeOnLoss = (value: LossValue, o: AgreeOptions): Comparison[] => {
  */
 export const interpretersAgree = (value: Value, options: AgreeOptions = {}): LawReport => {
   requireReady("interpretersAgree")
-  const comparisons = isLossValue(value) ? agreeOnLoss(value, options) : agreeOnNet(value, options)
+  const tracked = trackingState(options.tf?.apply ?? TfApply.apply)
+  const o: AgreeOptions = { ...options, tf: { ...options.tf, apply: tracked.apply } }
+  const comparisons = scoped(() => {
+    try {
+      return isLossValue(value) ? agreeOnLoss(value, o) : agreeOnNet(value, o)
+    } finally {
+      tracked.release()
+    }
+  })
   return report(`the interpreters agree on ${describe(value)} (seed ${options.seed ?? 0})`, comparisons)
 }
 

@@ -22,7 +22,7 @@ import type * as Ref from "../interpreters/reference/index.ts"
 import * as Tensors from "../interpreters/reference/Tensor.ts"
 import type * as Tf from "../interpreters/tf/index.ts"
 import { mulberry32 } from "../random.ts"
-import { requireReady, tfGradient, toReference, treeToTf } from "./agree.ts"
+import { requireReady, scoped, tfGradient, toReference, treeToTf } from "./agree.ts"
 import { centralDifferences, type Float64Fn, hvpByDifferences } from "./fd64.ts"
 import {
   type Comparison,
@@ -165,7 +165,9 @@ export const gradientsMatchFiniteDifferences = (
   fn: ScalarFunction,
   at: Ref.Params,
   options: FiniteDifferenceOptions = {},
-): LawReport => {
+): LawReport => scoped(() => gradientCheck(fn, at, options))
+
+const gradientCheck = (fn: ScalarFunction, at: Ref.Params, options: FiniteDifferenceOptions): LawReport => {
   const check = "gradientsMatchFiniteDifferences"
   const g = gradientUnderTest(fn, check)(at)
   const comparisons: Comparison[] = []
@@ -252,7 +254,9 @@ export const hvpMatchesFiniteDifferences = (
   fn: ScalarFunction,
   at: Ref.Params,
   options: FiniteDifferenceOptions = {},
-): LawReport => {
+): LawReport => scoped(() => hvpCheck(fn, at, options))
+
+const hvpCheck = (fn: ScalarFunction, at: Ref.Params, options: FiniteDifferenceOptions): LawReport => {
   const check = "hvpMatchesFiniteDifferences"
   const hvpUnderTest = (p: Ref.Params, v: Ref.Params): Record<string, ArrayLike<number>> => {
     if (fn.hvp !== undefined)

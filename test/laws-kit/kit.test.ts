@@ -290,7 +290,7 @@ test("on a network, tf's gradients and HVPs match the reference's float64 differ
   const x = fc.sample(Laws.batchOf([4, 4, 2], 2), { seed: 9, numRuns: 1 })[0]!
   const onTf = (p: Laws.TfInterpreter.Tree) =>
     tf.sum(
-      tf.square(Laws.TfInterpreter.apply(smallNet, p, Laws.treeToTf(state), Laws.toTf(x), "train").y),
+      tf.square(Laws.TfInterpreter.apply(smallNet, p, Laws.treeToTf(state), Laws.toTf(x), "batch-stats").y),
     ) as tf.Scalar
   const inFloat64 = (p: Laws.Reference.Params) =>
     Laws.Reference.apply(smallNet, p, state, x, "train").y.data.reduce((s, v) => s + v * v, 0)
@@ -298,6 +298,18 @@ test("on a network, tf's gradients and HVPs match the reference's float64 differ
   const g = Laws.assertGradientsMatchFiniteDifferences({ tf: onTf, float64: inFloat64 }, params, { depth })
   assert.equal(g.comparisons.length + g.skipped, Object.keys(params).length)
   Laws.assertHvpMatchesFiniteDifferences({ tf: onTf, float64: inFloat64 }, params, { depth, seed: 4 })
+})
+
+test("a check leaves no tensors behind, whether the law holds or not", () => {
+  const live = () => tf.memory().numTensors
+  const before = live()
+  Laws.interpretersAgree(value, { seed: 3, wrtInput: true })
+  Laws.interpretersAgree(value, { seed: 3, tf: { apply: offBy(1e-3) } })
+  Laws.gradientsMatchFiniteDifferences(smooth, typical)
+  Laws.gradientsMatchFiniteDifferences({ tf: smooth.tf }, typical)
+  Laws.hvpMatchesFiniteDifferences(smooth, typical)
+  Laws.hvpMatchesFiniteDifferences({ tf: smooth.tf }, typical)
+  assert.equal(live(), before)
 })
 
 // ---- the doc's example is this directory's example.test.ts --------------------------------------------
