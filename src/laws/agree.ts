@@ -39,6 +39,7 @@ import {
   norm2,
   normwise,
   orThrow,
+  recheck,
   report,
   type Sides,
   shapes,
@@ -177,33 +178,53 @@ const failed = (what: string, detail: string): Comparison => ({
 
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
-/** Per-tensor gradient comparisons, relative to each tensor's norm plus the whole gradient's norm. */
+/**
+ * Per-tensor gradient comparisons, relative to each tensor's norm plus the whole gradient's
+ * norm, pushed onto `out`; a failing tensor is decided again with differences at h/10
+ * ({@link recheck}). Returns how many tensors were skipped at a kink.
+ */
 const compareGradients = (
+  out: Comparison[],
   prefix: string,
   actual: Readonly<Record<string, ArrayLike<number>>>,
   expected: Readonly<Record<string, Ref.Tensor>>,
   tolerance: number,
-  retry: (key: string) => Ref.Tensor,
-): Comparison[] => {
+  atSmallerStep: (key: string) => Ref.Tensor,
+): number => {
   const whole = norm2(Object.values(expected).flatMap((t) => Array.from(t.data)))
-  return Object.keys(expected).map((k) => {
+  let skipped = 0
+  for (const k of Object.keys(expected)) {
     const a = actual[k]
-    if (a === undefined) return failed(`${prefix}${k}`, "tf gave no gradient for this entry")
+    if (a === undefined) {
+      out.push(failed(`${prefix}${k}`, "tf gave no gradient for this entry"))
+      continue
+    }
     const c = normwise(`${prefix}${k}`, a, expected[k]!.data, tolerance, whole, tfVsRef)
-    if (c.ok) return c
-    // A relu / max-pool / |·| kink within h of the point spoils one central difference;
-    // a wrong gradient is wrong at every step. Retry this tensor at h/10.
-    const again = normwise(`${prefix}${k}`, a, retry(k).data, tolerance, whole, tfVsRef)
-    return again.ok ? { ...again, detail: `${again.detail} (at step h/10: h crossed a kink)` } : c
-  })
+    const verdict = c.ok
+      ? c
+      : recheck(c, expected[k]!.data, atSmallerStep(k).data, a, tolerance, whole, tfVsRef, "h/10")
+    if (verdict === "kink") skipped += 1
+    else out.push(verdict)
+  }
+  return skipped
+}
+
+/** What a check on one value found: its comparisons, and the tensors skipped at kinks. */
+interface Found {
+  readonly comparisons: Comparison[]
+  readonly skipped: number
 }
 
 // ---- networks ---------------------------------------------------------------------------------
 
-const agreeOnNet = (value: NetValue, o: AgreeOptions): Comparison[] => {
+const agreeOnNet = (value: NetValue, o: AgreeOptions): Found => {
   const { net, input } = value
   const checked = Check.check(net, input)
-  if (!checked.ok) return [failed("shape-check", checked.errors.map(Check.formatError).join("; "))]
+  if (!checked.ok)
+    return {
+      comparisons: [failed("shape-check", checked.errors.map(Check.formatError).join("; "))],
+      skipped: 0,
+    }
   const summary = checked.summary
   const batch = o.batch ?? 2
   const seed = o.seed ?? 0
@@ -280,7 +301,7 @@ const agreeOnNet = (value: NetValue, o: AgreeOptions): Comparison[] => {
     })
   }
 
-  if (o.gradients === false || modes.length === 0) return out
+  if (o.gradients === false || modes.length === 0) return { comparisons: out, skipped: 0 }
   const mode = modes[0]!
   const INPUT = "<input>"
   const wrt: Record<string, Ref.Tensor> = { ...params, ...(o.wrtInput === true ? { [INPUT]: x } : {}) }
@@ -297,7 +318,8 @@ const agreeOnNet = (value: NetValue, o: AgreeOptions): Comparison[] => {
       out.push(failed(`${mode} gradient: tf`, message(e)))
     }
   })
-  if (Object.keys(tfGrads).length === 0 && Object.keys(wrt).length > 0) return out
+  if (Object.keys(tfGrads).length === 0 && Object.keys(wrt).length > 0)
+    return { comparisons: out, skipped: 0 }
   const s: Float64Fn = (ps) => {
     const { [INPUT]: rx, ...rest } = ps
     const y = refApply(net, rest, state, rx ?? x, mode).y.data
@@ -306,16 +328,15 @@ const agreeOnNet = (value: NetValue, o: AgreeOptions): Comparison[] => {
     return acc
   }
   const fd = centralDifferences(s, wrt, FD_STEP_FLOAT64)
-  out.push(
-    ...compareGradients(
-      `${mode} gradient `,
-      tfGrads,
-      fd,
-      gradTol,
-      (k) => centralDifferences(s, wrt, FD_STEP_FLOAT64 / 10, [k])[k]!,
-    ),
+  const skipped = compareGradients(
+    out,
+    `${mode} gradient `,
+    tfGrads,
+    fd,
+    gradTol,
+    (k) => centralDifferences(s, wrt, FD_STEP_FLOAT64 / 10, [k])[k]!,
   )
-  return out
+  return { comparisons: out, skipped }
 }
 
 // ---- losses -----------------------------------------------------------------------------------
@@ -354,14 +375,14 @@ const unflatten = <T>(flat: Readonly<Record<string, T>>, entries: Readonly<Recor
   return { params, meta }
 }
 
-const agreeOnLoss = (value: LossValue, o: AgreeOptions): Comparison[] => {
+const agreeOnLoss = (value: LossValue, o: AgreeOptions): Found => {
   const batch = o.batch ?? 2
   const seed = o.seed ?? 0
   let world: LossWorld
   try {
     world = drawLossWorld(value, batch, seed)
   } catch (e) {
-    return [failed("shape-check", message(e))]
+    return { comparisons: [failed("shape-check", message(e))], skipped: 0 }
   }
   const depth = depthOf(value)
   const valueTol = o.tolerance?.value ?? valueTolerance(depth)
@@ -373,6 +394,7 @@ const agreeOnLoss = (value: LossValue, o: AgreeOptions): Comparison[] => {
   const modes = o.modes ?? ["train", "eval"]
   const statics = Object.fromEntries(value.models.map((m) => [m.name, Check.check(m.net, m.input)]))
   const out: Comparison[] = []
+  let skipped = 0
   const { flat, entries } = flatten(world)
 
   const tfLoss = (ts: Tf.Tree, mode: Ref.Mode, recordShapes: boolean): tf.Scalar => {
@@ -466,17 +488,16 @@ const agreeOnLoss = (value: LossValue, o: AgreeOptions): Comparison[] => {
     if (Object.keys(tfGrads).length === 0 && Object.keys(flat).length > 0) continue
     const f = refLoss(mode)
     const fd = centralDifferences(f, flat, FD_STEP_FLOAT64)
-    out.push(
-      ...compareGradients(
-        `${mode} gradient `,
-        tfGrads,
-        fd,
-        gradTol,
-        (k) => centralDifferences(f, flat, FD_STEP_FLOAT64 / 10, [k])[k]!,
-      ),
+    skipped += compareGradients(
+      out,
+      `${mode} gradient `,
+      tfGrads,
+      fd,
+      gradTol,
+      (k) => centralDifferences(f, flat, FD_STEP_FLOAT64 / 10, [k])[k]!,
     )
   }
-  return out
+  return { comparisons: out, skipped }
 }
 
 // ---- the check ------------------------------------------------------------------------------
@@ -492,14 +513,18 @@ export const interpretersAgree = (value: Value, options: AgreeOptions = {}): Law
   requireReady("interpretersAgree")
   const tracked = trackingState(options.tf?.apply ?? TfApply.apply)
   const o: AgreeOptions = { ...options, tf: { ...options.tf, apply: tracked.apply } }
-  const comparisons = scoped(() => {
+  const found = scoped(() => {
     try {
       return isLossValue(value) ? agreeOnLoss(value, o) : agreeOnNet(value, o)
     } finally {
       tracked.release()
     }
   })
-  return report(`the interpreters agree on ${describe(value)} (seed ${options.seed ?? 0})`, comparisons)
+  return report(
+    `the interpreters agree on ${describe(value)} (seed ${options.seed ?? 0})`,
+    found.comparisons,
+    found.skipped,
+  )
 }
 
 /** {@link interpretersAgree}, throwing a `LawViolation` that lists every disagreement when they do not agree. */

@@ -30,6 +30,7 @@ import {
   norm2,
   normwise,
   orThrow,
+  recheck,
   report,
   type Sides,
   scalars,
@@ -82,31 +83,6 @@ const direction = (params: Ref.Params, rand: () => number, only?: string): Recor
       Tensors.generate(t.shape, () => (only === undefined || only === k ? Math.fround(2 * rand() - 1) : 0)),
     ]),
   )
-
-/**
- * A failed float64 comparison, decided again with differences at a smaller step: a kink within
- * the first step spoils that difference but (usually) not the second, and then the two differences
- * disagree with each other ("kink": the tensor is skipped, it says nothing); a wrong derivative
- * is wrong at both steps, which then agree with each other (the first failure stands).
- */
-const retried = (
-  first: Comparison,
-  fd: ArrayLike<number>,
-  smaller: ArrayLike<number>,
-  actual: ArrayLike<number>,
-  tol: number,
-  whole: number,
-  s: Sides,
-  step: string,
-): Comparison | "kink" => {
-  const again = normwise(first.what, actual, smaller, tol, whole, s)
-  if (again.ok)
-    return {
-      ...again,
-      detail: `${again.detail} (differences at step ${step}: the first step crossed a kink)`,
-    }
-  return normwise(first.what, smaller, fd, tol, whole, s).ok ? first : "kink"
-}
 
 /**
  * Richardson extrapolation of central differences at ε and ε/2: (4·D(ε/2) − D(ε))/3 cancels their
@@ -187,7 +163,7 @@ const gradientCheck = (fn: ScalarFunction, at: Ref.Params, options: FiniteDiffer
       const c = normwise(`gradient ${k}`, g[k] ?? [], fd[k]!.data, tol, whole, s)
       const verdict = c.ok
         ? c
-        : retried(
+        : recheck(
             c,
             fd[k]!.data,
             centralDifferences(f, at, h / 10, [k])[k]!.data,
@@ -303,7 +279,7 @@ const hvpCheck = (fn: ScalarFunction, at: Ref.Params, options: FiniteDifferenceO
           continue
         }
         smaller ??= hvpByDifferences(f, at, v, eps / 4, HVP_INNER_STEP_FLOAT64)
-        const verdict = retried(c, fd[k]!.data, smaller[k]!.data, hv[k] ?? [], tol, whole, s, "ε/4")
+        const verdict = recheck(c, fd[k]!.data, smaller[k]!.data, hv[k] ?? [], tol, whole, s, "ε/4")
         if (verdict === "kink") skipped += 1
         else comparisons.push(verdict)
       }

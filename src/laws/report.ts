@@ -241,3 +241,28 @@ export const scalars = (
     detail: `${sides.actual} ${actual}, ${sides.expected} ${expected} (|Δ| = ${e(diff)}, allowed ${e(bound)} incl. round-off floor ${e(floor)})`,
   }
 }
+
+/**
+ * A failed float64 comparison, decided again with differences at a smaller step: a kink within
+ * the first step spoils that difference but (usually) not the second, and then the two differences
+ * disagree with each other ("kink": the tensor is skipped, it says nothing); a wrong derivative
+ * is wrong at both steps, which then agree with each other (the first failure stands).
+ */
+export const recheck = (
+  first: Comparison,
+  fd: ArrayLike<number>,
+  smaller: ArrayLike<number>,
+  actual: ArrayLike<number>,
+  tol: number,
+  whole: number,
+  s: Sides,
+  step: string,
+): Comparison | "kink" => {
+  const again = normwise(first.what, actual, smaller, tol, whole, s)
+  if (again.ok)
+    return {
+      ...again,
+      detail: `${again.detail} (differences at step ${step}: the first step crossed a kink)`,
+    }
+  return normwise(first.what, smaller, fd, tol, whole, s).ok ? first : "kink"
+}
