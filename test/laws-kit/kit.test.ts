@@ -11,6 +11,7 @@ import { before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import * as Net from "../../src/dsl/Net.ts"
+import * as Check from "../../src/interpreters/shape-check/index.ts"
 import * as Laws from "../../src/laws/index.ts"
 
 before(() => Laws.ready())
@@ -60,6 +61,33 @@ test("a report lists what it compared and its margin", () => {
   ])
     assert.ok(names.includes(w), `${w} in ${names.join(", ")}`)
   assert.ok(r.worst !== undefined && r.worst.error <= r.worst.tolerance)
+})
+
+test("the arbitraries make well-formed values: networks type-check, parameter trees fit them, losses check against their models", () => {
+  const netWithParams = Laws.netValue().chain((v) =>
+    Laws.parameters(v.net, v.input).map((drawn) => ({ ...v, ...drawn })),
+  )
+  fc.assert(
+    fc.property(netWithParams, ({ net, input, params, state }) => {
+      const checked = Check.check(net, input)
+      assert.ok(checked.ok)
+      assert.deepEqual(Object.keys(params).sort(), checked.summary.params.map((p) => p.path).sort())
+      for (const p of checked.summary.params) assert.deepEqual(params[p.path]!.shape, p.shape)
+      assert.equal(Object.keys(state).length, checked.summary.state.length)
+      for (const t of Object.values(params))
+        assert.ok(
+          t.data.every((v) => Math.fround(v) === v),
+          "float32 values",
+        )
+    }),
+    { seed: 104, numRuns: 40 },
+  )
+  fc.assert(
+    fc.property(Laws.lossValue(), (v) => {
+      Laws.drawLossWorld(v, 2, 0) // throws, naming the term, when the loss does not check against its models
+    }),
+    { seed: 105, numRuns: 40 },
+  )
 })
 
 // ---- and they catch broken values -------------------------------------------------------------------
