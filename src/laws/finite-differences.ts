@@ -9,7 +9,12 @@
  * - the finite differences are taken in float64 of `float64` when given (element by
  *   element: exact to ~1e-10, so the tolerance is a float32 budget), else in float32
  *   of `tf` along random directions, with kink detection (a direction whose difference
- *   quotients at ε and ε/2 disagree crossed a relu / max-pool / |·| kink and is skipped).
+ *   quotients at ε and ε/2 disagree crossed a relu / max-pool / |·| kink and is skipped; the
+ *   others are Richardson-extrapolated from ε and ε/2). Float32 differences suit smooth
+ *   functions of a few ops; for networks give the float64 version (the reference interpreter).
+ * A float64 comparison that fails is decided again at a smaller step (`recheck`): a kink
+ * makes the two differences disagree and the tensor is skipped; a wrong derivative fails.
+ * A check fails when more tensors or directions were skipped than compared.
  *
  * Tolerances default to the named constants of `tolerances.ts` for the pair of
  * precisions being compared; pass `depth` (layers the function runs through)
@@ -132,9 +137,10 @@ const sides = (fn: ScalarFunction, what: "gradient" | "hvp", fd: "float64" | "fl
  * - with `fn.float64`: every element, ∂f/∂p ≈ (f(p + h) − f(p − h))/2h in float64 (h = {@link FD_STEP_FLOAT64}),
  *   per tensor ‖g_k − fd_k‖ ≤ tol·(‖fd_k‖ + ‖fd‖) with tol = {@link gradientTolerance}(depth) for tf's
  *   float32 autodiff, {@link FLOAT64_GRADIENT_TOLERANCE} for a given `gradient`; a tensor that fails is
- *   retried at h/10 (a kink within h spoils one difference, not two);
+ *   decided again at h/10 (a kink within h spoils one difference, not two);
  * - otherwise (`fn.tf` only): per tensor and direction v (entries in ±1, on that tensor only),
- *   ⟨g, v⟩ ≈ (f(p + εv) − f(p − εv))/2ε in float32 (ε = {@link FD_STEP_FLOAT32}), within
+ *   ⟨g, v⟩ ≈ (f(p + εv) − f(p − εv))/2ε in float32 (ε = {@link FD_STEP_FLOAT32}; Richardson-extrapolated
+ *   with the quotient at ε/2, which also detects kinks), within
  *   {@link FLOAT32_FD_TOLERANCE} relative plus a round-off floor {@link FLOAT32_FD_ROUNDOFF}·(1 + |f|)/(ε/2).
  */
 export const gradientsMatchFiniteDifferences = (
@@ -221,10 +227,11 @@ const gradientCheck = (fn: ScalarFunction, at: Ref.Params, options: FiniteDiffer
  * - with `fn.float64`: the gradients are themselves float64 central differences
  *   (ε = {@link HVP_STEP_FLOAT64}, inner h = {@link HVP_INNER_STEP_FLOAT64}; 4 evaluations per scalar),
  *   ‖Hv_k − fd_k‖ ≤ tol·(‖fd_k‖ + ‖fd‖), tol = {@link hvpTolerance}(depth) for tf's autodiff,
- *   {@link FLOAT64_HVP_TOLERANCE} for a given `hvp`; a failing direction is retried at ε/4;
+ *   {@link FLOAT64_HVP_TOLERANCE} for a given `hvp`; a failing tensor is decided again at ε/4;
  * - otherwise: the gradients are tf's autodiff of `fn.tf` in float32 (ε = {@link HVP_STEP_FLOAT32}),
  *   within {@link FLOAT32_FD_TOLERANCE} plus a floor {@link FLOAT32_HVP_FLOOR}·‖∇f_k‖/ε; a direction
- *   whose differences at ε and ε/2 disagree crossed a kink and is skipped.
+ *   whose differences at ε and ε/2 disagree crossed a kink and is skipped, the others are
+ *   Richardson-extrapolated from ε and ε/2.
  */
 export const hvpMatchesFiniteDifferences = (
   fn: ScalarFunction,
