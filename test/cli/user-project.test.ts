@@ -2,8 +2,8 @@
  * cmkg as a dependency of a user's own npm project, outside this repository:
  * packed as `npm pack` packs it, installed into a fresh project without a
  * `"type"` field (a default CommonJS folder), then a program written against
- * `import … from "cmkg"` is type-checked, checked and run there, and a law
- * written with the exported kit runs there too.
+ * `import … from "cmkg"` is type-checked, checked and run there, and the laws
+ * kit's documented example (`import * as Laws from "cmkg/laws"`) runs there too.
  */
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
@@ -78,4 +78,15 @@ test("a scratch npm project installs the packed cmkg, and check, run and a law w
   }
   const student = results.rows.find((r) => r.row === "student")
   assert.ok(student !== undefined && Number.isFinite(student.epe), JSON.stringify(results.rows))
+
+  // The laws kit's documented example, verbatim from docs/laws-kit.md, importing "cmkg" and "cmkg/laws".
+  const doc = readFileSync(join(repo, "docs", "laws-kit.md"), "utf8")
+  const example = /## Example[\s\S]*?```ts\n([\s\S]*?)```/.exec(doc)
+  assert.ok(example !== null, "docs/laws-kit.md has a ```ts block under ## Example")
+  assert.match(example[1]!, /from "cmkg\/laws"/)
+  writeFileSync(join(project, "my-block.test.ts"), example[1]!)
+  const law = sh(project, process.execPath, ["--import", "tsx", "--test", "my-block.test.ts"])
+  assert.equal(law.code, 0, law.all)
+  assert.match(law.stdout, /# pass 2\b/)
+  assert.match(law.stdout, /# fail 0\b/)
 })
