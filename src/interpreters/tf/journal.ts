@@ -92,7 +92,9 @@ export const open = <P extends Progress>(out: string, options: Options): Journal
       const existing = Checkpoint.numbers(out)
       const lines = lineCount(path)
       const found = [
-        ...(existing.length > 0 ? [`${existing.length} checkpoint(s), none of which loads`] : []),
+        ...(existing.length > 0
+          ? [`${existing.length} checkpoint(s), none of which loads (${newest.skipped[0]?.why ?? "?"})`]
+          : []),
         ...(lines > 0 ? [`${path} with ${lines} line(s)`] : []),
       ].join(" and ")
       if (found !== "") {
