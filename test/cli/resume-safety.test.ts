@@ -23,7 +23,6 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, test } from "node:test"
 import "@tensorflow/tfjs-backend-cpu"
-import { continueCommand } from "../../src/cli/run.ts"
 import * as Checkpoint from "../../src/interpreters/tf/checkpoint.ts"
 
 const fixture = "test/fixtures/programs/tiny-experiment.ts"
@@ -67,7 +66,7 @@ test("the reference run", () => {
   const r = cmkg("run", fixture, "--out", base)
   assert.equal(r.status, 0, r.stderr)
   reference = results(base)
-  assert.deepEqual(Checkpoint.numbers(base), [1, 2])
+  assert.deepEqual(readdirSync(join(base, "checkpoints")).sort(), ["000001", "000002", "LATEST"])
 })
 
 test("--resume with another scale, program or parameter shapes is refused before anything in the run directory changes", () => {
@@ -133,7 +132,7 @@ test("a checkpoint newer than LATEST, and leftovers of a dead process, never jam
     [],
   )
   assert.equal(readFileSync(join(dir, "LATEST"), "utf8"), "000003")
-  for (const n of Checkpoint.numbers(out)) Checkpoint.load(join(dir, Checkpoint.numberName(n)))
+  for (const n of readdirSync(dir).filter((n) => /^\d{6}$/.test(n))) Checkpoint.load(join(dir, n))
   assert.deepEqual(results(out), reference)
 })
 
@@ -166,7 +165,8 @@ test("Ctrl-C during seed 2 of 2 prints the whole command, which resumes seed 2 a
   assert.deepEqual(results(join(out, "seed-1")), reference)
 })
 
-test("the continue command carries every option that decides what runs and where, quoted for a shell", () => {
+test("the continue command carries every option that decides what runs and where, quoted for a shell", async () => {
+  const { continueCommand } = await import("../../src/cli/run.ts")
   assert.equal(
     continueCommand(
       {
