@@ -11,9 +11,12 @@
  * field), checked at load: a flipped bit is an error naming the file.
  *
  * A run directory's checkpoints (`checkpoints/NNNNNN/` and `LATEST`, the
- * newest two kept), shared by every runner (`experiment.ts`, `dirnet/run.ts`):
+ * newest two kept), shared by every runner through `journal.ts`:
  * {@link saveNumbered} writes a world of named trees and optimizer states
- * with the runner's position, {@link loadLatest} reads the newest back.
+ * with the runner's position, {@link loadNewest} reads back the one `LATEST`
+ * names or, when it does not load, the newest that does, with the reasons
+ * for those it skipped. Metadata read back is decoded with the Schemas of
+ * `run-dir/checkpoint.ts`.
  *
  * @module
  */
