@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Schema } from "effect"
 import type * as Data from "../dsl/Data.ts"
@@ -77,8 +77,8 @@ const finishedResults = (dir: string, seed: number): Runner.Results | undefined 
   const file = join(dir, "results.json")
   if (!existsSync(file)) return undefined
   try {
-    const r = JsonFile.read(FinishedSeed, file)
-    return r.seed === seed ? (JsonFile.readJson(file) as Runner.Results) : undefined
+    const value = JsonFile.readJson(file)
+    return JsonFile.decode(FinishedSeed, file, value).seed === seed ? (value as Runner.Results) : undefined
   } catch {
     return undefined
   }
@@ -220,6 +220,11 @@ export const run = (args: RunArgs) =>
     progress.log(
       `static check: ${report.models.length} networks, ${report.trainStages} training stages, ${(report.macsTotal / 1e12).toFixed(3)} T multiply-accumulates of training compute in all`,
     )
+    if (restarting !== undefined) {
+      // The runners start over in the directories they train in; those of another seed layout are removed here.
+      rmSync(join(out, "checkpoints"), { recursive: true, force: true })
+      rmSync(join(out, "metrics.jsonl"), { force: true })
+    }
     mkdirSync(out, { recursive: true })
     writeFileSync(
       join(out, "program.json"),
