@@ -7,18 +7,9 @@
  * runs short; each scenario starts from a copy of one finished run.
  */
 import assert from "node:assert/strict"
-import { spawn, spawnSync } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs"
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, test } from "node:test"
@@ -134,54 +125,4 @@ test("a checkpoint newer than LATEST, and leftovers of a dead process, never jam
   assert.equal(readFileSync(join(dir, "LATEST"), "utf8"), "000003")
   for (const n of readdirSync(dir).filter((n) => /^\d{6}$/.test(n))) Checkpoint.load(join(dir, n))
   assert.deepEqual(results(out), reference)
-})
-
-test("Ctrl-C during seed 2 of 2 prints the whole command, which resumes seed 2 and keeps seed 1", async () => {
-  const out = join(root, "seeds")
-  const p = spawn(process.execPath, ["bin/cmkg.js", "run", fixture, "--seeds", "2", "--out", out], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env,
-  })
-  let stdout = ""
-  p.stdout.on("data", (d) => {
-    stdout += d
-  })
-  const metrics2 = join(out, "seed-2", "metrics.jsonl")
-  while (!existsSync(metrics2) || readFileSync(metrics2, "utf8").length === 0)
-    await new Promise((r) => setTimeout(r, 50))
-  p.kill("SIGINT")
-  assert.equal(await new Promise((r) => p.on("exit", r)), 130)
-  const hint = /Continue with: (.*)/.exec(stdout)
-  assert.ok(hint !== null, stdout)
-  assert.equal(hint[1], `cmkg run ${fixture} --scale tiny --seeds 2 --out ${out} --resume`)
-  const seed1 = snapshot(join(out, "seed-1"))
-  const r = cmkg(...hint[1]!.split(" ").slice(1))
-  assert.equal(r.status, 0, r.stderr)
-  assert.match(r.stdout, /seed 1 finished earlier .*: kept as it is/)
-  assert.ok(r.stdout.includes(`resuming from ${join(out, "seed-2", "checkpoints")}`), r.stdout)
-  assert.deepEqual(snapshot(join(out, "seed-1")), seed1)
-  assert.ok(!existsSync(join(out, "results.json")))
-  assert.deepEqual(JSON.parse(readFileSync(join(out, "summary.json"), "utf8")).seeds, [1, 2])
-  assert.deepEqual(results(join(out, "seed-1")), reference)
-})
-
-test("the continue command carries every option that decides what runs and where, quoted for a shell", async () => {
-  const { continueCommand } = await import("../../src/cli/run.ts")
-  assert.equal(
-    continueCommand(
-      {
-        program: "programs/cmkd-rhd.ts",
-        scale: "small",
-        seeds: 3,
-        firstSeed: 4,
-        backend: "wasm",
-        threads: 2,
-        out: undefined,
-        resume: false,
-        data: "rhd=/data/my RHD",
-      },
-      "runs/x y",
-    ),
-    "cmkg run programs/cmkd-rhd.ts --scale small --seeds 3 --first-seed 4 --data 'rhd=/data/my RHD' --backend wasm --threads 2 --out 'runs/x y' --resume",
-  )
 })
