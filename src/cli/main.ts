@@ -86,6 +86,12 @@ const run = Command.make(
       Flag.withDescription("Continue from the run directory's last checkpoint"),
       Flag.withDefault(false),
     ),
+    restart: Flag.Boolean("restart").pipe(
+      Flag.withDescription(
+        "With --resume: where the run directory cannot be continued (another program or scale, no checkpoint that loads), start over, removing its checkpoints and metrics",
+      ),
+      Flag.withDefault(false),
+    ),
     data: Flag.String("data").pipe(
       Flag.withDescription("Real datasets: rhd=DIR,stb=DIR,freihand=DIR"),
       Flag.optional,
@@ -104,7 +110,9 @@ const run = Command.make(
           threads: Option.getOrUndefined(a.threads),
           out: Option.getOrUndefined(a.out),
           resume: a.resume,
+          restart: a.restart,
           data: Option.getOrUndefined(a.data),
+          typecheck: a.typecheck,
         }),
     ),
 ).pipe(

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import type * as Data from "../dsl/Data.ts"
 import type * as Dirnet from "../dsl/dirnet.ts"
 import type * as Experiment from "../dsl/Experiment.ts"
@@ -17,7 +17,9 @@ import * as Runner from "../interpreters/tf/experiment.ts"
 import * as Tf from "../interpreters/tf/index.ts"
 import * as RunDir from "../report/run-dir.ts"
 import * as Summary from "../report/summary.ts"
-import type * as RunFiles from "../run-dir/schema.ts"
+import * as ProgramJson from "../run-dir/program-json.ts"
+import * as Read from "../run-dir/read.ts"
+import * as RunFiles from "../run-dir/schema.ts"
 import { BadInvocation, ProgramRejected, RunFailed } from "./errors.ts"
 import * as Load from "./load.ts"
 import { reporter } from "./progress.ts"
@@ -36,9 +38,53 @@ export interface RunArgs {
   readonly threads?: number | undefined
   readonly out: string | undefined
   readonly resume: boolean
+  /**
+   * With `resume`: where the run directory cannot be continued (another program or scale, no checkpoint that
+   * loads), start over, removing its checkpoints and metrics, instead of refusing.
+   */
+  readonly restart?: boolean | undefined
   readonly data: string | undefined
   /** Type-check the program module before running it (default true; `--no-typecheck`). */
   readonly typecheck?: boolean
+}
+
+/** A word of a shell command, quoted when the shell would split or expand it. */
+const shellWord = (w: string): string => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`)
+
+/**
+ * The command that continues this run where it stopped: every option that decides what runs and where
+ * (Ctrl-C's hint). `out` is the run directory actually used.
+ */
+export const continueCommand = (args: RunArgs, out: string): string =>
+  [
+    "cmkg",
+    "run",
+    args.program,
+    "--scale",
+    args.scale,
+    ...(args.seeds === 1 ? [] : ["--seeds", String(args.seeds)]),
+    ...(args.firstSeed === undefined ? [] : ["--first-seed", String(args.firstSeed)]),
+    ...(args.data === undefined ? [] : ["--data", args.data]),
+    ...(args.backend === "auto" ? [] : ["--backend", args.backend]),
+    ...(args.threads === undefined ? [] : ["--threads", String(args.threads)]),
+    "--out",
+    out,
+    "--resume",
+  ]
+    .map(shellWord)
+    .join(" ")
+
+/** A seed whose run finished: its results.json is there and whole (a run killed while writing it is resumed). */
+const FinishedSeed = Schema.Struct({ seed: Schema.Int, rows: Schema.Array(Schema.Unknown) })
+const finishedResults = (dir: string, seed: number): Runner.Results | undefined => {
+  const file = join(dir, "results.json")
+  if (!existsSync(file)) return undefined
+  try {
+    const value = Read.readJson(file, Schema.Unknown)
+    return Read.decode(file, FinishedSeed, value).seed === seed ? (value as Runner.Results) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** `rhd=/data/RHD,stb=/data/STB` → `{ rhd: "/data/RHD", stb: "/data/STB" }`. */
@@ -117,6 +163,45 @@ export const run = (args: RunArgs) =>
         message: `${loaded.file}: ${problems.length} problem(s) in program "${program.name}", nothing was trained:\n${problems.map((p) => `  ${p}`).join("\n")}`,
       })
 
+    const out = args.out ?? join("runs", `${program.name}-${args.scale}`)
+    const perSeedDirectories = args.seeds > 1 || args.firstSeed !== undefined
+    const parameters = Object.fromEntries(
+      report.models.flatMap((m) =>
+        m.summary.params.map((p) => [`${m.name}/${p.path}`, [...p.shape]] as const),
+      ),
+    )
+    // Resuming continues the run in `out` only if it is this run: checked before anything there changes.
+    let resume = args.resume
+    let restarting: string | undefined
+    const programFile = join(out, "program.json")
+    if (resume && existsSync(programFile)) {
+      const mismatch = (() => {
+        try {
+          const stored = ProgramJson.identity(Read.readJson(programFile, RunFiles.ResumableProgramJson))
+          const now = {
+            name: program.name,
+            scale: args.scale,
+            data,
+            seedDirectories: perSeedDirectories,
+            parameters,
+          }
+          const d = ProgramJson.difference(stored, now)
+          return d === undefined ? undefined : `${programFile}: another run: ${d}`
+        } catch (e) {
+          if (e instanceof Read.RunFileError) return e.message
+          throw e
+        }
+      })()
+      if (mismatch !== undefined) {
+        if (args.restart !== true)
+          return yield* new BadInvocation({
+            message: `--resume: ${mismatch}; nothing was changed (resume with that run's settings, or add --restart to start over, removing its checkpoints and metrics)`,
+          })
+        restarting = `--restart: ${mismatch}; starting over`
+        resume = false
+      }
+    }
+
     const backend = yield* Effect.tryPromise({
       try: () => Tf.ready(args.backend, args.threads === undefined ? {} : { threads: args.threads }),
       catch: (e) =>
@@ -124,18 +209,23 @@ export const run = (args: RunArgs) =>
           message: `--backend ${args.backend}: ${e instanceof Error ? e.message : String(e)}`,
         }),
     })
-    const out = args.out ?? join("runs", `${program.name}-${args.scale}`)
     const progress = reporter()
+    if (restarting !== undefined) progress.log(restarting)
     progress.log(
       `cmkg run ${program.name} · scale ${args.scale} · ${args.seeds} seed(s) · backend ${backend.name} (${backend.note}) · out ${out}`,
     )
     progress.log(
       `static check: ${report.models.length} networks, ${report.trainStages} training stages, ${(report.macsTotal / 1e12).toFixed(3)} T multiply-accumulates of training compute in all`,
     )
+    if (restarting !== undefined) {
+      // The runners start over in the directories they train in; those of another seed layout are removed here.
+      rmSync(join(out, "checkpoints"), { recursive: true, force: true })
+      rmSync(join(out, "metrics.jsonl"), { force: true })
+    }
     mkdirSync(out, { recursive: true })
     writeFileSync(
       join(out, "program.json"),
-      `${JSON.stringify({ program: typed, options: { ...args, data } }, null, 2)}\n`,
+      `${JSON.stringify({ program: typed, options: { ...args, data }, parameters }, null, 2)}\n`,
     )
 
     let stopping = false
@@ -146,19 +236,26 @@ export const run = (args: RunArgs) =>
     }
     // Every kind of experiment checkpoints: Ctrl-C stops it after the current step, with a checkpoint.
     process.on("SIGINT", onSigint)
-    const perSeedDirectories = args.seeds > 1 || args.firstSeed !== undefined
     const results: RunFiles.Results[] = []
     try {
       for (let seed = firstSeed; seed < firstSeed + args.seeds; seed++) {
         const dir = perSeedDirectories ? join(out, `seed-${seed}`) : out
         if (args.seeds > 1) progress.log(`— seed ${seed} (${seed - firstSeed + 1} of ${args.seeds}) → ${dir}`)
+        // A resumed run with seeds in seed-N/ continues the seed that was interrupted: finished ones stay as they are.
+        const finished = resume && perSeedDirectories ? finishedResults(dir, seed) : undefined
+        if (finished !== undefined) {
+          progress.log(`seed ${seed} finished earlier (${join(dir, "results.json")}): kept as it is`)
+          results.push(finished)
+          continue
+        }
         const outcome = yield* Effect.tryPromise({
           try: () =>
             runKind(typed, {
               out: dir,
               seed,
               backend: backend.name,
-              resume: args.resume,
+              resume,
+              restart: args.restart,
               reporter: progress,
               shouldStop: () => stopping,
             }),
@@ -166,7 +263,7 @@ export const run = (args: RunArgs) =>
         })
         if (outcome._tag === "Stopped") {
           progress.log(
-            `stopped; checkpoint at ${outcome.checkpoint}. Continue with: cmkg run ${args.program} --scale ${args.scale} --out ${out} --resume`,
+            `stopped; checkpoint at ${outcome.checkpoint}. Continue with: ${continueCommand(args, out)}`,
           )
           process.exitCode = 130
           return

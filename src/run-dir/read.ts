@@ -20,7 +20,8 @@ export class RunFileError extends Data.TaggedError("RunFileError")<{
   readonly message: string
 }> {}
 
-const fileError = (file: string, at: string, problem: string) =>
+/** The error for `file` with `problem` at `at` (a JavaScript path, or "" for the whole file). */
+export const fileError = (file: string, at: string, problem: string) =>
   new RunFileError({
     file,
     at,
@@ -141,6 +142,7 @@ const readText = (file: string): string => {
   try {
     return readFileSync(file, "utf8")
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw fileError(file, "", "missing")
     throw fileError(file, "", `cannot be read (${e instanceof Error ? e.message : String(e)})`)
   }
 }

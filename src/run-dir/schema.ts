@@ -200,30 +200,77 @@ export const ProgramJson = Schema.Struct({
 })
 export type ProgramJson = typeof ProgramJson.Type
 
-// ---- model.json (checkpoints and saved models) -----------------------------------------------------
+/** Parameter shapes by `model/path` (torchvision's names inside each model). */
+export const Parameters = Schema.Record(Schema.String, Schema.Array(Schema.Int))
 
-/** One tensor of a tfjs weights manifest. */
-export const WeightsEntry = Schema.Struct({
-  name: Schema.String,
-  shape: Schema.Array(Schema.Number),
-  dtype: Schema.Literals(["float32", "int32", "bool", "complex64", "string"]),
-  quantization: Schema.optionalKey(Schema.Unknown),
+/** `program.json` as `cmkg run --resume` reads it: what decides what a run trains, compared with the command's. */
+export const ResumableProgramJson = Schema.Struct({
+  program: Schema.Struct({ name: Schema.String }),
+  options: Schema.Struct({
+    scale: Schema.String,
+    data: Schema.Record(Schema.String, Schema.String),
+    seeds: Schema.Int,
+    firstSeed: Schema.optionalKey(Schema.Int),
+  }),
+  /** Absent in run directories written before cmkg recorded it: then parameters are not compared. */
+  parameters: Schema.optionalKey(Parameters),
 })
-export type WeightsEntry = typeof WeightsEntry.Type
+export type ResumableProgramJson = typeof ResumableProgramJson.Type
 
-/**
- * `model.json` of a checkpoint (`checkpoints/NNNNNN/`) or a saved model
- * (`models/<slug>/`), tfjs weights format: the manifest of `weights.bin`,
- * and cmkg's metadata (decoded by whoever reads it: a runner's position,
- * a saved model's {@link ModelMeta}).
- */
+// ---- model.json (checkpoints and saved models) -----------------------------------------------------
+// What `interpreters/tf/checkpoint.ts` writes for a run's numbered checkpoints and its saved models:
+// tfjs's weights format, one manifest shard `weights.bin` of float32 tensors, the SHA-256 of
+// `weights.bin`, and cmkg's metadata (a runner's position, or a saved model's {@link ModelMeta}).
+
+export const WeightSpec = Schema.Struct({
+  name: Schema.String,
+  shape: Schema.Array(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  dtype: Schema.Literal("float32"),
+})
+
+/** `model.json` of any checkpoint `save` writes (numbered ones and `models/<name>/`). */
 export const ModelJson = Schema.Struct({
-  weightsManifest: Schema.Array(
-    Schema.Struct({ paths: Schema.Array(Schema.String), weights: Schema.Array(WeightsEntry) }),
-  ),
-  userDefinedMetadata: Schema.optionalKey(Schema.Struct({ cmkg: Schema.optionalKey(Schema.Unknown) })),
+  weightsManifest: Schema.Tuple([
+    Schema.Struct({
+      paths: Schema.Tuple([Schema.Literal("weights.bin")]),
+      weights: Schema.Array(WeightSpec),
+    }),
+  ]),
+  userDefinedMetadata: Schema.Struct({
+    /** The caller's metadata. */
+    cmkg: Schema.Unknown,
+    /** Hex SHA-256 of `weights.bin` (absent in checkpoints written before cmkg recorded it). */
+    weightsSha256: Schema.optionalKey(Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/))),
+  }),
 })
 export type ModelJson = typeof ModelJson.Type
+
+/** Optimizer step counts and slot counts by key. */
+export const Counts = Schema.Record(
+  Schema.String,
+  Schema.Struct({ count: Schema.Int, slots: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)) }),
+)
+
+/**
+ * What every runner's position carries for the journal (`tf/journal.ts`);
+ * the runner's own fields are kept as they are, for the runner to read.
+ */
+export const Progress = Schema.StructWithRest(
+  Schema.Struct({
+    seconds: Schema.Finite,
+    /** metrics.jsonl's length at the checkpoint (absent: a checkpoint older than this field). */
+    metricsBytes: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  }),
+  [Schema.Record(Schema.String, Schema.Unknown)],
+)
+
+/** `userDefinedMetadata.cmkg` of a run's numbered checkpoint (`checkpoints/NNNNNN/`). */
+export const NumberedMeta = Schema.Struct({
+  position: Progress,
+  counts: Counts,
+  serial: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+})
+export type NumberedMeta = typeof NumberedMeta.Type
 
 /** cmkg's metadata of a saved model (`models/<slug>/model.json`), as far as the report reads it. */
 export const ModelMeta = Schema.Struct({

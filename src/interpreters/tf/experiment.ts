@@ -15,6 +15,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
+import { Schema } from "effect"
 import * as Metrics from "../../data/metrics.ts"
 import { type Dataset, open } from "../../data/open.ts"
 import type * as Stream from "../../data/stream.ts"
@@ -46,6 +47,14 @@ interface Position extends Journal.Progress {
   readonly rows: readonly Row[]
 }
 
+/** The fields of {@link Position} a resumed run reads, checked when a checkpoint is read back. */
+const PositionFields = Schema.Struct({
+  stage: Schema.Int,
+  epoch: Schema.Int,
+  step: Schema.Int,
+  rows: Schema.Array(Schema.Unknown),
+})
+
 export interface Progress {
   readonly stage: string
   readonly stageIndex: number
@@ -69,6 +78,8 @@ export interface RunOptions {
   readonly seed: number
   readonly backend: string
   readonly resume: boolean
+  /** With `resume`: when there is nothing to resume from, start over instead of refusing (see `journal.ts`). */
+  readonly restart?: boolean | undefined
   readonly reporter: Reporter
   /** Polled after every step: when true, the run checkpoints and stops (Ctrl-C). */
   readonly shouldStop?: () => boolean
@@ -287,7 +298,12 @@ export const run = async (
   const models = Object.fromEntries(program.models.map((m) => [m.name, m]))
   const ctx: StepRun.Context = { models, feeds: e.feeds }
 
-  const journal = Journal.open<Position>(out, options.resume)
+  const journal = Journal.open<Position>(out, {
+    resume: options.resume,
+    restart: options.restart,
+    note: reporter.log,
+    position: PositionFields,
+  })
   let world: World = journal.resumed?.world ?? { params: {}, state: {}, meta: {}, opt: {} }
   let position: Position = journal.resumed?.position ?? { stage: 0, epoch: 0, step: 0, rows: [], seconds: 0 }
   if (journal.resumed !== undefined)

@@ -33,6 +33,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import { Schema } from "effect"
 import * as Metrics from "../../../data/metrics.ts"
 import { type Dataset, open } from "../../../data/open.ts"
 import * as Preprocess from "../../../data/preprocess.ts"
@@ -284,6 +285,16 @@ interface Position extends Journal.Progress {
   readonly sweep: Results["sweep"]
 }
 
+/** The fields of {@link Position} a resumed run reads, checked when a checkpoint is read back. */
+const PositionFields = Schema.Struct({
+  group: Schema.Int,
+  variant: Schema.Int,
+  stage: Schema.Int,
+  epoch: Schema.Int,
+  step: Schema.Int,
+  rows: Schema.Array(Schema.Unknown),
+})
+
 /** The checkpoint's names for the shared stage 0 and the network in training (its optimizer groups: "0", "1"). */
 const STAGE0 = "stage0"
 const TRAINING = "training"
@@ -346,7 +357,12 @@ export const run = async (
     return p.epoch >= phase.epochs ? `${where} done` : `${where}, epoch ${p.epoch + 1}, step ${p.step}`
   }
 
-  const journal = Journal.open<Position>(out, options.resume)
+  const journal = Journal.open<Position>(out, {
+    resume: options.resume,
+    restart: options.restart,
+    note: reporter.log,
+    position: PositionFields,
+  })
   const loaded = journal.resumed
   if (options.resume) {
     if (loaded !== undefined) {
@@ -372,7 +388,7 @@ export const run = async (
             .map((k) => opt[k]!),
         }
       reporter.log(`resuming from ${loaded.dir}: ${describe(position)}`)
-    } else reporter.log(`--resume: no checkpoint in ${out}, starting from the beginning`)
+    }
   }
   if (loaded === undefined) rmSync(join(out, "models"), { recursive: true, force: true })
   const { elapsed } = journal
