@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import type * as Data from "../dsl/Data.ts"
@@ -19,6 +19,7 @@ import * as RunDir from "../report/run-dir.ts"
 import * as Summary from "../report/summary.ts"
 import { BadInvocation, ProgramRejected, RunFailed } from "./errors.ts"
 import * as Load from "./load.ts"
+import * as OutDir from "./out-dir.ts"
 import { reporter } from "./progress.ts"
 
 export interface RunArgs {
@@ -95,6 +96,10 @@ export const run = (args: RunArgs) =>
       return yield* new BadInvocation({
         message: `--first-seed must be a positive integer, got ${firstSeed}`,
       })
+    if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1))
+      return yield* new BadInvocation({
+        message: `--threads must be a positive integer (CPU threads for the native kernels), got ${args.threads}`,
+      })
     const loaded = yield* Load.load(args.program)
     const program = yield* Effect.try({
       try: () => Program.resolve(loaded.value, { scale: args.scale, data }),
@@ -120,6 +125,8 @@ export const run = (args: RunArgs) =>
         message: `${loaded.file}: ${problems.length} problem(s) in program "${program.name}", nothing was trained:\n${problems.map((p) => `  ${p}`).join("\n")}`,
       })
 
+    const out = args.out ?? join("runs", `${program.name}-${args.scale}`)
+    yield* OutDir.check(out)
     const backend = yield* Effect.tryPromise({
       try: () => Tf.ready(args.backend, args.threads === undefined ? {} : { threads: args.threads }),
       catch: (e) =>
@@ -127,7 +134,6 @@ export const run = (args: RunArgs) =>
           message: `--backend ${args.backend}: ${e instanceof Error ? e.message : String(e)}`,
         }),
     })
-    const out = args.out ?? join("runs", `${program.name}-${args.scale}`)
     const progress = reporter()
     progress.log(
       `cmkg run ${program.name} · scale ${args.scale} · ${args.seeds} seed(s) · backend ${backend.name} (${backend.note}) · out ${out}`,
@@ -135,8 +141,8 @@ export const run = (args: RunArgs) =>
     progress.log(
       `static check: ${report.models.length} networks, ${report.trainStages} training stages, ${(report.macsTotal / 1e12).toFixed(3)} T multiply-accumulates of training compute in all`,
     )
-    mkdirSync(out, { recursive: true })
-    writeFileSync(
+    yield* OutDir.create(out)
+    yield* OutDir.write(
       join(out, "program.json"),
       `${JSON.stringify({ program: typed, options: { ...args, data } }, null, 2)}\n`,
     )
@@ -181,8 +187,8 @@ export const run = (args: RunArgs) =>
     }
     // Over every seed in the run directory: other processes may have run other seeds into it.
     const summary = Summary.aggregate(perSeedDirectories ? RunDir.seedResults(out) : results)
-    writeFileSync(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`)
-    writeFileSync(join(out, "summary.md"), Summary.markdown(summary))
+    yield* OutDir.write(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`)
+    yield* OutDir.write(join(out, "summary.md"), Summary.markdown(summary))
     progress.log(`\n${Summary.markdown(summary)}`)
     progress.log(`run directory: ${out} (cmkg report ${out} draws the tables and plots)`)
   })
