@@ -20,6 +20,8 @@ import { describe, it } from "node:test"
 import { Cause, Effect, Exit } from "effect"
 import * as OutDir from "../../src/cli/out-dir.ts"
 import * as Run from "../../src/cli/run.ts"
+import * as Checkpoint from "../../src/interpreters/tf/checkpoint.ts"
+import * as Journal from "../../src/interpreters/tf/journal.ts"
 
 const fixture = "test/fixtures/programs/tiny-experiment.ts"
 const scratch = () => mkdtempSync(join(tmpdir(), "cmkg-bad-out-"))
@@ -138,6 +140,32 @@ describe("cmkg run --out", () => {
     assert.equal(
       await failure({ out, backend: "cpu" }),
       `${join(out, "program.json")}: writing failed: no space left on device (ENOSPC); free space on that disk or choose another --out`,
+    )
+  })
+})
+
+describe("a full disk under the runner", () => {
+  it("metrics.jsonl: the journal's append names the file", () => {
+    const out = scratch()
+    const journal = Journal.open(out, false)
+    symlinkSync("/dev/full", join(out, "metrics.jsonl"))
+    assert.throws(
+      () => journal.log({ step: 1 }),
+      new RegExp(
+        `^WriteFailed: ${join(out, "metrics.jsonl")}: appending failed: no space left on device \\(ENOSPC\\); free space on that disk or choose another --out$`,
+      ),
+    )
+  })
+
+  it("a checkpoint's small files (LATEST) name the file they were written to", () => {
+    const out = scratch()
+    const latest = join(out, "LATEST")
+    symlinkSync("/dev/full", `${latest}.partial-${process.pid}`)
+    assert.throws(
+      () => Checkpoint.writeAtomically(latest, "000001"),
+      (e: Error) =>
+        e.message ===
+        `${latest}.partial-${process.pid}: writing failed: no space left on device (ENOSPC); free space on that disk or choose another --out`,
     )
   })
 })

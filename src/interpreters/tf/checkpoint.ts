@@ -15,9 +15,10 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs"
 import { dirname, join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
+import { writeFile } from "../../run-dir/write-file.ts"
 import type { Tree } from "./init.ts"
 import type * as Optimizer from "./optimizer.ts"
 
@@ -56,15 +57,15 @@ export const save = (dir: string, groups: Groups, meta: unknown): void => {
   const tmp = `${dir}.partial-${process.pid}`
   rmSync(tmp, { recursive: true, force: true })
   mkdirSync(tmp)
-  writeFileSync(join(tmp, "weights.bin"), new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-  writeFileSync(join(tmp, "model.json"), JSON.stringify(modelJson))
+  writeFile(join(tmp, "weights.bin"), new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+  writeFile(join(tmp, "model.json"), JSON.stringify(modelJson))
   renameSync(tmp, dir)
 }
 
 /** Writes a small file atomically (temporary file, then rename over the old one). */
 export const writeAtomically = (path: string, text: string): void => {
   const tmp = `${path}.partial-${process.pid}`
-  writeFileSync(tmp, text)
+  writeFile(tmp, text)
   renameSync(tmp, path)
 }
 

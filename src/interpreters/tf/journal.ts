@@ -8,8 +8,9 @@
  *
  * @module
  */
-import { appendFileSync, existsSync, rmSync, statSync, truncateSync } from "node:fs"
+import { existsSync, rmSync, statSync, truncateSync } from "node:fs"
 import { join } from "node:path"
+import { appendFile } from "../../run-dir/write-file.ts"
 import * as Checkpoint from "./checkpoint.ts"
 
 /** What every runner's position carries for the journal (absent `metricsBytes`: an older checkpoint). */
@@ -58,7 +59,7 @@ export const open = <P extends Progress>(out: string, resume: boolean): Journal<
     resumed:
       loaded === undefined ? undefined : { world: loaded.world, position: loaded.position, dir: loaded.dir },
     elapsed,
-    log: (record) => appendFileSync(path, `${JSON.stringify(record)}\n`),
+    log: (record) => appendFile(path, `${JSON.stringify(record)}\n`),
     checkpoint: (world, position) => {
       serial += 1
       last = Checkpoint.saveNumbered(
