@@ -57,11 +57,12 @@ const virtualByPath = (real: string): string | undefined => {
   return KERNEL_TREES.find(([root]) => real === root || real.startsWith(`${root}/`))?.[1]
 }
 
-/** The nearest existing ancestor of `abs` (or `abs` itself) with its stats, following symbolic links. */
+/** An existing path with its stats, or why there is none to use. */
 type Found =
   | { readonly _tag: "Found"; readonly path: string; readonly stats: Stats }
   | { readonly _tag: "Problem"; readonly message: string }
 
+/** The nearest existing ancestor of `abs` (or `abs` itself) with its stats, following symbolic links. */
 const nearestExisting = (abs: string): Found => {
   let p = abs
   for (;;) {
