@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Schema } from "effect"
 import type * as Data from "../dsl/Data.ts"
@@ -22,6 +22,7 @@ import * as Read from "../run-dir/read.ts"
 import * as RunFiles from "../run-dir/schema.ts"
 import { BadInvocation, ProgramRejected, RunFailed } from "./errors.ts"
 import * as Load from "./load.ts"
+import * as OutDir from "./out-dir.ts"
 import { reporter } from "./progress.ts"
 
 export interface RunArgs {
@@ -144,6 +145,10 @@ export const run = (args: RunArgs) =>
       return yield* new BadInvocation({
         message: `--first-seed must be a positive integer, got ${firstSeed}`,
       })
+    if (args.threads !== undefined && (!Number.isInteger(args.threads) || args.threads < 1))
+      return yield* new BadInvocation({
+        message: `--threads must be a positive integer (CPU threads for the native kernels), got ${args.threads}`,
+      })
     const loaded = yield* Load.load(args.program, { typecheck: args.typecheck })
     const program = yield* Load.resolveProgram(loaded, { scale: args.scale, data })
     if (program.experiment === undefined)
@@ -164,6 +169,7 @@ export const run = (args: RunArgs) =>
       })
 
     const out = args.out ?? join("runs", `${program.name}-${args.scale}`)
+    yield* OutDir.check(out)
     const perSeedDirectories = args.seeds > 1 || args.firstSeed !== undefined
     const parameters = Object.fromEntries(
       report.models.flatMap((m) =>
@@ -222,8 +228,8 @@ export const run = (args: RunArgs) =>
       rmSync(join(out, "checkpoints"), { recursive: true, force: true })
       rmSync(join(out, "metrics.jsonl"), { force: true })
     }
-    mkdirSync(out, { recursive: true })
-    writeFileSync(
+    yield* OutDir.create(out)
+    yield* OutDir.write(
       join(out, "program.json"),
       `${JSON.stringify({ program: typed, options: { ...args, data }, parameters }, null, 2)}\n`,
     )
@@ -282,8 +288,8 @@ export const run = (args: RunArgs) =>
           })
         : results,
     )
-    writeFileSync(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`)
-    writeFileSync(join(out, "summary.md"), Summary.markdown(summary))
+    yield* OutDir.write(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`)
+    yield* OutDir.write(join(out, "summary.md"), Summary.markdown(summary))
     progress.log(`\n${Summary.markdown(summary)}`)
     progress.log(`run directory: ${out} (cmkg report ${out} draws the tables and plots)`)
   })

@@ -21,12 +21,13 @@
  * @module
  */
 import { createHash } from "node:crypto"
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs"
 import { dirname, join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
 import { Schema } from "effect"
 import * as Read from "../../run-dir/read.ts"
 import * as RunFiles from "../../run-dir/schema.ts"
+import { writeFile } from "../../run-dir/write-file.ts"
 import type { Tree } from "./init.ts"
 import type * as Optimizer from "./optimizer.ts"
 
@@ -71,15 +72,15 @@ export const save = (dir: string, groups: Groups, meta: unknown): void => {
   const tmp = `${dir}${PARTIAL}${process.pid}`
   rmSync(tmp, { recursive: true, force: true })
   mkdirSync(tmp)
-  writeFileSync(join(tmp, "weights.bin"), bytes)
-  writeFileSync(join(tmp, "model.json"), JSON.stringify(modelJson))
+  writeFile(join(tmp, "weights.bin"), bytes)
+  writeFile(join(tmp, "model.json"), JSON.stringify(modelJson))
   renameSync(tmp, dir)
 }
 
 /** Writes a small file atomically (temporary file, then rename over the old one). */
 export const writeAtomically = (path: string, text: string): void => {
   const tmp = `${path}${PARTIAL}${process.pid}`
-  writeFileSync(tmp, text)
+  writeFile(tmp, text)
   renameSync(tmp, path)
 }
 

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
 import { Schema } from "effect"
@@ -25,6 +25,7 @@ import * as Loss from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
 import type * as RunFiles from "../../run-dir/schema.ts"
+import { writeFile } from "../../run-dir/write-file.ts"
 import { apply } from "./apply.ts"
 import * as Checkpoint from "./checkpoint.ts"
 import * as Init from "./init.ts"
@@ -419,8 +420,8 @@ export const run = async (
     rows: position.rows,
     seconds: elapsed(),
   }
-  writeFileSync(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
-  writeFileSync(join(out, "results.md"), markdown(results))
+  writeFile(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
+  writeFile(join(out, "results.md"), markdown(results))
   Checkpoint.disposeWorld(world)
   return { _tag: "Done", results }
 }

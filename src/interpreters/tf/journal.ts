@@ -14,9 +14,10 @@
  *
  * @module
  */
-import { appendFileSync, existsSync, readFileSync, rmSync, statSync, truncateSync } from "node:fs"
+import { existsSync, readFileSync, rmSync, statSync, truncateSync } from "node:fs"
 import { join } from "node:path"
 import type { Schema } from "effect"
+import { appendFile } from "../../run-dir/write-file.ts"
 import * as Checkpoint from "./checkpoint.ts"
 
 /** What every runner's position carries for the journal (absent `metricsBytes`: an older checkpoint). */
@@ -141,7 +142,7 @@ export const open = <P extends Progress>(out: string, options: Options): Journal
     resumed:
       loaded === undefined ? undefined : { world: loaded.world, position: loaded.position, dir: loaded.dir },
     elapsed,
-    log: (record) => appendFileSync(path, `${JSON.stringify(record)}\n`),
+    log: (record) => appendFile(path, `${JSON.stringify(record)}\n`),
     checkpoint: (world, position) => {
       // Past every checkpoint on disk: a newer one left by a kill before LATEST was written never blocks this one.
       const serial = Math.max(previous ?? 0, ...Checkpoint.numbers(out)) + 1

@@ -183,7 +183,23 @@ const fusedConv2D = withFallback("FusedConv2D", ({ inputs, attrs }, b) => {
   return b.makeTensorInfo(c.outShape, "float32", y)
 })
 
+/**
+ * Cast to float32 of an int32 or bool tensor, into its own Float32Array. tfjs's cpu Cast
+ * hands the input's Int32Array/Uint8Array to the float32 result (no precision is lost);
+ * the fast kernels here pass float32 values to onnxruntime and oneDNN, which reject any
+ * other typed array (tf.norm's gradient casts its int32 exponent 2 and multiplies it by the
+ * whole input: "A float32 tensor's data must be type of function Float32Array()").
+ */
+const cast = withFallback("Cast", ({ inputs, attrs }, b) => {
+  const { x } = inputs as { x: TensorInfo }
+  if ((attrs as unknown as tf.CastAttrs).dtype !== "float32" || (x.dtype !== "int32" && x.dtype !== "bool"))
+    return undefined
+  const values = b.data.get(x.dataId).values as Int32Array | Uint8Array
+  return b.makeTensorInfo(x.shape.slice(), "float32", Float32Array.from(values))
+})
+
 const overrides = (): Array<KernelConfig> => [
+  { kernelName: "Cast", backendName: CMKG_CPU, kernelFunc: cast },
   { kernelName: "Conv2D", backendName: CMKG_CPU, kernelFunc: conv2D },
   { kernelName: "Conv2DBackpropInput", backendName: CMKG_CPU, kernelFunc: conv2DBackpropInput },
   { kernelName: "Conv2DBackpropFilter", backendName: CMKG_CPU, kernelFunc: conv2DBackpropFilter },

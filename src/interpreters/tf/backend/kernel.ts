@@ -20,9 +20,16 @@ const bump = (r: Record<string, number>, k: string): void => {
 
 export type Args = { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }
 
-/** Float32 values of a cpu-backend tensor (no copy). */
-export const valuesOf = (b: MathBackendCPU, t: TensorInfo): Float32Array =>
-  b.data.get(t.dataId).values as Float32Array
+/**
+ * Float32 values of a cpu-backend tensor (no copy when they are a Float32Array). A float32
+ * tensor may still hold another typed array (tfjs's cpu Cast shares an int32 tensor's
+ * Int32Array with its float32 result); onnxruntime and oneDNN take only a Float32Array, so
+ * such values are copied into one.
+ */
+export const valuesOf = (b: MathBackendCPU, t: TensorInfo): Float32Array => {
+  const v = b.data.get(t.dataId).values
+  return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>)
+}
 
 export const cpuKernel = (name: string): KernelFunc => {
   const k = tf.getKernel(name, "cpu")

@@ -31,7 +31,7 @@
  *
  * @module
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { Schema } from "effect"
 import * as Metrics from "../../../data/metrics.ts"
@@ -40,6 +40,7 @@ import * as Preprocess from "../../../data/preprocess.ts"
 import type * as Stream from "../../../data/stream.ts"
 import * as Dirnet from "../../../dsl/dirnet.ts"
 import type * as Program from "../../../dsl/Program.ts"
+import { writeFile } from "../../../run-dir/write-file.ts"
 import * as Costs from "../../shape-check/dirnet.ts"
 import * as DirnetCheck from "../../shape-check/dirnet-experiment.ts"
 import * as Checkpoint from "../checkpoint.ts"
@@ -579,8 +580,8 @@ export const run = async (
     })),
     gateParams: report.gateParams,
   }
-  writeFileSync(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
-  writeFileSync(join(out, "results.md"), markdown(results))
+  writeFile(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
+  writeFile(join(out, "results.md"), markdown(results))
   for (const note of closingNotes(results)) reporter.log(note)
   return { _tag: "Done", results }
 }
