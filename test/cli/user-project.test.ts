@@ -17,7 +17,9 @@ const repo = resolve(".")
 const fixtures = join(repo, "test", "fixtures", "user-project")
 
 const sh = (cwd: string, command: string, args: readonly string[], env: Record<string, string> = {}) => {
-  const r = spawnSync(command, args, { cwd, encoding: "utf8", env: { ...process.env, ...env } })
+  // Without node:test's marker, so that a test run inside the project reports as it would in a terminal.
+  const { NODE_TEST_CONTEXT: _, ...outside } = process.env
+  const r = spawnSync(command, args, { cwd, encoding: "utf8", env: { ...outside, ...env } })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, all: `${r.stdout}\n${r.stderr}` }
 }
 
@@ -85,7 +87,7 @@ test("a scratch npm project installs the packed cmkg, and check, run and a law w
   assert.ok(example !== null, "docs/laws-kit.md has a ```ts block under ## Example")
   assert.match(example[1]!, /from "cmkg\/laws"/)
   writeFileSync(join(project, "my-block.test.ts"), example[1]!)
-  const law = sh(project, process.execPath, ["--import", "tsx", "--test", "my-block.test.ts"])
+  const law = sh(project, process.execPath, ["--import", "tsx", "--test", "--test-reporter=tap", "my-block.test.ts"])
   assert.equal(law.code, 0, law.all)
   assert.match(law.stdout, /# pass 2\b/)
   assert.match(law.stdout, /# fail 0\b/)
