@@ -1,11 +1,11 @@
 /**
  * The workloads of workloads.md written directly against tfjs (no cmkg DSL):
- * the reference that measures the DSL's own overhead, and the cmkg column until
- * the tf interpreter lands. NHWC; explicit paddings match torchvision's.
+ * the hand-written column that measures the DSL's own overhead. NHWC;
+ * explicit paddings match torchvision's.
  */
 import * as tf from "@tensorflow/tfjs-core"
-import { scaleByAdam } from "../src/interpreters/tf/adam.ts"
-import { batchNormTrain } from "../src/interpreters/tf/batchNorm.ts"
+import { scaleByAdam } from "../src/backend/ops/adam.ts"
+import { batchNormTrain } from "../src/backend/ops/batchNorm.ts"
 
 export interface Param {
   readonly name: string

@@ -5,7 +5,7 @@
  *   node --import tsx bench/profile.ts [tiny|resnet18] [batch] [backend] [--dsl]
  */
 import * as tf from "@tensorflow/tfjs-core"
-import type { BackendPreference } from "../src/interpreters/tf/backend/index.ts"
+import type { BackendPreference } from "../src/backend/index.ts"
 import { ready } from "../src/interpreters/tf/index.ts"
 import { dslTrain } from "./dsl.ts"
 import { mse, resnet18, tiny } from "./nets.ts"

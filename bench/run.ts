@@ -26,8 +26,8 @@ import {
   fallbackCalls,
   fastPathCalls,
   liveTensors,
-} from "../src/interpreters/tf/backend/index.ts"
-import { pooledBytes } from "../src/interpreters/tf/backend/pool.ts"
+} from "../src/backend/index.ts"
+import { pooledBytes } from "../src/backend/pool.ts"
 import { ready } from "../src/interpreters/tf/index.ts"
 import { dslTrain } from "./dsl.ts"
 import { distLoss, fusedAdam, mse, type Net, resnet18, tiny } from "./nets.ts"

@@ -22,16 +22,25 @@ test("src/dsl imports neither tfjs nor any interpreter, data reader or Node I/O"
   }
 })
 
-test("only src/interpreters/tf (and the bench) touch tfjs", () => {
+test("only src/interpreters/tf, src/backend, src/laws (and the bench) touch tfjs", () => {
   for (const dir of [
     "src/dsl",
     "src/interpreters/shape-check",
     "src/interpreters/reference",
     "src/data",
     "src/programs",
+    "src/cli",
+    "src/report",
+    "src/run-dir",
   ])
     for (const f of files(dir))
       assert.ok(!/from\s+"@tensorflow/.test(readFileSync(f, "utf8")), `${f} imports tfjs`)
+})
+
+test("src/backend is a tfjs backend below the interpreters: it imports none of them", () => {
+  for (const f of files("src/backend"))
+    for (const m of readFileSync(f, "utf8").matchAll(/from\s+"([^"]+)"/g))
+      assert.ok(!m[1]!.includes("interpreters/"), `${f} imports ${m[1]}`)
 })
 
 test("src/report reads run directories through src/run-dir's schemas, not the tf interpreter's types", () => {

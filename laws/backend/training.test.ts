@@ -4,12 +4,7 @@
 import assert from "node:assert/strict"
 import { before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
-import {
-  fastPathCalls,
-  resetCallCounts,
-  selectBackend,
-  setMinElements,
-} from "../../src/interpreters/tf/backend/index.ts"
+import { fastPathCalls, resetCallCounts, selectBackend, setMinElements } from "../../src/backend/index.ts"
 import { data, on, relErr, tensor } from "../../test/backend/helpers.ts"
 
 const net = (

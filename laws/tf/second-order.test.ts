@@ -32,7 +32,7 @@ import * as tf from "@tensorflow/tfjs-core"
 import "@tensorflow/tfjs-backend-cpu"
 import "@tensorflow/tfjs-backend-wasm"
 import fc from "fast-check"
-import { ensureGradients } from "../../src/interpreters/tf/backend/gradients.ts"
+import { ensureGradients } from "../../src/backend/gradients.ts"
 import { fdHvp, gradients, hvp, type ScalarFn } from "../../src/interpreters/tf/gradients/check.ts"
 import { logSoftmax, registerHigherOrderGradients } from "../../src/interpreters/tf/gradients.ts"
 import { mulberry32 } from "../../src/random.ts"
@@ -700,8 +700,8 @@ const wasmNeeds = [
 describe("second-order gradients on wasm (conv/pool)", () => {
   before(async () => {
     // The wasm kernels training needs (Conv2DBackpropFilter, ...) are bridged by
-    // src/interpreters/tf/backend/wasmBridge.ts when present.
-    const bridgeModule = "../../src/interpreters/tf/backend/wasmBridge.ts"
+    // src/backend/wasmBridge.ts when present.
+    const bridgeModule = "../../src/backend/wasmBridge.ts"
     const bridge = (await import(bridgeModule).catch(() => undefined)) as
       | { bridgeMissingKernels?: (b: string) => void }
       | undefined
@@ -712,7 +712,7 @@ describe("second-order gradients on wasm (conv/pool)", () => {
       : ["<wasm backend failed to initialise>"]
     skipReason =
       missing.length > 0
-        ? `wasm backend lacks kernels ${missing.join(", ")} (to be supplied under src/interpreters/tf/backend/)`
+        ? `wasm backend lacks kernels ${missing.join(", ")} (to be supplied under src/backend/)`
         : undefined
   })
   convPoolLaws(2001)

@@ -9,9 +9,9 @@
 import { NodeServices } from "@effect/platform-node"
 import { Cause, Console, Effect, Exit, Option } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
+import { BACKENDS } from "../backend/names.ts"
 import * as Data from "../dsl/Data.ts"
 import * as Program from "../dsl/Program.ts"
-import { BACKENDS } from "../interpreters/tf/backend/names.ts"
 import { BadInvocation, type CliError, exitCode } from "./errors.ts"
 
 // Each command loads its modules when it runs, so `cmkg --version` and

@@ -6,6 +6,7 @@
  * @module
  */
 import type { TopLevelSpec } from "vega-lite"
+import * as Names from "../run-dir/names.ts"
 import * as Read from "../run-dir/read.ts"
 import * as RunFiles from "../run-dir/schema.ts"
 import type * as RunDir from "./run-dir.ts"
@@ -36,12 +37,8 @@ const config = {
 /** Tableau 10 is easier to tell apart; past ten series only category20 keeps them distinct. */
 const scheme = (n: number) => (n <= 10 ? "tableau10" : "category20")
 
-export const slug = (s: string): string =>
-  s
-    .normalize("NFKD")
-    .replace(/[^A-Za-z0-9._-]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .toLowerCase() || "x"
+/** A plot's file name: the run directory's rule, lower-cased, never empty. */
+export const slug = (s: string): string => Names.slug(s.normalize("NFKD")).toLowerCase() || "x"
 
 const unique = <A>(xs: readonly A[]): A[] => [...new Set(xs)]
 

@@ -7,6 +7,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { join, resolve } from "node:path"
+import * as Names from "../run-dir/names.ts"
 import * as Read from "../run-dir/read.ts"
 import * as RunFiles from "../run-dir/schema.ts"
 import * as Summary from "./summary.ts"
@@ -50,10 +51,7 @@ const readMetrics = (path: string): MetricsLine[] =>
 
 /** `models/<slug>` is named after its evaluate stage (as `interpreters/tf/experiment.ts` slugs it); order them as evaluated. */
 const evaluationOrder = (results: RunFiles.Results | undefined, slug: string): number => {
-  const i =
-    results?.rows.findIndex(
-      (r) => r.stage.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-|-$/g, "") === slug,
-    ) ?? -1
+  const i = results?.rows.findIndex((r) => Names.slug(r.stage) === slug) ?? -1
   return i < 0 ? Number.MAX_SAFE_INTEGER : i
 }
 

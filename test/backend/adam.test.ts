@@ -6,13 +6,8 @@ import assert from "node:assert/strict"
 import { after, before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
-import { scaleByAdam } from "../../src/interpreters/tf/adam.ts"
-import {
-  dnnlCalls,
-  dnnlUnavailable,
-  fastPathCalls,
-  useDnnl,
-} from "../../src/interpreters/tf/backend/index.ts"
+import { dnnlCalls, dnnlUnavailable, fastPathCalls, useDnnl } from "../../src/backend/index.ts"
+import { scaleByAdam } from "../../src/backend/ops/adam.ts"
 import { ready } from "../../src/interpreters/tf/index.ts"
 import { data, on, relErr, tensor } from "./helpers.ts"
 

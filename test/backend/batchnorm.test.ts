@@ -13,12 +13,8 @@ import {
   fastPathCalls,
   resetCallCounts,
   useDnnl,
-} from "../../src/interpreters/tf/backend/index.ts"
-import {
-  BATCH_NORM_TRAIN,
-  BATCH_NORM_TRAIN_GRAD,
-  batchNormTrain,
-} from "../../src/interpreters/tf/batchNorm.ts"
+} from "../../src/backend/index.ts"
+import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, batchNormTrain } from "../../src/backend/ops/batchNorm.ts"
 import { ready } from "../../src/interpreters/tf/index.ts"
 import { data, on, relErr, tensor } from "./helpers.ts"
 

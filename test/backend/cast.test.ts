@@ -9,7 +9,7 @@ import assert from "node:assert/strict"
 import { before, describe, it } from "node:test"
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import * as tf from "@tensorflow/tfjs-core"
-import { fastPathCalls, MIN_ELEMENTS, resetCallCounts } from "../../src/interpreters/tf/backend/index.ts"
+import { fastPathCalls, MIN_ELEMENTS, resetCallCounts } from "../../src/backend/index.ts"
 import { ready } from "../../src/interpreters/tf/index.ts"
 import { data, on, relErr, tensor } from "./helpers.ts"
 

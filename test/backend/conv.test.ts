@@ -7,7 +7,7 @@ import { createRequire } from "node:module"
 import { after, before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
-import { ADDON_PATH } from "../../src/interpreters/tf/backend/dnnl.ts"
+import { ADDON_PATH } from "../../src/backend/dnnl.ts"
 import {
   dnnlCalls,
   dnnlUnavailable,
@@ -16,7 +16,7 @@ import {
   resetCallCounts,
   selectBackend,
   useDnnl,
-} from "../../src/interpreters/tf/backend/index.ts"
+} from "../../src/backend/index.ts"
 import { data, on, relErr, tensor } from "./helpers.ts"
 
 const TOL = 1e-4

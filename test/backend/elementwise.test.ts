@@ -11,7 +11,7 @@ import {
   resetCallCounts,
   selectBackend,
   setMinElements,
-} from "../../src/interpreters/tf/backend/index.ts"
+} from "../../src/backend/index.ts"
 import { data, on, relErr, tensor } from "./helpers.ts"
 
 const shape4 = fc.tuple(

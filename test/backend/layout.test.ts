@@ -4,12 +4,7 @@ import assert from "node:assert/strict"
 import { before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
-import {
-  fallbackCalls,
-  fastPathCalls,
-  resetCallCounts,
-  selectBackend,
-} from "../../src/interpreters/tf/backend/index.ts"
+import { fallbackCalls, fastPathCalls, resetCallCounts, selectBackend } from "../../src/backend/index.ts"
 import { data, on, tensor } from "./helpers.ts"
 
 const shapes = fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 5 })

@@ -6,7 +6,7 @@ import assert from "node:assert/strict"
 import { before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
-import { dnnlCalls, dnnlUnavailable, selectBackend } from "../../src/interpreters/tf/backend/index.ts"
+import { dnnlCalls, dnnlUnavailable, selectBackend } from "../../src/backend/index.ts"
 import { on, relErr } from "./helpers.ts"
 
 describe("cmkg-cpu max pooling", { skip: dnnlUnavailable() }, () => {

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict"
 import { before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
-import { selectBackend } from "../../src/interpreters/tf/backend/index.ts"
-import { pooledBytes } from "../../src/interpreters/tf/backend/pool.ts"
+import { selectBackend } from "../../src/backend/index.ts"
+import { pooledBytes } from "../../src/backend/pool.ts"
 
 const N = 1 << 16 // above the pool's minimum size
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict"
 import { describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
-import { selectBackend, simulatedFailures } from "../../src/interpreters/tf/backend/index.ts"
+import { selectBackend, simulatedFailures } from "../../src/backend/index.ts"
 import { data, on, relErr, tensor } from "./helpers.ts"
 
 describe("selectBackend", () => {

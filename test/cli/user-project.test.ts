@@ -87,7 +87,13 @@ test("a scratch npm project installs the packed cmkg, and check, run and a law w
   assert.ok(example !== null, "docs/laws-kit.md has a ```ts block under ## Example")
   assert.match(example[1]!, /from "cmkg\/laws"/)
   writeFileSync(join(project, "my-block.test.ts"), example[1]!)
-  const law = sh(project, process.execPath, ["--import", "tsx", "--test", "--test-reporter=tap", "my-block.test.ts"])
+  const law = sh(project, process.execPath, [
+    "--import",
+    "tsx",
+    "--test",
+    "--test-reporter=tap",
+    "my-block.test.ts",
+  ])
   assert.equal(law.code, 0, law.all)
   assert.match(law.stdout, /# pass 2\b/)
   assert.match(law.stdout, /# fail 0\b/)

@@ -6,7 +6,7 @@ import assert from "node:assert/strict"
 import { before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import "@tensorflow/tfjs-backend-cpu"
-import { ensureGradients } from "../../src/interpreters/tf/backend/gradients.ts"
+import { ensureGradients } from "../../src/backend/gradients.ts"
 import {
   higherOrderGradientKernels,
   logSoftmax,

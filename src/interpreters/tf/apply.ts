@@ -14,8 +14,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
+import { batchNormTrain } from "../../backend/ops/batchNorm.ts"
 import * as Net from "../../dsl/Net.ts"
-import { batchNormTrain } from "./batchNorm.ts"
 import type { Tree } from "./init.ts"
 
 /**

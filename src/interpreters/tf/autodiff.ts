@@ -26,11 +26,3 @@ export const valueAndGrad = (
   })(keys.map((k) => params[k]!))
   return { value: value as tf.Scalar, grads: Object.fromEntries(keys.map((k, i) => [k, grads[i]!])) }
 }
-
-/** Inner product of two trees over their common keys. */
-export const dot = (a: Tree, b: Tree): tf.Scalar =>
-  tf.addN(
-    Object.keys(a)
-      .filter((k) => b[k] !== undefined)
-      .map((k) => tf.sum(tf.mul(a[k]!, b[k]!))),
-  ) as tf.Scalar

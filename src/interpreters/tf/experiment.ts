@@ -24,6 +24,7 @@ import type * as Experiment from "../../dsl/Experiment.ts"
 import * as Loss from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
+import * as Names from "../../run-dir/names.ts"
 import type * as RunFiles from "../../run-dir/schema.ts"
 import { writeFile } from "../../run-dir/write-file.ts"
 import { apply } from "./apply.ts"
@@ -195,8 +196,7 @@ const initMeta = (world: World, e: Experiment.Experiment): World => {
 
 /** The evaluated model's parameters and state, kept as `models/<stage>/` (tfjs weights format) for reports and reuse. */
 const saveModel = (out: string, stage: Experiment.Evaluate, world: World) => {
-  const slug = stage.name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-|-$/g, "")
-  const dir = join(out, "models", slug)
+  const dir = join(out, "models", Names.slug(stage.name))
   rmSync(dir, { recursive: true, force: true })
   Checkpoint.save(
     dir,

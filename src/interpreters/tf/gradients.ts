@@ -38,9 +38,9 @@
 // are customGrad too but close over their inputs, so they are fine.)
 
 import * as tf from "@tensorflow/tfjs-core"
-import { adamGradients } from "./adam.ts"
-import { batchNormGradients } from "./batchNorm.ts"
-import { reluGradients } from "./relu.ts"
+import { adamGradients } from "../../backend/ops/adam.ts"
+import { batchNormGradients } from "../../backend/ops/batchNorm.ts"
+import { reluGradients } from "../../backend/ops/relu.ts"
 
 type Pad = "valid" | "same" | number | tf.backend_util.ExplicitPadding
 type Rounding = "floor" | "round" | "ceil" | undefined

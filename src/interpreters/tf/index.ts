@@ -9,14 +9,14 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
-import { type BackendPreference, type Selected, selectBackend } from "./backend/index.ts"
-import { BACKENDS } from "./backend/names.ts"
+import { type BackendPreference, type Selected, selectBackend } from "../../backend/index.ts"
+import { BACKENDS } from "../../backend/names.ts"
 import { registerHigherOrderGradients } from "./gradients.ts"
 
+export type { BackendPreference, Selected } from "../../backend/index.ts"
+export { BACKENDS } from "../../backend/names.ts"
 export { type Applied, apply, type Mode } from "./apply.ts"
-export { dot, valueAndGrad } from "./autodiff.ts"
-export type { BackendPreference, Selected } from "./backend/index.ts"
-export { BACKENDS } from "./backend/names.ts"
+export { valueAndGrad } from "./autodiff.ts"
 export { count, dispose, IllFormed, type Initialised, init, prng as prngFor, type Tree } from "./init.ts"
 
 let selected: Selected | undefined

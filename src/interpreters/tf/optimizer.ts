@@ -3,14 +3,14 @@
  *
  * `update` uses only differentiable tfjs ops on its arguments, so an
  * optimizer step can sit inside a function that is itself differentiated
- * (an unrolled inner loop); `step` is the outer-loop convenience that also
- * manages tensor lifetimes.
+ * (an unrolled inner loop); the runner's step (`step.ts`) manages tensor
+ * lifetimes around it.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
+import { scaleByAdam } from "../../backend/ops/adam.ts"
 import type * as Optimizer from "../../dsl/Optimizer.ts"
-import { scaleByAdam } from "./adam.ts"
 import type { Tree } from "./init.ts"
 
 /** Per-transform state: moments keyed by parameter path, and a step count. */

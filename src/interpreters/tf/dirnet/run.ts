@@ -40,6 +40,7 @@ import * as Preprocess from "../../../data/preprocess.ts"
 import type * as Stream from "../../../data/stream.ts"
 import * as Dirnet from "../../../dsl/dirnet.ts"
 import type * as Program from "../../../dsl/Program.ts"
+import * as Names from "../../../run-dir/names.ts"
 import { writeFile } from "../../../run-dir/write-file.ts"
 import * as Costs from "../../shape-check/dirnet.ts"
 import * as DirnetCheck from "../../shape-check/dirnet-experiment.ts"
@@ -85,8 +86,6 @@ const measure = (ev: Exits.Evaluated, exits: Int32Array, macsAtExit: readonly nu
 /** The `q`-quantile of sorted values (nearest rank). */
 const quantile = (sorted: readonly number[], q: number): number =>
   sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(q * (sorted.length - 1))))]!
-
-const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-|-$/g, "")
 
 /** Writes a trained model to `dir` (tfjs weights format), replacing what an interrupted run may have left there. */
 const saveModel = (dir: string, groups: Checkpoint.Groups, meta: unknown) => {
@@ -187,7 +186,7 @@ const trainGate = (ctx: Context, v: Dirnet.Variant, onTrain: Exits.Evaluated): E
     },
   )
   saveModel(
-    join(ctx.out, "models", slug(`${v.name}-gate`)),
+    join(ctx.out, "models", Names.slug(`${v.name}-gate`)),
     { [`params/${v.name}-gate`]: gate.params },
     { model: `${v.name}-gate`, row: `${v.name}-gate`, table: "gates", settings: e.gate },
   )
@@ -533,7 +532,7 @@ export const run = async (
           trained = t
         }
         saveModel(
-          join(out, "models", slug(v.name)),
+          join(out, "models", Names.slug(v.name)),
           { [`params/${v.name}`]: trained.params, [`state/${v.name}`]: trained.state },
           { model: v.name, row: v.name, table: "trained variants", options: v.options },
         )

@@ -7,9 +7,9 @@
  */
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs-core"
-import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from "../batchNorm.ts"
 import * as Dnnl from "./dnnl.ts"
 import { fastPathCalls, valuesOf } from "./kernel.ts"
+import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from "./ops/batchNorm.ts"
 import { alloc } from "./pool.ts"
 
 const float32 = (...ts: ReadonlyArray<TensorInfo>): void => {

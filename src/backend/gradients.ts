@@ -10,7 +10,7 @@ import { register } from "node:module"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import * as tf from "@tensorflow/tfjs-core"
-import { packageRoot } from "../../../package-root.ts"
+import { packageRoot } from "../package-root.ts"
 
 let pending: Promise<void> | undefined
 
@@ -26,7 +26,7 @@ export const ensureGradients = (): Promise<void> => {
     | undefined
   const before = new Map(registry ?? [])
   // The hook ships as a source file (the bundle in dist/ has no copy of it).
-  register(pathToFileURL(join(packageRoot, "src", "interpreters", "tf", "backend", "gradients-hook.mjs")))
+  register(pathToFileURL(join(packageRoot, "src", "backend", "gradients-hook.mjs")))
   const spec = "@tensorflow/tfjs-core/dist/register_all_gradients.js"
   pending = import(spec).then(() => {
     for (const [k, v] of before) registry?.set(k, v)

@@ -10,9 +10,6 @@
 import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import * as tf from "@tensorflow/tfjs-core"
 import { backend_util, type KernelConfig, type TensorInfo } from "@tensorflow/tfjs-core"
-import { adamGradients } from "../adam.ts"
-import { batchNormGradients } from "../batchNorm.ts"
-import { RELU_GRAD, reluGradients } from "../relu.ts"
 import { batchNormKernels } from "./batchnorm.ts"
 import {
   backpropInputSupported,
@@ -27,6 +24,9 @@ import { elementwiseKernels } from "./elementwise.ts"
 import { fastKernels } from "./fastops.ts"
 import { valuesOf, withFallback } from "./kernel.ts"
 import { layoutKernels } from "./layout.ts"
+import { adamGradients } from "./ops/adam.ts"
+import { batchNormGradients } from "./ops/batchNorm.ts"
+import { RELU_GRAD, reluGradients } from "./ops/relu.ts"
 import { ortAvailable } from "./ort.ts"
 import { isPooled, recycle } from "./pool.ts"
 

@@ -12,7 +12,7 @@ import { existsSync } from "node:fs"
 import { createRequire } from "node:module"
 import { join } from "node:path"
 import type { backend_util } from "@tensorflow/tfjs-core"
-import { packageRoot } from "../../../package-root.ts"
+import { packageRoot } from "../package-root.ts"
 import { alloc } from "./pool.ts"
 
 type Conv2DInfo = backend_util.Conv2DInfo

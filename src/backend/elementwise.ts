@@ -11,12 +11,12 @@
 
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu"
 import { backend_util, type KernelConfig, type TensorInfo, util } from "@tensorflow/tfjs-core"
-import { type AdamConstants, SCALE_BY_ADAM } from "../adam.ts"
-import { RELU_GRAD } from "../relu.ts"
 import * as Dnnl from "./dnnl.ts"
 import { valuesOf, withFallback } from "./kernel.ts"
 import * as Loops from "./loops.ts"
 import { type AttrValue, int, ints, type OnnxGraph, type OnnxNode } from "./onnx.ts"
+import { type AdamConstants, SCALE_BY_ADAM } from "./ops/adam.ts"
+import { RELU_GRAD } from "./ops/relu.ts"
 import { session } from "./ort.ts"
 import { alloc } from "./pool.ts"
 
