@@ -134,7 +134,10 @@ const preview = Command.make(
   },
   (a) =>
     Effect.gen(function* () {
-      const Preview = yield* lazy(() => import("../data/preview.ts"))
+      const [Preview, OutDir] = yield* lazy(() =>
+        Promise.all([import("../data/preview.ts"), import("./out-dir.ts")]),
+      )
+      yield* OutDir.create(a.out)
       const domain = Option.getOrUndefined(a.domain)
       const file = yield* Effect.try({
         try: () =>

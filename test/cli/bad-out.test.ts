@@ -73,6 +73,20 @@ describe("cmkg run --out", () => {
     assert.match(line, /choose another --out/)
   })
 
+  it("cmkg data preview --out /proc/… is refused at once too", () => {
+    const r = spawnSync(
+      process.execPath,
+      ["bin/cmkg.js", "data", "preview", "--out", "/proc/cmkg-bad-out/p"],
+      {
+        encoding: "utf8",
+        timeout: 60_000,
+      },
+    )
+    assert.equal(r.signal, null, "cmkg data preview hung on --out /proc/… and was killed")
+    assert.equal(r.status, 2, r.stderr)
+    assert.match(oneLine(r.stderr), /--out \/proc\/cmkg-bad-out\/p: \/proc is on proc/)
+  })
+
   it("/sys and /dev are refused too (by file system type and by path), /dev/shm and /tmp are not", () => {
     assert.match(refusal("/sys/cmkg-bad-out"), /\/sys is on sysfs/)
     assert.match(refusal("/proc/self/cmkg-bad-out"), /is on proc/)
