@@ -12,11 +12,11 @@ import * as tf from "@tensorflow/tfjs-core"
 import type * as Stream from "../../src/data/stream.ts"
 import * as Dirnet from "../../src/dsl/dirnet.ts"
 import * as Train from "../../src/interpreters/tf/dirnet/train.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
+import { readyForLaws } from "../arbitraries/Runs.ts"
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
 const S = 32

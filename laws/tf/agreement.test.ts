@@ -268,7 +268,7 @@ test("forward (output, taps, new state) agrees with the float64 reference, in tr
 /** ⟨net(x), p⟩ for a fixed random projection p: a scalar whose gradient reaches every output. */
 const gradientLaw = (mode: Ref.Mode, seed: number) => {
   const reached = coverage()
-  forEveryKind(`gradients, ${mode} mode`, { seed, numRuns: 1 }, (kind) =>
+  forEveryKind(`gradients, ${mode} mode`, { seed, numRuns: 2 }, (kind) =>
     fc.property(netAndInput(kind), fc.nat(), ({ input, net }, seed) => {
       reached.note(net, input)
       const batch = 2
