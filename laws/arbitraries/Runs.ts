@@ -78,10 +78,19 @@ export const runs = <T = unknown>(
 
 /** The backend every law runs on: `CMKG_BACKEND` when set (and it must initialise), tfjs's `cpu` otherwise. */
 export const readyForLaws = async (): Promise<Tf.Selected> => {
+  const selected = await select()
+  const chosen = (process.env.CMKG_BACKEND ?? "") !== ""
+  console.log(`# laws on the ${selected.name} backend${chosen ? "" : " (CMKG_BACKEND=NAME picks another)"}`)
+  return selected
+}
+
+const select = async (): Promise<Tf.Selected> => {
   const wanted = process.env.CMKG_BACKEND ?? ""
   const selected = await Tf.ready(wanted === "" ? "cpu" : "auto")
   if (wanted !== "" && wanted !== "auto" && !sameBackend(wanted, selected.name))
-    throw new Error(`CMKG_BACKEND=${wanted}: that backend did not initialise here (${selected.note})`)
+    throw new Error(
+      `CMKG_BACKEND=${wanted}: that backend did not initialise here (${selected.note}); unset it or name one that does`,
+    )
   return selected
 }
 
@@ -92,15 +101,20 @@ const sameBackend = (preference: string, name: string): boolean =>
 /**
  * The backends a law that compares backends runs on: `CMKG_BACKEND` alone when
  * set, else each of cpu, wasm and cmkg-cpu that initialises on this machine.
- * Leaves `cpu` (or `CMKG_BACKEND`'s) active.
+ * Leaves the first active.
  */
 export const lawBackends = async (): Promise<string[]> => {
   const wanted = process.env.CMKG_BACKEND ?? ""
-  if (wanted !== "" && wanted !== "auto") return [(await readyForLaws()).name]
   const present: string[] = []
-  for (const b of ["cpu", "wasm", "cmkg-cpu"] as const satisfies readonly BackendPreference[])
-    if ((await selectBackend(b)).name === b) present.push(b)
-  await Tf.ready("cpu")
-  await tf.setBackend("cpu")
+  if (wanted !== "" && wanted !== "auto") present.push((await select()).name)
+  else {
+    for (const b of ["cpu", "wasm", "cmkg-cpu"] as const satisfies readonly BackendPreference[])
+      if ((await selectBackend(b)).name === b) present.push(b)
+    await Tf.ready("cpu")
+    await tf.setBackend("cpu")
+  }
+  console.log(
+    `# laws on the ${present.join(", ")} backends${wanted === "" ? " (CMKG_BACKEND=NAME picks one)" : ""}`,
+  )
   return present
 }

@@ -42,7 +42,7 @@ import { apply } from "../../src/interpreters/tf/apply.ts"
 import { valueAndGrad } from "../../src/interpreters/tf/autodiff.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
 import * as Arb from "../arbitraries/Net.ts"
-import { lawBackends, readyForLaws, runs } from "../arbitraries/Runs.ts"
+import { lawBackends, runs } from "../arbitraries/Runs.ts"
 
 const VALUE_TOL = 1e-5
 const GRAD_TOL = 2e-5
@@ -59,7 +59,6 @@ const nudge = (a: Float32Array, seed: number): Float32Array => {
 let backends: string[] = []
 before(async () => {
   backends = await lawBackends()
-  await readyForLaws()
 })
 
 const options: Arb.Options = { loops: true, groups: true, sigmoid: true, head: true }
