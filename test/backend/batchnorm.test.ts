@@ -9,7 +9,6 @@ import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import {
   dnnlCalls,
-  dnnlUnavailable,
   fastPathCalls,
   resetCallCounts,
   useDnnl,
@@ -20,7 +19,7 @@ import {
   batchNormTrain,
 } from "../../src/interpreters/tf/batchNorm.ts"
 import { ready } from "../../src/interpreters/tf/index.ts"
-import { data, on, relErr, tensor } from "./helpers.ts"
+import { data, dnnlSkip, on, relErr, tensor } from "./helpers.ts"
 
 const EPS = 1e-5
 
@@ -40,7 +39,7 @@ const everything = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, w: tf.Tenso
 // The fused kernels run on oneDNN when its addon is built, else on JS loops: both are checked.
 for (const dnnl of [true, false])
   describe(`training-mode batch norm (${dnnl ? "oneDNN" : "JS loops"})`, {
-    skip: dnnl && dnnlUnavailable(),
+    skip: dnnl && dnnlSkip(),
   }, () => {
     before(async () => {
       await ready("cmkg-cpu")
