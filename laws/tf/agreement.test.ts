@@ -173,7 +173,14 @@ const forEveryKind = (
     { endOnFailure: true, includeErrorInReport: true },
     `per kind (${KINDS.length} kinds, the i-th from seed + i): ${law}`,
   )
-  for (const [i, kind] of KINDS.entries()) fc.assert(property(kind), { ...r, seed: r.seed + i })
+  for (const [i, kind] of KINDS.entries())
+    try {
+      fc.assert(property(kind), { ...r, seed: r.seed + i })
+    } catch (e) {
+      // fast-check names seed + i; the law's seed is what FC_SEED takes.
+      const message = e instanceof Error ? e.message : String(e)
+      throw new Error(`${law}, kind ${kind} (FC_SEED=${r.seed} FC_RUNS=${r.numRuns} repeats it): ${message}`)
+    }
 }
 
 /** The kinds every case of a law reached, to assert coverage after it. */
