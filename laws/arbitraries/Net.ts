@@ -122,18 +122,18 @@ const layer = (
       bias: s.a % 2 === 0,
     })
   }
-  const samePadding = s.c % 2 === 0 ? "same" : "valid"
+  const sameOrValid = s.c % 2 === 0 ? "same" : "valid"
   switch (kind) {
     case "conv":
-      return image ? conv(1 + (s.a % 3), 1, 1, samePadding) : undefined
+      return image ? conv(1 + (s.a % 3), 1, 1, sameOrValid) : undefined
     case "conv-strided":
-      return image ? conv(1 + (s.a % 3), 2, 1, samePadding) : undefined
+      return image ? conv(1 + (s.a % 3), 2, 1, sameOrValid) : undefined
     case "conv-dilated":
       // Stride and dilation together take the interpreter's strided-slice path.
-      return image ? conv(2 + (s.a % 2), 1 + (s.b % 2), 2, samePadding) : undefined
+      return image ? conv(2 + (s.a % 2), 1 + (s.b % 2), 2, sameOrValid) : undefined
     case "conv-grouped": {
       if (!image || !o.groups) return undefined
-      const grouped = conv(1 + (s.a % 3), 1, 1, samePadding, 2)
+      const grouped = conv(1 + (s.a % 3), 1, 1, sameOrValid, 2)
       return c % 2 === 0 ? grouped : Net.seq(Net.conv2d(2 * c, 1), grouped)
     }
     case "conv-padded":
