@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { relative } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
 import type fc from "fast-check"
 import { type BackendPreference, selectBackend } from "../../src/interpreters/tf/backend/index.ts"
@@ -27,17 +28,16 @@ export interface Defaults {
   readonly numRuns: number
 }
 
-const positiveInteger = (name: string, text: string): number => {
-  const n = Number(text)
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${text}: expected a positive integer`)
-  return n
-}
-
 /** `FC_RUNS` applied to a law's default run count. */
 export const numRuns = (defaultRuns: number, env: string | undefined = process.env.FC_RUNS): number => {
   if (env === undefined || env === "") return defaultRuns
-  if (env.startsWith("x")) return defaultRuns * positiveInteger("FC_RUNS", env.slice(1))
-  return positiveInteger("FC_RUNS", env)
+  const times = env.startsWith("x")
+  const n = Number(times ? env.slice(1) : env)
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(
+      `FC_RUNS=${env}: expected a positive integer N (runs per law) or xK (K times each law's default)`,
+    )
+  return times ? defaultRuns * n : n
 }
 
 /** `FC_SEED` applied to a law's default seed. */
@@ -54,8 +54,8 @@ const caller = (): string => {
   const frames = (new Error().stack ?? "").split("\n").slice(1)
   const here = frames[0] ?? ""
   const frame = frames.find((f) => !f.includes("/arbitraries/Runs.ts") && f !== here) ?? ""
-  const m = /((?:laws|test)\/[^\s:()]+):(\d+)/.exec(frame)
-  return m === null ? "a law" : `${m[1]}:${m[2]}`
+  const m = /(?:file:\/\/)?(\/[^\s:()]+\.ts):(\d+)/.exec(frame)
+  return m === null ? "a law" : `${relative(process.cwd(), m[1]!)}:${m[2]}`
 }
 
 /**
