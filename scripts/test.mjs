@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // `npm test`: type-check, then every test and law file under node:test.
 // Node 20's --test takes no globs, so the files are listed here.
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
+import { createInterface } from "node:readline"
 import { sourceHash } from "./source-hash.mjs"
 
 const roots = ["test", "laws"]
@@ -29,4 +30,19 @@ if (only.length === 0) {
   console.log("# typecheck: tsc --noEmit")
   if (run(process.execPath, ["node_modules/typescript/bin/tsc", "--noEmit", "-p", "."]) !== 0) process.exit(1)
 }
-process.exit(run(process.execPath, ["--import", "tsx", "--test", "--test-reporter=tap", ...selected]))
+// The TAP stream passes through; every skipped test or suite is named again at the end, with its
+// reason (node's own summary does not count skipped suites), so a skip is never silent.
+const child = spawn(process.execPath, ["--import", "tsx", "--test", "--test-reporter=tap", ...selected], {
+  stdio: ["inherit", "pipe", "inherit"],
+})
+const skipped = []
+createInterface({ input: child.stdout }).on("line", (line) => {
+  process.stdout.write(`${line}\n`)
+  const m = /^\s*ok \d+ - (.*) # SKIP ?(.*)$/.exec(line)
+  if (m !== null) skipped.push(`${m[1]}: ${m[2] || "(no reason given)"}`)
+})
+child.on("close", (code) => {
+  console.log(`# skipped tests and suites: ${skipped.length}`)
+  for (const s of skipped) console.log(`#   ${s}`)
+  process.exit(code ?? 1)
+})

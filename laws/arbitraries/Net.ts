@@ -27,6 +27,44 @@ const step: fc.Arbitrary<Step> = fc.record({
   c: fc.nat({ max: 99 }),
 })
 
+/**
+ * What a generated layer can be: every node kind, and the variants whose
+ * gradients take different code paths (strides, dilation, groups, explicit
+ * padding; pools whose windows overlap the padding; a loop's shared or
+ * per-iteration batch norms). `reached` finds them in a network.
+ */
+export const KINDS = [
+  "conv",
+  "conv-strided",
+  "conv-dilated",
+  "conv-grouped",
+  "conv-padded",
+  "batchNorm",
+  "relu",
+  "sigmoid",
+  "identity",
+  "maxPool",
+  "maxPool-padded",
+  "avgPool",
+  "avgPool-same",
+  "avgPool-explicit",
+  "globalAvgPool",
+  "flatten",
+  "dense",
+  "reshape",
+  "pixelShuffle",
+  "scope",
+  "residual",
+  "residual-shortcut",
+  "add",
+  "mul",
+  "concat",
+  "tap",
+  "loop",
+  "loop-shared",
+] as const
+export type Kind = (typeof KINDS)[number]
+
 export interface Options {
   /** Allow `sigmoid` (whose second derivative tfjs gets wrong without cmkg's gradients). */
   readonly sigmoid?: boolean
@@ -38,69 +76,198 @@ export interface Options {
   readonly head?: boolean
   /** Allow grouped convolutions. */
   readonly groups?: boolean
+  /**
+   * Every generated network contains a layer of this kind, after a layer with
+   * parameters (so that its gradient reaches them): at a generated position
+   * where it fits, else right after a leading convolution.
+   */
+  readonly include?: Kind
 }
 
-/** Builds one well-shaped layer for input `x`, or undefined when the recipe step does not apply. */
-const layer = (s: Step, x: Shape.Shape, o: Options, tapIndex: () => number): Net.Net<string> | undefined => {
+/** The kinds `wellShaped` can generate with these options. */
+export const kinds = (o: Options): Kind[] =>
+  KINDS.filter(
+    (k) =>
+      (o.sigmoid === true || k !== "sigmoid") &&
+      (o.loops === true || (k !== "loop" && k !== "loop-shared")) &&
+      (o.groups === true || k !== "conv-grouped"),
+  )
+
+interface Names {
+  readonly tap: () => string
+  readonly scope: () => string
+}
+
+/** Builds one well-shaped layer of `kind` for input `x` (adapting it to `x` where it can), or undefined. */
+const layer = (
+  kind: Kind,
+  s: Step,
+  x: Shape.Shape,
+  o: Options,
+  names: Names,
+): Net.Net<string> | undefined => {
   const maxC = o.maxChannels ?? 4
   const image = x.length === 3
   const [h, w, c] = image ? (x as [number, number, number]) : [0, 0, x[0]!]
-  switch (s.kind % 11) {
-    case 0:
-    case 1: {
-      if (!image) return undefined
-      const k = 1 + (s.a % 3)
-      const stride = 1 + (s.b % 2)
-      const dilation = k > 1 && s.c % 4 === 0 ? 2 : 1
-      const padding = s.c % 3 === 0 ? "valid" : s.c % 3 === 1 ? "same" : 1
-      const groups = o.groups && c % 2 === 0 && s.a % 5 === 0 ? 2 : 1
-      const filters = groups * (1 + (s.b % Math.max(1, Math.floor(maxC / groups))))
-      const eff = (k - 1) * dilation + 1
-      if (padding === "valid" && (h < eff || w < eff)) return undefined
-      if (padding === 1 && (h + 2 < eff || w + 2 < eff)) return undefined
-      return Net.conv2d(filters, k, { stride, padding, dilation, groups, bias: s.a % 2 === 0 })
+  const units = 1 + (s.b % maxC)
+  const conv = (k: number, stride: number, dilation: number, padding: Net.Padding | number, groups = 1) => {
+    const eff = (k - 1) * dilation + 1
+    const fits = padding !== "valid" || (h >= eff && w >= eff)
+    const filters = groups * (1 + (s.b % Math.max(1, Math.floor(maxC / groups))))
+    return Net.conv2d(filters, k, {
+      stride,
+      dilation,
+      groups,
+      padding: fits ? padding : "same",
+      bias: s.a % 2 === 0,
+    })
+  }
+  const sameOrValid = s.c % 2 === 0 ? "same" : "valid"
+  switch (kind) {
+    case "conv":
+      return image ? conv(1 + (s.a % 3), 1, 1, sameOrValid) : undefined
+    case "conv-strided":
+      return image ? conv(1 + (s.a % 3), 2, 1, sameOrValid) : undefined
+    case "conv-dilated":
+      // Stride and dilation together take the interpreter's strided-slice path.
+      return image ? conv(2 + (s.a % 2), 1 + (s.b % 2), 2, sameOrValid) : undefined
+    case "conv-grouped": {
+      if (!image || !o.groups) return undefined
+      const grouped = conv(1 + (s.a % 3), 1, 1, sameOrValid, 2)
+      return c % 2 === 0 ? grouped : Net.seq(Net.conv2d(2 * c, 1), grouped)
     }
-    case 2:
+    case "conv-padded":
+      return image
+        ? conv(
+            2 + (s.a % 2),
+            1 + (s.b % 2),
+            1,
+            s.c % 2 === 0
+              ? 1
+              : [
+                  [0, 1],
+                  [1, 0],
+                ],
+          )
+        : undefined
+    case "batchNorm":
       return Net.batchNorm()
-    case 3:
+    case "relu":
       return Net.relu
-    case 4:
-      return o.sigmoid ? Net.sigmoid : Net.identity
-    case 5:
+    case "sigmoid":
+      return o.sigmoid ? Net.sigmoid : undefined
+    case "identity":
+      return Net.identity
+    case "maxPool":
+    case "avgPool": {
       if (!image || h < 2 || w < 2) return undefined
-      return s.a % 2 === 0
-        ? Net.maxPool(2, { stride: 1 + (s.b % 2) })
-        : Net.avgPool(2, { stride: 1 + (s.b % 2), padding: "same" })
-    case 6:
+      const pool = kind === "maxPool" ? Net.maxPool : Net.avgPool
+      return pool(2, { stride: 1 + (s.b % 2) })
+    }
+    case "maxPool-padded":
+    case "avgPool-same":
+    case "avgPool-explicit": {
       if (!image) return undefined
-      return Net.residual(
-        Net.seq(Net.conv2d(c, 3, { bias: false }), Net.batchNorm()),
-        s.a % 2 === 0 ? undefined : Net.conv2d(c, 1, { bias: false }),
+      // Windows that overlap the padding: "same" with stride 1 (or a 3-window with stride 2) always pads.
+      const k = 2 + (s.a % 2)
+      const pool = kind === "maxPool-padded" ? Net.maxPool : Net.avgPool
+      const explicit = kind === "avgPool-explicit" || (kind === "maxPool-padded" && s.c % 2 === 0)
+      if (!explicit) return pool(k, { stride: k === 3 ? 1 + (s.b % 2) : 1, padding: "same" })
+      return pool(k, {
+        stride: 1 + (s.b % 2),
+        padding:
+          s.c % 4 < 2
+            ? 1
+            : [
+                [1, 0],
+                [0, 1],
+              ],
+      })
+    }
+    case "globalAvgPool":
+      return image ? Net.globalAvgPool : undefined
+    case "flatten":
+      // Small enough for a dense layer after it.
+      return image && h * w * c > 48 ? Net.seq(Net.conv2d(1, 1), Net.flatten) : Net.flatten
+    case "dense": {
+      const d = Net.dense(1 + (s.b % (2 * maxC)), { bias: s.a % 2 === 0 })
+      return image ? Net.seq(Net.globalAvgPool, d) : d
+    }
+    case "reshape":
+      if (!image) return Net.reshape([1, 1, c])
+      return s.a % 2 === 0 ? Net.reshape([w, h, c]) : Net.reshape([h * w, 1, -1])
+    case "pixelShuffle":
+      if (!image) return undefined
+      return c % 4 === 0 ? Net.pixelShuffle(2) : Net.seq(Net.conv2d(4, 1), Net.pixelShuffle(2))
+    case "scope":
+      return Net.scope(
+        names.scope(),
+        image ? Net.seq(Net.conv2d(units, 1 + (s.a % 3)), Net.batchNorm()) : Net.dense(units),
       )
-    case 7:
-      if (!image) return undefined
-      return s.a % 3 === 0
-        ? Net.add(Net.conv2d(c, 1), Net.identity)
-        : s.a % 3 === 1
-          ? Net.mul(Net.seq(Net.conv2d(c, 1), o.sigmoid ? Net.sigmoid : Net.relu), Net.identity)
-          : Net.concat(Net.conv2d(1 + (s.b % maxC), 1), Net.identity)
-    case 8:
-      return Net.tap(`t${tapIndex()}`)
-    case 9:
-      if (!image || c % 4 !== 0) return image && s.a % 2 === 0 ? Net.conv2d(4, 1) : undefined
-      return Net.pixelShuffle(2)
-    case 10: {
+    case "residual":
+    case "residual-shortcut": {
+      const body = image ? Net.seq(Net.conv2d(c, 3, { bias: false }), Net.batchNorm()) : Net.dense(c)
+      const shortcut = image ? Net.conv2d(c, 1, { bias: false }) : Net.dense(c, { bias: false })
+      return kind === "residual" ? Net.residual(body) : Net.residual(body, shortcut)
+    }
+    case "add":
+      return Net.add(image ? Net.conv2d(c, 1) : Net.dense(c), Net.identity)
+    case "mul": {
+      const gate = o.sigmoid && s.a % 2 === 0 ? Net.sigmoid : Net.relu
+      return Net.mul(Net.seq(image ? Net.conv2d(c, 1) : Net.dense(c), gate), Net.identity)
+    }
+    case "concat":
+      return Net.concat(image ? Net.conv2d(units, 1) : Net.dense(units), Net.identity)
+    case "tap":
+      return Net.tap(names.tap())
+    case "loop":
+    case "loop-shared": {
       if (!image || !o.loops) return undefined
-      const inner = 1 + (s.b % maxC)
       return Net.loop({
         iterations: 1 + (s.a % 3),
-        body: Net.seq(Net.conv2d(inner, 3), Net.batchNorm(), Net.relu),
+        body: Net.seq(Net.conv2d(units, 3), Net.batchNorm(), Net.relu),
         feedback: Net.seq(Net.conv2d(c, 1), o.sigmoid ? Net.sigmoid : Net.relu),
-        readout: Net.seq(Net.conv2d(inner, 1), Net.tap(`t${tapIndex()}`)),
+        readout: Net.seq(Net.conv2d(units, 1), Net.tap(names.tap())),
+        batchNorm: kind === "loop" ? "perIteration" : "shared",
       })
     }
   }
-  return undefined
+}
+
+/** Layers from recipe steps, with the `include`d kind at step `at` (or first when it fits nowhere later). */
+const build = (
+  input: Shape.Shape,
+  o: Options,
+  steps: readonly Step[],
+  forced: { readonly kind: Kind; readonly step: Step; readonly at: number } | undefined,
+): Net.Net<string>[] | undefined => {
+  let taps = 0
+  let scopes = 0
+  const names: Names = { tap: () => `t${taps++}`, scope: () => `s${scopes++}` }
+  const layers: Net.Net<string>[] = []
+  let x = input
+  const emit = (l: Net.Net<string> | undefined): boolean => {
+    if (l === undefined) return false
+    const checked = Check.check(l, x)
+    if (!checked.ok) return false // a recipe step that does not fit is skipped, never emitted
+    layers.push(l)
+    x = checked.summary.output
+    return true
+  }
+  // Parameters upstream of the included layer: a leading convolution.
+  if (forced !== undefined) emit(Net.conv2d(1 + (forced.step.c % (o.maxChannels ?? 4)), 3))
+  let pending = forced
+  steps.forEach((s, i) => {
+    if (pending !== undefined && i >= pending.at && emit(layer(pending.kind, pending.step, x, o, names)))
+      pending = undefined
+    emit(layer(KINDS[s.kind % KINDS.length]!, s, x, o, names))
+  })
+  if (pending !== undefined && !emit(layer(pending.kind, pending.step, x, o, names))) return undefined
+  if (o.head === true) {
+    if (x.length === 3) layers.push(Net.globalAvgPool)
+    layers.push(Net.dense(3))
+  }
+  return layers
 }
 
 /** A list of layers that composes into a well-shaped network on `input`. */
@@ -108,25 +275,131 @@ export const wellShapedLayers = (
   input: Shape.Shape,
   o: Options = {},
   maxLength = 6,
-): fc.Arbitrary<Net.Net<string>[]> =>
-  fc.array(step, { minLength: 1, maxLength }).map((steps) => {
-    let taps = 0
-    const layers: Net.Net<string>[] = []
-    let x = input
-    for (const s of steps) {
-      const l = layer(s, x, o, () => taps++)
-      if (l === undefined) continue
-      const checked = Check.check(l, x)
-      if (!checked.ok) continue // a recipe step that does not fit is skipped, never emitted
-      layers.push(l)
-      x = checked.summary.output
-    }
-    if (o.head === true) {
-      if (x.length === 3) layers.push(Net.globalAvgPool)
-      layers.push(Net.dense(3))
-    }
+): fc.Arbitrary<Net.Net<string>[]> => {
+  const steps = fc.array(step, { minLength: 1, maxLength })
+  const include = o.include
+  if (include === undefined) return steps.map((ss) => build(input, o, ss, undefined)!)
+  return fc.tuple(steps, step, fc.nat({ max: maxLength })).map(([ss, s, at]) => {
+    const forced = { kind: include, step: s, at }
+    const layers = build(input, o, ss, forced) ?? build(input, o, ss, { ...forced, at: 0 })
+    if (layers === undefined) throw new Error(`${include} does not fit after a convolution on ${input}`)
     return layers
   })
+}
+
+/** Rows or columns of padding a "same" window op adds on one axis (TensorFlow's rule). */
+const samePad = (size: number, kernel: number, stride: number): number =>
+  Math.max((Math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+
+/**
+ * The kinds in `net` (on `input`) that have parameters upstream of them, so
+ * that their gradients are part of every parameter's gradient: the coverage
+ * a law over generated networks can assert.
+ */
+export const reached = (net: Net.AnyNet, input: Shape.Shape): Set<Kind> => {
+  const found = new Set<Kind>()
+  const hasParams = (n: Net.AnyNet, x: Shape.Shape): boolean => {
+    const c = Check.check(n, x)
+    return c.ok && c.summary.cost.params > 0
+  }
+  /** Walks `n` on `x`; `upstream`: a parameter precedes it. Returns the output shape. */
+  const walk = (n: Net.AnyNet, x: Shape.Shape, upstream: boolean): Shape.Shape => {
+    const out = (): Shape.Shape => {
+      const c = Check.check(n, x)
+      if (!c.ok)
+        throw new Error(`reached: not well-shaped on ${x}: ${c.errors.map(Check.formatError).join("; ")}`)
+      return c.summary.output
+    }
+    const add = (...ks: Kind[]) => {
+      if (upstream) for (const k of ks) found.add(k)
+    }
+    switch (n._tag) {
+      case "Conv2d":
+        add("conv")
+        if (n.stride[0] > 1 || n.stride[1] > 1) add("conv-strided")
+        if (n.dilation[0] > 1 || n.dilation[1] > 1) add("conv-dilated")
+        if (n.groups > 1) add("conv-grouped")
+        if (typeof n.padding !== "string") add("conv-padded")
+        return out()
+      case "BatchNorm":
+        add("batchNorm")
+        return out()
+      case "Relu":
+        add("relu")
+        return out()
+      case "Sigmoid":
+        add("sigmoid")
+        return out()
+      case "Identity":
+        add("identity")
+        return out()
+      case "Pool": {
+        const [h, w] = x as [number, number, number]
+        const pads =
+          n.padding === "valid"
+            ? false
+            : n.padding === "same"
+              ? samePad(h, n.kernel[0], n.stride[0]) + samePad(w, n.kernel[1], n.stride[1]) > 0
+              : n.padding.flat().some((p) => p > 0)
+        if (n.op === "max") add(pads ? "maxPool-padded" : "maxPool")
+        else add(!pads ? "avgPool" : n.padding === "same" ? "avgPool-same" : "avgPool-explicit")
+        return out()
+      }
+      case "GlobalAvgPool":
+        add("globalAvgPool")
+        return out()
+      case "Dense":
+        add("dense")
+        return out()
+      case "Flatten":
+        add("flatten")
+        return out()
+      case "Reshape":
+        add("reshape")
+        return out()
+      case "PixelShuffle":
+        add("pixelShuffle")
+        return out()
+      case "Tap":
+        add("tap")
+        return out()
+      case "Seq": {
+        let y = x
+        let up = upstream
+        for (const c of n.nets) {
+          const next = walk(c, y, up)
+          up = up || hasParams(c, y)
+          y = next
+        }
+        return y
+      }
+      case "Scope":
+        add("scope")
+        walk(n.net, x, upstream)
+        return out()
+      case "Residual":
+        add(n.shortcut === undefined ? "residual" : "residual-shortcut")
+        walk(n.body, x, upstream)
+        if (n.shortcut !== undefined) walk(n.shortcut, x, upstream)
+        return out()
+      case "Parallel":
+        add(n.combine)
+        for (const b of n.branches) walk(b, x, upstream)
+        return out()
+      case "Loop": {
+        add(n.batchNorm === "perIteration" ? "loop" : "loop-shared")
+        const h = walk(n.body, x, upstream)
+        // From the second iteration on, the body's own parameters are upstream of everything in the loop.
+        const up = upstream || hasParams(n.body, x)
+        walk(n.feedback, h, up)
+        walk(n.readout, h, up)
+        return out()
+      }
+    }
+  }
+  walk(net, input, false)
+  return found
+}
 
 /** A well-shaped network on `input`, as a sequence of scoped layers. */
 export const wellShaped = (

@@ -4,6 +4,7 @@ import { test } from "node:test"
 import fc from "fast-check"
 import * as Joints from "../../src/data/joints.ts"
 import * as Preprocess from "../../src/data/preprocess.ts"
+import { runs } from "../arbitraries/Runs.ts"
 
 const coord = fc.double({ min: -500, max: 500, noNaN: true, noDefaultInfinity: true })
 const pose = (dims: number) =>
@@ -31,7 +32,7 @@ test("law: toMano then fromMano round-trips any pose (2D and 3D), and so does th
         assert.deepEqual(Preprocess.toMano(Preprocess.fromMano(p, order, dims), order, dims), p)
       },
     ),
-    { seed: 5150, numRuns: 100 },
+    runs({ seed: 5150, numRuns: 100 }),
   )
 })
 
@@ -62,7 +63,7 @@ test("law: root-relative scale normalisation is invariant to translating and uni
       assert.ok(Math.abs(b.scale - a.scale * s) <= 1e-9 * b.scale)
       assert.equal(a.joints[0], 0)
     }),
-    { seed: 4242, numRuns: 200 },
+    runs({ seed: 4242, numRuns: 200 }),
   )
 })
 
@@ -78,6 +79,6 @@ test("law: a normalised pose has a unit middle MCP–PIP bone, and denormalise r
         assert.ok(Math.abs(mm[i]! - want) <= 1e-4 * Math.max(1, Math.abs(want)) * 10, `value ${i}`)
       }
     }),
-    { seed: 77, numRuns: 100 },
+    runs({ seed: 77, numRuns: 100 }),
   )
 })

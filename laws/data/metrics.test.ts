@@ -3,6 +3,7 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 import fc from "fast-check"
 import * as Metrics from "../../src/data/metrics.ts"
+import { runs } from "../arbitraries/Runs.ts"
 
 const coord = fc.double({ min: -300, max: 300, noNaN: true, noDefaultInfinity: true })
 /** A pair of equally long 3D pose batches (1–4 samples of 21 joints). */
@@ -21,7 +22,7 @@ test("law: EPE is zero for identical poses and symmetric", () => {
       assert.equal(Metrics.epe(x, y, dims), Metrics.epe(y, x, dims))
       assert.ok(Metrics.epe(x, y, dims) >= 0)
     }),
-    { seed: 1234, numRuns: 200 },
+    runs({ seed: 1234, numRuns: 200 }),
   )
 })
 
@@ -35,7 +36,7 @@ test("law: PCK is monotone in the threshold and lies in [0, 1]", () => {
       assert.ok(p1 <= p2, `pck(${lo}) = ${p1} > pck(${hi}) = ${p2}`)
       assert.ok(p1 >= 0 && p2 <= 1)
     }),
-    { seed: 99, numRuns: 200 },
+    runs({ seed: 99, numRuns: 200 }),
   )
 })
 
@@ -52,7 +53,7 @@ test("law: AUC lies in [0, 1], is 1 for a perfect prediction and 0 when every er
       const far = a.map((x) => x + 1000)
       assert.equal(Metrics.auc(a, far, lo, lo + width), 0)
     }),
-    { seed: 2020, numRuns: 200 },
+    runs({ seed: 2020, numRuns: 200 }),
   )
 })
 

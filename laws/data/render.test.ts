@@ -7,6 +7,7 @@ import * as Stream from "../../src/data/stream.ts"
 import * as Domain from "../../src/data/synthetic/domain.ts"
 import * as Generate from "../../src/data/synthetic/generate.ts"
 import * as Data from "../../src/dsl/Data.ts"
+import { runs } from "../arbitraries/Runs.ts"
 
 test("law: rendering is deterministic for (domain, size, seed, index), whatever was rendered before", () => {
   fc.assert(
@@ -28,7 +29,7 @@ test("law: rendering is deterministic for (domain, size, seed, index), whatever 
         assert.notDeepEqual(c.joints3d, a.joints3d, "neighbouring samples differ")
       },
     ),
-    { seed: 31337, numRuns: 20 },
+    runs({ seed: 31337, numRuns: 60 }),
   )
 })
 
@@ -48,7 +49,7 @@ test("law: rendered 2D joints are the pinhole projection of the 3D joints", () =
         }
       },
     ),
-    { seed: 8, numRuns: 30 },
+    runs({ seed: 8, numRuns: 90 }),
   )
 })
 
@@ -63,7 +64,7 @@ test("law: an epoch's order is a permutation that depends only on (seed, epoch)"
         Float64Array.from({ length: n }, (_, i) => i),
       )
     }),
-    { seed: 2718, numRuns: 100 },
+    runs({ seed: 2718, numRuns: 100 }),
   )
   assert.notDeepEqual(Random.permutation(Random.make(1, 0), 50), Random.permutation(Random.make(1, 1), 50))
 })

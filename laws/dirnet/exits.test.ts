@@ -30,14 +30,14 @@ import * as Dirnet from "../../src/dsl/dirnet.ts"
 import * as Costs from "../../src/interpreters/shape-check/dirnet.ts"
 import * as Exits from "../../src/interpreters/tf/dirnet/exits.ts"
 import * as Train from "../../src/interpreters/tf/dirnet/train.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
+import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
-const runs = { seed: 1234, numRuns: 50 }
+const defaults = { seed: 1234, numRuns: 50 }
 
 const logvars = fc
   .record({ iterations: fc.integer({ min: 1, max: 6 }), size: fc.integer({ min: 1, max: 8 }) })
@@ -70,7 +70,7 @@ test("τ_var = +∞ exits every sample at the first loop, τ_var = −∞ at the
         for (let b = 0; b < its.size; b++) assert.ok(hi[b]! <= lo[b]!)
       },
     ),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -143,7 +143,7 @@ test("(i) as τ_gate grows the policy approaches uniform: |p_exit − ½| non-in
         Init.dispose(g.params)
       },
     ),
-    { ...runs, numRuns: 25 },
+    runs({ ...defaults, numRuns: 25 }),
   )
 })
 
@@ -176,7 +176,7 @@ test("(ii) for samples whose gate prefers CONTINUE at every loop, exits move ear
         Init.dispose(g.params)
       },
     ),
-    { ...runs, numRuns: 25 },
+    runs({ ...defaults, numRuns: 25 }),
   )
   assert.ok(checked > 20, `only ${checked} samples preferred continuing`)
 })

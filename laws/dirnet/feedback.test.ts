@@ -18,14 +18,14 @@ import * as Net from "../../src/dsl/Net.ts"
 import * as Costs from "../../src/interpreters/shape-check/dirnet.ts"
 import * as Check from "../../src/interpreters/shape-check/index.ts"
 import { apply } from "../../src/interpreters/tf/apply.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
+import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
-const runs = { seed: 4242, numRuns: 30 }
+const defaults = { seed: 4242, numRuns: 30 }
 
 const options = fc.record({
   loopPoint: fc.constantFrom(1 as const, 2 as const, 3 as const, 4 as const),
@@ -50,7 +50,7 @@ test("the feedback without AMG has FE's shape and costs no parameters and no MAC
       assert.equal(costs.params, plain + (o.iterations - 1) * costs.batchNormParamsPerIteration)
       for (const m of costs.macsPerIteration) assert.equal(m, costs.macsPerIteration[0])
     }),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -78,7 +78,7 @@ test("stage 0 with and without AMG is one network: same paths, same initial valu
         Init.dispose(up.params, up.state)
       }
     }),
-    { ...runs, numRuns: 8 },
+    runs({ ...defaults, numRuns: 24 }),
   )
 })
 
@@ -102,6 +102,6 @@ test("repeating channels ×4 before a ×2 pixel shuffle is nearest-neighbour ×2
         })
       },
     ),
-    runs,
+    runs(defaults),
   )
 })

@@ -14,14 +14,14 @@ import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import * as Dirnet from "../../src/dsl/dirnet.ts"
 import { apply } from "../../src/interpreters/tf/apply.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
+import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
-const runs = { seed: 4711, numRuns: 6 }
+const defaults = { seed: 4711, numRuns: 18 }
 
 const options = fc.record({
   loopPoint: fc.constantFrom(1 as const, 2 as const, 3 as const, 4 as const),
@@ -65,7 +65,7 @@ test("a loop of one iteration equals the plain network (body then readout)", () 
       })
       Init.dispose(params, state)
     }),
-    runs,
+    runs(defaults),
   )
 })
 

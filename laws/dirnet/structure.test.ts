@@ -17,8 +17,9 @@ import fc from "fast-check"
 import * as Dirnet from "../../src/dsl/dirnet.ts"
 import * as Costs from "../../src/interpreters/shape-check/dirnet.ts"
 import * as Check from "../../src/interpreters/shape-check/index.ts"
+import { runs } from "../arbitraries/Runs.ts"
 
-const runs = { seed: 7007, numRuns: 40 }
+const defaults = { seed: 7007, numRuns: 40 }
 
 const options = fc.record({
   loopPoint: fc.constantFrom(1 as const, 2 as const, 3 as const, 4 as const),
@@ -50,7 +51,7 @@ test("IR9 type-checks at every loop point; AMG's map has FE's shape; the readout
       assert.deepEqual(c.summary.taps.gateFeatures, [o.hidden])
       assert.equal(Dirnet.parts(o).shuffles, Math.log2(32 / Dirnet.parts(o).feStride))
     }),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -91,7 +92,7 @@ test("per-iteration batch norms are distinct, every other parameter is shared", 
       assert.deepEqual(costs.paramsUpTo.at(-1), big.summary.cost.params)
       for (let k = 2; k <= l; k++) assert.equal(costs.paramsUpTo[k]! - costs.paramsUpTo[k - 1]!, bnSize)
     }),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -114,7 +115,7 @@ test("MACs grow linearly with the loops by the static per-loop cost", () => {
       assert.ok(Math.abs(expected - (costs.macsAtExit[0]! + ((l - 1) / 2) * perLoop)) < 1e-6 * expected)
       assert.equal(costs.gflopsAtExit[0], (2 * costs.macsAtExit[0]!) / 1e9)
     }),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -143,6 +144,6 @@ test("the plain network has iteration 0's parameters under the same paths (batch
       )
       assert.equal(loop.summary.cost.macs, plain.summary.cost.macs)
     }),
-    { ...runs, numRuns: 20 },
+    runs({ ...defaults, numRuns: 40 }),
   )
 })

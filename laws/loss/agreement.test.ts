@@ -25,14 +25,14 @@ import type * as Loss from "../../src/dsl/Loss.ts"
 import * as Ref from "../../src/interpreters/reference/index.ts"
 import * as RefLoss from "../../src/interpreters/reference/loss.ts"
 import { valueAndGrad } from "../../src/interpreters/tf/autodiff.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as TfLoss from "../../src/interpreters/tf/loss.ts"
+import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 import { type Flat, flatToTf, refEnv, rng, seed, signals, tensor, tfEnv, uniform } from "./env.ts"
 
-const runs = { seed: 777, numRuns: 15 }
+const defaults = { seed: 777, numRuns: 40 }
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
 const { out, tap, field } = signals
@@ -248,6 +248,6 @@ for (const [name, make] of Object.entries(cases))
           }
         })
       }),
-      runs,
+      runs(defaults),
     )
   })

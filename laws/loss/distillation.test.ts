@@ -19,14 +19,14 @@ import { before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import * as Loss from "../../src/dsl/Loss.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as TfLoss from "../../src/interpreters/tf/loss.ts"
+import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 import { imageDims, rng, seed, signals, tensor, tfEnv, toTf } from "./env.ts"
 
-const runs = { seed: 4004, numRuns: 60 }
+const defaults = { seed: 4004, numRuns: 60 }
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
 const { tap } = signals
@@ -85,7 +85,7 @@ test("L_ACT(x, x) = 0, L_ATT(x, x) = 0, and both are ≥ 0", () => {
         assert.ok(value(att(v, a.pairs), s, t) >= 0)
       })
     }),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -99,7 +99,7 @@ test("L_ATT is symmetric", () => {
         assert.ok(Math.abs(st - ts) <= 1e-6, `${st} vs ${ts}`)
       })
     }),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -121,7 +121,7 @@ test("L_ATT is invariant to scaling either activation by a positive constant", (
         })
       },
     ),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -138,7 +138,7 @@ test("L_ATT per tap pair is at most 2 ≤ 4 (paper) and at most 2/(H·W) (code)"
         assert.ok(value(att(v, a.pairs), s, t) <= a.pairs * bound + 1e-5)
       })
     }),
-    runs,
+    runs(defaults),
   )
   // The bound 2 is attained by disjoint attention: student active only at position 0, teacher only at 1.
   tf.tidy(() => {
@@ -159,6 +159,6 @@ test("each normalised attention map has unit ℓ2 norm", () => {
           assert.ok(Math.abs(n - 1) <= 1e-5, `norm ${n}`)
       })
     }),
-    runs,
+    runs(defaults),
   )
 })

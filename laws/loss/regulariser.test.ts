@@ -16,14 +16,14 @@ import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import * as Loss from "../../src/dsl/Loss.ts"
 import type * as Ref from "../../src/interpreters/reference/index.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as TfLoss from "../../src/interpreters/tf/loss.ts"
+import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 import { type Flat, flatToTf, rng, seed, tensor, tfEnv, uniform } from "./env.ts"
 
-const runs = { seed: 1010, numRuns: 80 }
+const defaults = { seed: 1010, numRuns: 80 }
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
 const weighted = (p: 1 | 2, phi = "phi"): Loss.Loss => ({ _tag: "WeightedNorm", model: "m", phi, p })
@@ -66,7 +66,7 @@ test("R(θ; 0) = 0", () => {
       const flat = { ...theta(shapes, rand), ...phiLike(shapes, (s) => uniform(s, rand, 0, 0)) }
       assert.equal(value(weighted(p), flat), 0)
     }),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -97,7 +97,7 @@ test("R is linear in φ", () => {
         assert.ok(Math.abs(lhs - rhs) <= 1e-5 * (1 + scale), `${lhs} vs ${rhs}`)
       },
     ),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -108,7 +108,7 @@ test("R ≥ 0 when φ ≥ 0", () => {
       const flat = { ...theta(shapes, rand), ...phiLike(shapes, (s) => uniform(s, rand, 0, 2)) }
       assert.ok(value(weighted(p), flat) >= 0)
     }),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -125,7 +125,7 @@ test("the default regulariser σ·Σ|θ|^p equals R with φ = σ everywhere", ()
         assert.ok(Math.abs(r - d) <= 1e-5 * (1 + magnitude(flat, p)), `R ${r} vs default ${d}`)
       },
     ),
-    runs,
+    runs(defaults),
   )
 })
 

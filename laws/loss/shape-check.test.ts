@@ -18,14 +18,14 @@ import * as Shape from "../../src/dsl/Shape.ts"
 import * as Check from "../../src/interpreters/shape-check/index.ts"
 import { checkLoss } from "../../src/interpreters/shape-check/loss.ts"
 import { apply } from "../../src/interpreters/tf/apply.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
 import * as TfLoss from "../../src/interpreters/tf/loss.ts"
+import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 
-const runs = { seed: 5005, numRuns: 40 }
+const defaults = { seed: 5005, numRuns: 40 }
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
 /** A conv net whose tap "a" is at stride `s1` and tap "b" at stride `s1·s2`, with `c` channels. */
@@ -88,6 +88,6 @@ test("attention transfer between taps of different spatial size is rejected, nam
           assert.ok(Number.isFinite(TfLoss.evaluate(loss, env).arraySync()))
         })
     }),
-    runs,
+    runs(defaults),
   )
 })

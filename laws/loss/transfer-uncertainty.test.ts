@@ -24,15 +24,15 @@ import * as Net from "../../src/dsl/Net.ts"
 import * as Program from "../../src/dsl/Program.ts"
 import { apply } from "../../src/interpreters/tf/apply.ts"
 import { valueAndGrad } from "../../src/interpreters/tf/autodiff.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
 import * as TfLoss from "../../src/interpreters/tf/loss.ts"
+import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 import { imageDims, rng, seed, signals, tensor, toTf } from "./env.ts"
 
-const runs = { seed: 3003, numRuns: 50 }
+const defaults = { seed: 3003, numRuns: 50 }
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
 test("transfer is zero when the student network reproduces the teacher's layer (identity adapter)", () => {
@@ -67,7 +67,7 @@ test("transfer is zero when the student network reproduces the teacher's layer (
           assert.equal(TfLoss.evaluate(loss, env).arraySync(), 0)
       })
     }),
-    { seed: 3003, numRuns: 10 },
+    runs({ seed: 3003, numRuns: 30 }),
   )
 })
 
@@ -105,7 +105,7 @@ test("transfer is zero when the teacher's layer is the adapter applied to the st
         })
       },
     ),
-    runs,
+    runs(defaults),
   )
 })
 
@@ -150,6 +150,6 @@ test("DIR-Net's L_var3D (Eq. 8) is minimised over α at α = log L_3D", () => {
         })
       },
     ),
-    runs,
+    runs(defaults),
   )
 })

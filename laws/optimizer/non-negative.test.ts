@@ -12,11 +12,11 @@ import { before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import * as Optimizer from "../../src/dsl/Optimizer.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Optim from "../../src/interpreters/tf/optimizer.ts"
+import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
 const f32 = (lo: number, hi: number) => fc.float({ min: Math.fround(lo), max: Math.fround(hi), noNaN: true })
@@ -69,6 +69,6 @@ test("nonNegative(o) keeps θ ≥ 0 and equals o wherever o's step stays ≥ 0",
         })
       },
     ),
-    { seed: 5, numRuns: 150 },
+    runs({ seed: 5, numRuns: 150 }),
   )
 })

@@ -5,6 +5,7 @@ import fc from "fast-check"
 import * as Net from "../../src/dsl/Net.ts"
 import { apply, gradient, type Params } from "../../src/interpreters/reference/index.ts"
 import { make } from "../../src/interpreters/reference/Tensor.ts"
+import { runs } from "../arbitraries/Runs.ts"
 
 const value = fc.double({ min: -10, max: 10, noNaN: true, noDefaultInfinity: true })
 
@@ -49,7 +50,7 @@ test("law: the finite-difference gradient of a quadratic is its analytic gradien
         assert.ok(Math.abs(numeric[i]! - analytic) <= 1e-8 * scale, `∂f/∂p${i}: ${numeric[i]} vs ${analytic}`)
       }
     }),
-    { seed: 20240601, numRuns: 200 },
+    runs({ seed: 20240601, numRuns: 200 }),
   )
 })
 
@@ -74,6 +75,6 @@ test("law: through a dense layer, ∂Σy/∂bias = batch size and ∂Σy/∂kern
             assert.ok(Math.abs(g["fc/kernel"]!.data[d * 2 + u]! - (xs[d]! + xs[3 + d]!)) <= tol)
       },
     ),
-    { seed: 7, numRuns: 100 },
+    runs({ seed: 7, numRuns: 100 }),
   )
 })

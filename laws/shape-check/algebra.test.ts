@@ -9,8 +9,9 @@ import fc from "fast-check"
 import * as Net from "../../src/dsl/Net.ts"
 import * as Check from "../../src/interpreters/shape-check/index.ts"
 import * as Arb from "../arbitraries/Net.ts"
+import { runs } from "../arbitraries/Runs.ts"
 
-const params = { seed: 20261121, numRuns: 200 }
+const defaults = { seed: 20261121, numRuns: 200 }
 
 /** What must agree between two equivalent networks: shapes, costs, taps and parameter shapes by path. */
 const meaning = (c: Check.Checked) => ({
@@ -38,7 +39,7 @@ test("seq is associative for shapes, costs, taps and parameter paths", () => {
       assert.ok(left.ok, JSON.stringify(!left.ok && left.errors))
       assert.deepEqual(meaning(left), meaning(right))
     }),
-    params,
+    runs(defaults),
   )
 })
 
@@ -61,7 +62,7 @@ test("identity layers change neither shapes nor costs", () => {
         }
       },
     ),
-    params,
+    runs(defaults),
   )
 })
 
@@ -79,7 +80,7 @@ test("the cost of a sequence is the sum of the costs of its parts", () => {
         buffers: ca.summary.cost.buffers + cb.summary.cost.buffers,
       })
     }),
-    params,
+    runs(defaults),
   )
 })
 
@@ -96,7 +97,7 @@ test("per-layer costs add up to the network's total", () => {
         assert.equal(macs, c.summary.cost.macs)
       },
     ),
-    params,
+    runs(defaults),
   )
 })
 
@@ -112,6 +113,6 @@ test("the checker never throws: any network on any shape gives shapes or typed e
           assert.ok(e.message.length > 0)
         }
     }),
-    { ...params, numRuns: 1000 },
+    runs({ ...defaults, numRuns: 1000 }),
   )
 })

@@ -26,13 +26,13 @@ import * as tf from "@tensorflow/tfjs-core"
 import * as Optimizer from "../../src/dsl/Optimizer.ts"
 import * as Step from "../../src/dsl/Step.ts"
 import { apply } from "../../src/interpreters/tf/apply.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import type { Tree } from "../../src/interpreters/tf/init.ts"
 import * as Steps from "../../src/interpreters/tf/step.ts"
+import { readyForLaws } from "../arbitraries/Runs.ts"
 import { disposeWorld, setup } from "./fixture.ts"
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
 const arch = { size: 6, c1: 3, c2: 2, out: 3, pool: "max" } as const

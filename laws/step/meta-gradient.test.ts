@@ -27,13 +27,13 @@ import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import * as Optimizer from "../../src/dsl/Optimizer.ts"
 import * as Step from "../../src/dsl/Step.ts"
-import * as Tf from "../../src/interpreters/tf/index.ts"
 import type { Tree } from "../../src/interpreters/tf/init.ts"
 import * as Steps from "../../src/interpreters/tf/step.ts"
+import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 import { type Arch, disposeWorld, setup } from "./fixture.ts"
 
 before(async () => {
-  await Tf.ready("cpu")
+  await readyForLaws()
 })
 
 const arch: fc.Arbitrary<Arch> = fc.record({
@@ -120,7 +120,7 @@ test("the exact meta-gradient matches central finite differences of G(θ̈(φ)),
       disposeWorld(o.world)
       tf.dispose(Object.values(o.batch))
     }),
-    { seed: 6006, numRuns: 12 },
+    runs({ seed: 6006, numRuns: 24 }),
   )
   assert.ok(checked >= 4 * kinks && checked >= 16, `${checked} directions checked, ${kinks} skipped at kinks`)
 })
@@ -144,7 +144,7 @@ test("for l = 1 the closed form and the first-order mode equal the exact meta-gr
       disposeWorld(o.world)
       tf.dispose(Object.values(o.batch))
     }),
-    { seed: 6007, numRuns: 10 },
+    runs({ seed: 6007, numRuns: 20 }),
   )
   const o = setup({ size: 5, c1: 2, c2: 2, out: 3, pool: "avg" }, 3, 3)
   tf.tidy(() => {
@@ -179,6 +179,6 @@ test("with inner rate α = 0 the meta-gradient is zero; with meta rate β = 0 φ
       disposeWorld(world)
       tf.dispose(Object.values(o.batch))
     }),
-    { seed: 6008, numRuns: 10 },
+    runs({ seed: 6008, numRuns: 20 }),
   )
 })

@@ -16,6 +16,7 @@ import * as Shape from "../../src/dsl/Shape.ts"
 import * as Check from "../../src/interpreters/shape-check/index.ts"
 import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Arb from "../arbitraries/Net.ts"
+import { runs } from "../arbitraries/Runs.ts"
 
 const backends = ["cpu", "wasm", "cmkg-cpu"] as const
 
@@ -79,7 +80,7 @@ test("cpu, wasm and cmkg-cpu agree on outputs and gradients for the same program
         }
       },
     ),
-    { seed: 77, numRuns: 20 },
+    runs({ seed: 77, numRuns: 50 }),
   )
   // The fast path actually ran on cmkg-cpu.
   assert.ok(

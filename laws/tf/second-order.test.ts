@@ -36,6 +36,7 @@ import { ensureGradients } from "../../src/backend/gradients.ts"
 import { fdHvp, gradients, hvp, type ScalarFn } from "../../src/interpreters/tf/gradients/check.ts"
 import { logSoftmax, registerHigherOrderGradients } from "../../src/interpreters/tf/gradients.ts"
 import { mulberry32 } from "../../src/random.ts"
+import { runs } from "../arbitraries/Runs.ts"
 
 await ensureGradients() // tfjs-core's node build ships without stock gradients
 registerHigherOrderGradients()
@@ -187,7 +188,11 @@ const law = <P>(
       fc.property(arb, fc.integer({ min: 1, max: 2 ** 31 - 1 }), (p, s) =>
         checkLaws(`${name} ${JSON.stringify(p)}`, s, (r) => mk(p, r)),
       ),
-      { seed: opts.seed, numRuns: opts.numRuns ?? 4, endOnFailure: true, includeErrorInReport: true },
+      runs(
+        { seed: opts.seed, numRuns: opts.numRuns ?? 12 },
+        { endOnFailure: true, includeErrorInReport: true },
+        `for ${name}`,
+      ),
     )
   })
 
@@ -281,7 +286,7 @@ const convPoolLaws = (seed: number) => {
       xs: [randn([p.n, p.h, p.w, p.cin], r), randn([p.k, p.k, p.cin, p.cout], r, 0.5)],
       op: convOp(p),
     }),
-    { seed, numRuns: 6 },
+    { seed, numRuns: 18 },
   )
   law(
     "depthwiseConv2d (stride or dilation) w.r.t. input and filter",
@@ -293,7 +298,7 @@ const convPoolLaws = (seed: number) => {
       op: ([x, w]) =>
         tf.depthwiseConv2d(k4(x as tf.Tensor), k4(w as tf.Tensor), p.stride, p.pad, "NHWC", p.dil),
     }),
-    { seed: seed + 1, numRuns: 5 },
+    { seed: seed + 1, numRuns: 15 },
   )
   law(
     "maxPool (argmax-consistent, no ties) w.r.t. input",
@@ -302,7 +307,7 @@ const convPoolLaws = (seed: number) => {
       xs: [distinct([p.n, p.h, p.w, p.c], r)],
       op: ([x]) => tf.maxPool(k4(x as tf.Tensor), p.k, p.stride, p.pad),
     }),
-    { seed: seed + 2, numRuns: 6 },
+    { seed: seed + 2, numRuns: 18 },
   )
   law(
     "avgPool (windows overlapping padding) w.r.t. input",
@@ -311,7 +316,7 @@ const convPoolLaws = (seed: number) => {
       xs: [randn([p.n, p.h, p.w, p.c], r)],
       op: ([x]) => tf.avgPool(k4(x as tf.Tensor), p.k, p.stride, p.pad),
     }),
-    { seed: seed + 3, numRuns: 6 },
+    { seed: seed + 3, numRuns: 18 },
   )
   law(
     "grouped conv (split + conv2d + concat) w.r.t. input and filter",
@@ -325,7 +330,7 @@ const convPoolLaws = (seed: number) => {
       xs: [randn([1, 5, 5, p.g * p.c], r), randn([3, 3, p.c, p.g * 2], r, 0.5)],
       op: ([x, w]) => groupedConv(k4(x as tf.Tensor), k4(w as tf.Tensor), p.g, p.stride, p.pad),
     }),
-    { seed: seed + 4, numRuns: 3 },
+    { seed: seed + 4, numRuns: 9 },
   )
   law(
     "stride and dilation together (dense dilated conv + stridedSlice, as the interpreter lowers it)",
@@ -337,7 +342,7 @@ const convPoolLaws = (seed: number) => {
         return tf.stridedSlice(y, [0, p.off, p.off, 0], y.shape, [1, p.s, p.s, 1])
       },
     }),
-    { seed: seed + 5, numRuns: 4 },
+    { seed: seed + 5, numRuns: 12 },
   )
   law(
     "maxPool over an input padded with -Infinity (explicit pooling pads, as the interpreter does)",
@@ -365,7 +370,7 @@ const convPoolLaws = (seed: number) => {
           "valid",
         ),
     }),
-    { seed: seed + 6, numRuns: 4 },
+    { seed: seed + 6, numRuns: 12 },
   )
 }
 
@@ -415,7 +420,7 @@ const compositeLaw = (seed: number) =>
         },
       }
     },
-    { seed, numRuns: 4 },
+    { seed, numRuns: 12 },
   )
 
 // ------------------------------------------------------------------- cpu
@@ -460,7 +465,7 @@ describe("second-order gradients on cpu", () => {
         return tf.softmax(tf.add(tf.matMul(pooled, wd as tf.Tensor), bd as tf.Tensor))
       },
     }),
-    { seed: 1201, numRuns: 2 },
+    { seed: 1201, numRuns: 6 },
   )
 
   law(
@@ -617,7 +622,7 @@ describe("second-order gradients on cpu", () => {
       xs: [randn([p.n, p.h, p.h + 1, p.bs * p.bs * p.c], r)],
       op: ([x]) => tf.depthToSpace(k4(x as tf.Tensor), p.bs),
     }),
-    { seed: 1602, numRuns: 3 },
+    { seed: 1602, numRuns: 9 },
   )
   law(
     "stridedSlice (no stock gradient): begin/end/strides and masks",
@@ -654,7 +659,7 @@ describe("second-order gradients on cpu", () => {
         op: ([x]) => tf.stridedSlice(x as tf.Tensor, begin, end, st, p.beginMask, p.endMask, 0, 0, shrink),
       }
     },
-    { seed: 1604, numRuns: 12 },
+    { seed: 1604, numRuns: 36 },
   )
   law(
     "tf.logSoftmax (customGrad: second derivative lost)",

@@ -82,3 +82,13 @@ export const learningRate = (o: Optimizer): number => {
   const last = [...o.chain].reverse().find((t) => t._tag === "Scale")
   return last === undefined ? 0 : -(last as { factor: number }).factor
 }
+
+/** The same optimizer with its learning rate multiplied by `factor` (a step schedule; checked against torch's). */
+export const scaleLearningRate = (o: Optimizer, factor: number): Optimizer => {
+  const i = o.chain.map((t) => t._tag).lastIndexOf("Scale")
+  if (i < 0) return o
+  return {
+    ...o,
+    chain: o.chain.map((t, j) => (j === i && t._tag === "Scale" ? scale(t.factor * factor) : t)),
+  }
+}

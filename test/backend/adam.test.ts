@@ -6,13 +6,13 @@ import assert from "node:assert/strict"
 import { after, before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
-import { dnnlCalls, dnnlUnavailable, fastPathCalls, useDnnl } from "../../src/backend/index.ts"
+import { dnnlCalls, fastPathCalls, useDnnl } from "../../src/backend/index.ts"
 import { scaleByAdam } from "../../src/backend/ops/adam.ts"
 import { ready } from "../../src/interpreters/tf/index.ts"
-import { data, on, relErr, tensor } from "./helpers.ts"
+import { data, dnnlSkip, on, relErr, tensor } from "./helpers.ts"
 
 for (const dnnl of [true, false])
-  describe(`fused Adam (${dnnl ? "oneDNN addon" : "JS loop"})`, { skip: dnnl && dnnlUnavailable() }, () => {
+  describe(`fused Adam (${dnnl ? "oneDNN addon" : "JS loop"})`, { skip: dnnl && dnnlSkip() }, () => {
     before(async () => {
       await ready("cmkg-cpu")
       useDnnl(dnnl)

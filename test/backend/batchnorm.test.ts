@@ -7,16 +7,10 @@ import assert from "node:assert/strict"
 import { after, before, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
-import {
-  dnnlCalls,
-  dnnlUnavailable,
-  fastPathCalls,
-  resetCallCounts,
-  useDnnl,
-} from "../../src/backend/index.ts"
+import { dnnlCalls, fastPathCalls, resetCallCounts, useDnnl } from "../../src/backend/index.ts"
 import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, batchNormTrain } from "../../src/backend/ops/batchNorm.ts"
 import { ready } from "../../src/interpreters/tf/index.ts"
-import { data, on, relErr, tensor } from "./helpers.ts"
+import { data, dnnlSkip, on, relErr, tensor } from "./helpers.ts"
 
 const EPS = 1e-5
 
@@ -36,7 +30,7 @@ const everything = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, w: tf.Tenso
 // The fused kernels run on oneDNN when its addon is built, else on JS loops: both are checked.
 for (const dnnl of [true, false])
   describe(`training-mode batch norm (${dnnl ? "oneDNN" : "JS loops"})`, {
-    skip: dnnl && dnnlUnavailable(),
+    skip: dnnl && dnnlSkip(),
   }, () => {
     before(async () => {
       await ready("cmkg-cpu")

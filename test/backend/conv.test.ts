@@ -10,14 +10,13 @@ import fc from "fast-check"
 import { ADDON_PATH } from "../../src/backend/dnnl.ts"
 import {
   dnnlCalls,
-  dnnlUnavailable,
   fallbackCalls,
   fastPathCalls,
   resetCallCounts,
   selectBackend,
   useDnnl,
 } from "../../src/backend/index.ts"
-import { data, on, relErr, tensor } from "./helpers.ts"
+import { data, dnnlSkip, on, relErr, tensor } from "./helpers.ts"
 
 const TOL = 1e-4
 type Pad = "same" | "valid" | number | [[0, 0], [number, number], [number, number], [0, 0]]
@@ -53,7 +52,7 @@ const dnnlCount = (k: string): number => dnnlCalls[k] ?? 0
 
 for (const dnnl of [true, false])
   describe(`cmkg-cpu convolution kernels (${dnnl ? "oneDNN" : "onnxruntime"})`, {
-    skip: dnnl && dnnlUnavailable(),
+    skip: dnnl && dnnlSkip(),
   }, () => {
     const before0: Record<string, number> = {}
     before(async () => {
@@ -193,7 +192,7 @@ for (const dnnl of [true, false])
     })
   })
 
-describe("the oneDNN addon's argument checks", { skip: dnnlUnavailable() }, () => {
+describe("the oneDNN addon's argument checks", { skip: dnnlSkip() }, () => {
   // Geometry: N H W C  OH OW OC  KH KW  SH SW  DH DW  PT PL PB PR: 1×4×4×2 → 1×4×4×3, 3×3 same.
   const g = Int32Array.of(1, 4, 4, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1)
   const addon = createRequire(import.meta.url)(ADDON_PATH) as Record<string, (...a: unknown[]) => void>

@@ -1,5 +1,8 @@
 /** Shared helpers for the backend tests: run a kernel on two backends and compare. */
+import assert from "node:assert/strict"
+import { test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
+import { dnnlUnavailable } from "../../src/backend/index.ts"
 
 /** Run `f` on `backend`, returning plain values (the tensors are disposed). */
 export const on = (backend: string, f: () => tf.Tensor | Array<tf.Tensor>): Array<Float32Array> => {
@@ -35,3 +38,29 @@ export const data = (
 }
 export const tensor = (d: { shape: Array<number>; values: Float32Array }): tf.Tensor =>
   tf.tensor(d.values.slice(), d.shape, "float32")
+
+const onCI = (): boolean => {
+  const ci = process.env.CI ?? ""
+  return ci !== "" && ci !== "0" && ci !== "false"
+}
+let reportedMissing = false
+
+/**
+ * Why the oneDNN suites of this file are skipped (the `skip` option of a
+ * `describe`), or undefined when the addon is loaded. On CI (`CI=true`) a
+ * missing addon is a failing test unless `CMKG_DNNL=0` says to test without
+ * it, so that CI cannot go green with the fast path untested.
+ */
+export const dnnlSkip = (): string | undefined => {
+  const why = dnnlUnavailable()
+  if (why === undefined) return undefined
+  if (onCI() && process.env.CMKG_DNNL !== "0" && !reportedMissing) {
+    reportedMissing = true
+    test("the oneDNN addon is loaded on CI", () => {
+      assert.fail(
+        `CI=${process.env.CI} but ${why}: run bash scripts/install-onednn.sh, then npm ci; or set CMKG_DNNL=0 to test without oneDNN`,
+      )
+    })
+  }
+  return why
+}

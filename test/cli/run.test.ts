@@ -41,8 +41,9 @@ const steps = (out: string) =>
 /** Every checkpoint under its final name loads completely (manifest sizes match the data). */
 const assertCheckpointsWhole = (out: string) => {
   const dir = join(out, "checkpoints")
-  if (!existsSync(dir)) return
-  for (const name of readdirSync(dir).filter((n) => /^\d{6}$/.test(n))) {
+  const names = existsSync(dir) ? readdirSync(dir).filter((n) => /^\d{6}$/.test(n)) : []
+  assert.ok(names.length > 0, `no checkpoint under ${dir}`)
+  for (const name of names) {
     const loaded = Checkpoint.load(join(dir, name))
     assert.ok(Object.keys(loaded.groups).length > 0, name)
   }
@@ -79,8 +80,11 @@ test("SIGKILL mid-training, then --resume, ends with the uninterrupted run's res
   for (const atStep of [9, 26]) {
     const p = start("run", fixture, "--out", out, ...(atStep === 9 ? [] : ["--resume"]))
     await waitForSteps(out, atStep)
+    // The kill lands mid-run: the run is still going, dies of the signal, before its last step and results.
+    assert.equal(p.exitCode, null, `the run had already exited at step ${atStep}`)
     p.kill("SIGKILL")
-    await exited(p)
+    assert.equal(await exited(p), null)
+    assert.ok(lines(join(out, "metrics.jsonl")) < 36 && !existsSync(join(out, "results.json")))
     assertCheckpointsWhole(out)
   }
   const r = cmkg("run", fixture, "--out", out, "--resume")
