@@ -221,7 +221,7 @@ export const paired = (run: RunDir.Run): Plot[] => {
       title,
       caption: `Each row of ${table} minus the reference row "${reference}", seed by seed (within a seed the rows share their initialisation and batch order): the dot is the mean difference in EPE over ${seeds}, the bar its 95 % Student's t interval${
         ns.includes(1) ? " (none with one seed)" : ""
-      }, one panel per column. Left of the dashed line the row's EPE is lower than the reference's; green where the whole interval is, red where it lies right of it. "won k/n": the seeds in which the row's EPE is lower.`,
+      }, one panel per column. Left of the dashed line the row's EPE is lower than the reference's: green when the whole interval lies left of it, red when it lies right of it, grey when it contains 0. "won k/n": the seeds in which the row's EPE is lower.`,
       series: rows,
       spec: {
         $schema: SCHEMA,
