@@ -30,9 +30,14 @@ const costColumn = (rows: readonly CostedRow[], key: "gflops" | "params") => {
   return xs.length > 0 && xs.every((x) => typeof x === "number") ? { [key]: meanStd(xs as number[]) } : {}
 }
 
-/** Each table's reference row, as the seeds' results declare it (DIR-Net's declare none). */
-export const references = (results: readonly RunFiles.Results[]): Readonly<Record<string, string>> =>
-  Object.assign({}, ...results.map((r) => (r.kind === undefined ? (r.references ?? {}) : {})).reverse())
+/** Each table's reference row, as the seeds' results declare it (the first seed that names one; DIR-Net's name none). */
+export const references = (results: readonly RunFiles.Results[]): Readonly<Record<string, string>> => {
+  const out: Record<string, string> = {}
+  for (const r of results)
+    if (r.kind === undefined)
+      for (const [table, row] of Object.entries(r.references ?? {})) out[table] ??= row
+  return out
+}
 
 const pairedMetric = (ds: readonly number[], better: "lower" | "higher"): RunFiles.PairedMetric => {
   const d = Paired.difference(ds)
