@@ -178,7 +178,7 @@ export const paired = (run: RunDir.Run): Plot[] => {
       type: "nominal" as const,
       title: null,
       sort: { field: "order", order: "ascending" as const },
-      axis: { labelLimit: 420 },
+      axis: { labelLimit: 640 },
     }
     const x = {
       field: "mean",
