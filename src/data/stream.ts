@@ -70,6 +70,39 @@ export const order = (n: number, o: BatchOptions): Uint32Array =>
     ? Uint32Array.from({ length: n }, (_, i) => i)
     : Random.permutation(Random.make("cmkg/shuffle", o.seed, o.epoch), n)
 
+/**
+ * Which samples a spec names, in their natural order: everything that picks
+ * them (dataset, split or sequences, synthetic seed and count, subset), and
+ * nothing that only changes how they are read (input size, modalities, the
+ * directory a dataset sits in). Two stages on the same split, whatever they
+ * read of it, share this key and therefore their batch order.
+ */
+export const splitKey = (spec: Data.Spec): string => {
+  const { imageSize: _size, modalities: _modalities, ...picked } = spec
+  const { dir: _dir, ...located } = picked as typeof picked & { readonly dir?: string }
+  return canonical(located)
+}
+
+/** JSON with every object's keys sorted, so that a spec's key is independent of how it was built. */
+const canonical = (v: unknown): string =>
+  Array.isArray(v)
+    ? `[${v.map(canonical).join(",")}]`
+    : typeof v === "object" && v !== null
+      ? `{${Object.keys(v)
+          .sort()
+          .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+          .join(",")}}`
+      : JSON.stringify(v)
+
+/**
+ * The shuffle seed of a training run's batches over a split: a function of
+ * the run's seed and the split alone (not of the stage's place in the
+ * program), so that rows compared in a table see the same batch order within
+ * a seed, and inserting a stage changes no other stage's batches.
+ */
+export const batchSeed = (seed: number, spec: Data.Spec): number =>
+  Random.hash("cmkg/batches", seed, splitKey(spec))
+
 /** Batches of one epoch. Identical for the same (source, seed, epoch). */
 export function* batches(source: Source, o: BatchOptions): Generator<Batch> {
   if (!(Number.isInteger(o.batchSize) && o.batchSize > 0))

@@ -62,6 +62,12 @@ export interface Experiment {
   readonly feeds: Readonly<Record<string, Loss.Field>>
   readonly metaParams: readonly MetaParam[]
   readonly stages: readonly Stage[]
+  /**
+   * Each table's reference row (table → row, e.g. "Table 2" → "w/o R"): the
+   * summary gives every other row of the table its paired difference from
+   * this one over seeds, column by column. Tables without one get none.
+   */
+  readonly references: Readonly<Record<string, string>>
 }
 
 /**
@@ -113,7 +119,14 @@ export const experiment = (o: {
   readonly feeds: Readonly<Record<string, Loss.Field>>
   readonly metaParams?: readonly MetaParam[]
   readonly stages: readonly Stage[]
-}): Experiment => ({ _tag: "Experiment", feeds: o.feeds, metaParams: o.metaParams ?? [], stages: o.stages })
+  readonly references?: Readonly<Record<string, string>>
+}): Experiment => ({
+  _tag: "Experiment",
+  feeds: o.feeds,
+  metaParams: o.metaParams ?? [],
+  stages: o.stages,
+  references: o.references ?? {},
+})
 
 // ---- folds ---------------------------------------------------------------------------
 

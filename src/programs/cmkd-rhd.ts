@@ -14,6 +14,9 @@ import * as Program from "../dsl/Program.ts"
 import * as Step from "../dsl/Step.ts"
 import * as S from "./settings.ts"
 
+const TABLE1 = "Table 1: CMKD on the source"
+const BASELINE = "RGB baseline (L_REG)"
+
 export default Program.family({
   name: "cmkd-rhd",
   description:
@@ -47,7 +50,7 @@ export default Program.family({
         name: `evaluate ${model.name}`,
         model,
         data: source.test,
-        table: "Table 1: CMKD on the source",
+        table: TABLE1,
         row,
         column: "source",
       })
@@ -63,11 +66,13 @@ export default Program.family({
           "kd-act-att": "rgb",
           "kd-act-att-code": "rgb",
         },
+        // Every student (and the teacher) against the baseline, seed by seed.
+        references: { [TABLE1]: BASELINE },
         stages: [
           train("teacher", teacher, Loss.regression(teacher)),
           evaluate(teacher, "depth teacher"),
           train("rgb baseline", baseline, Loss.regression(baseline)),
-          evaluate(baseline, "RGB baseline (L_REG)"),
+          evaluate(baseline, BASELINE),
           train("kd: L_ACT", act, distil(act, undefined)),
           evaluate(act, "KD student (L_ACT)"),
           train("kd: L_ACT + L_ATT", actAtt, distil(actAtt, "paper")),

@@ -19,6 +19,8 @@ import * as S from "./settings.ts"
 
 const TABLE2 = "Table 2: regularisers on the target (STB-like)"
 const TABLE3 = "Table 3: several targets"
+/** The row every regulariser is compared with, in both tables. */
+const WITHOUT_R = "w/o R"
 
 /** One meta-learned regulariser R: its φ, its form, and how φ is learned (β, projection onto φ ≥ 0). */
 interface MetaVariant {
@@ -137,7 +139,7 @@ export default Program.family({
     ]
 
     const regularisers: { readonly row: string; readonly loss: Loss.Loss; readonly table3: boolean }[] = [
-      { row: "w/o R", loss: Loss.sum(), table3: true },
+      { row: WITHOUT_R, loss: Loss.sum(), table3: true },
       { row: "default ℓ1, σ = 1e-5", loss: Loss.norm(target, 1e-5, 1), table3: false },
       { row: "default ℓ1, σ = 1e-4", loss: Loss.norm(target, 1e-4, 1), table3: false },
       { row: "default ℓ2, σ = 1e-4", loss: Loss.norm(target, 1e-4, 2), table3: true },
@@ -195,6 +197,7 @@ export default Program.family({
           "target-student": "rgb",
         },
         metaParams: metaVariants.map((r) => Experiment.metaParam(r.phi, r.model)),
+        references: { [TABLE2]: WITHOUT_R, [TABLE3]: WITHOUT_R },
         stages: [
           train("teacher (source depth)", teacher, Loss.regression(teacher)),
           Experiment.evaluate({

@@ -17,6 +17,7 @@ import * as Step from "../dsl/Step.ts"
 import * as S from "./settings.ts"
 
 const TABLE4 = "Table 4: supervision transfer to depth"
+const FROM_SCRATCH = "depth from scratch (few labels)"
 
 export default Program.family({
   name: "supervision-transfer",
@@ -74,6 +75,8 @@ export default Program.family({
           ["rgb", "rgb"],
           ...[scratch, copied, ...transferred.map((t) => t.model)].map((m) => [m.name, "depth"]),
         ]),
+        // Every way of starting the depth network against starting it from scratch, seed by seed.
+        references: { [TABLE4]: FROM_SCRATCH },
         stages: [
           Experiment.train({
             name: "rgb network (labels)",
@@ -84,7 +87,7 @@ export default Program.family({
             init: { rgb: Experiment.scratch },
           }),
           fineTune(scratch, Experiment.scratch),
-          evaluate(scratch, "depth from scratch (few labels)"),
+          evaluate(scratch, FROM_SCRATCH),
           fineTune(copied, Experiment.copy(rgb)),
           evaluate(copied, "depth initialised with RGB weights"),
           ...transferred.flatMap(({ layer, model }) => [

@@ -8,7 +8,7 @@
 import { gflopsText } from "../interpreters/shape-check/dirnet.ts"
 import type * as Plots from "./plots.ts"
 import type * as RunDir from "./run-dir.ts"
-import type * as Summary from "./summary.ts"
+import * as Summary from "./summary.ts"
 
 export const escapeHtml = (s: string): string =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
@@ -70,10 +70,37 @@ const tables = (s: Summary.Summary): string => {
           })
           .join("")}</tr>`,
       )
-    out.push("</tbody></table></section>")
+    out.push("</tbody></table>", pairedTable(cells, columns), "</section>")
   }
   return out.join("\n")
 }
+
+/** A table's rows against its reference row (as in `summary.md`), when the run pairs them. */
+const pairedTable = (cells: readonly Summary.Cell[], columns: readonly string[]): string => {
+  const withPaired = cells.filter((c) => c.paired !== undefined)
+  if (withPaired.length === 0) return ""
+  const reference = withPaired[0]!.paired!.reference
+  const body = unique(withPaired.map((c) => c.row)).map(
+    (row) =>
+      `<tr><th scope="row">${escapeHtml(row)}</th>${columns
+        .map((col) => {
+          const p = withPaired.find((x) => x.row === row && x.column === col)?.paired
+          return p === undefined
+            ? "<td></td><td></td>"
+            : `<td>${escapeHtml(Summary.pairedText(p.epe, p.n, 2))}</td><td>${escapeHtml(Summary.pairedText(p.auc20to50, p.n, 3))}</td>`
+        })
+        .join("")}</tr>`,
+  )
+  return [
+    `<p class="meta">Against “${escapeHtml(reference)}”, seed by seed: mean difference over seeds [95 % Student's t interval] · seeds won.</p>`,
+    `<table class="paired"><thead><tr><th rowspan="2">method</th>${columns.map((c) => `<th colspan="2">${escapeHtml(c)}</th>`).join("")}</tr>`,
+    `<tr>${columns.map(() => "<th>Δ EPE (mm)</th><th>Δ AUC 20–50</th>").join("")}</tr></thead><tbody>`,
+    ...body,
+    "</tbody></table>",
+  ].join("\n")
+}
+
+const unique = <A>(xs: readonly A[]): A[] => [...new Set(xs)]
 
 const CSS = `
 body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; background: #fff; }
@@ -127,6 +154,7 @@ ${incomplete.length > 0 ? `<p class="note">No results yet for seed(s) ${incomple
 <section id="results"><h2>Results</h2>
 ${run.summary === undefined || run.summary.cells.length === 0 ? `<p class="note">No evaluation results in this run directory.</p>` : `${run.summary.cells.some((c) => c.n > 1) ? `<p class="meta">mean ± standard deviation over seeds ${run.summary.seeds.join(", ")}</p>` : ""}${tables(run.summary)}`}
 </section>
+${of("paired").length === 0 ? "" : section("paired", "Paired differences against each table's reference row", of("paired"), "")}
 ${section("pck", "3D PCK curves", of("pck"), "No evaluation results, so no PCK curves.")}
 ${of("tradeoff").length === 0 ? "" : section("tradeoff", "Accuracy against computation (cf. DIR-Net Fig. 7)", of("tradeoff"), "")}
 ${section("training", "Training curves", of("training"), "metrics.jsonl holds no losses.")}

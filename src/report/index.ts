@@ -24,7 +24,13 @@ export const report = async (runDir: string): Promise<{ files: string[] }> => {
   const run = RunDir.read(runDir)
   const out = join(runDir, "report")
   mkdirSync(out, { recursive: true })
-  const plots = [...Plots.pck(run), ...Plots.tradeoff(run), ...Plots.training(run), ...Plots.histograms(run)]
+  const plots = [
+    ...Plots.paired(run),
+    ...Plots.pck(run),
+    ...Plots.tradeoff(run),
+    ...Plots.training(run),
+    ...Plots.histograms(run),
+  ]
   const files: string[] = []
   const figures: Html.Figure[] = []
   for (const plot of plots) {

@@ -15,7 +15,7 @@ import * as Weights from "./weights.ts"
 /** One figure: `name` is the file stem (`<name>.svg`, `<name>.png`). */
 export interface Plot {
   readonly name: string
-  readonly section: "pck" | "tradeoff" | "training" | "histograms"
+  readonly section: "paired" | "pck" | "tradeoff" | "training" | "histograms"
   readonly title: string
   readonly caption: string
   readonly spec: TopLevelSpec
@@ -130,6 +130,117 @@ export const pck = (run: RunDir.Run): Plot[] => {
       })
     }
   return plots
+}
+
+// ---- paired differences against the reference row ------------------------------------------------
+
+/** Whether a row's interval settles the comparison with the reference: below 0 (better), above (worse), or neither. */
+const verdict = (p: RunFiles.PairedMetric): "lower EPE" | "higher EPE" | "not resolved" =>
+  p.high !== undefined && p.high < 0
+    ? "lower EPE"
+    : p.low !== undefined && p.low > 0
+      ? "higher EPE"
+      : "not resolved"
+const VERDICTS = ["lower EPE", "not resolved", "higher EPE"] as const
+
+/**
+ * One plot per table with a reference row: each other row's EPE minus the
+ * reference's, seed by seed, as its mean over seeds (dot) and 95 % Student's
+ * t interval (bar), one panel per column; a dashed line at 0.
+ */
+export const paired = (run: RunDir.Run): Plot[] => {
+  const cells = run.summary?.cells.filter((c) => c.paired !== undefined) ?? []
+  return unique(cells.map((c) => c.table)).map((table) => {
+    const these = cells.filter((c) => c.table === table)
+    const reference = these[0]!.paired!.reference
+    const columns = unique(these.map((c) => c.column))
+    const rows = unique(these.map((c) => c.row))
+    const values = these.map((c) => {
+      const p = c.paired!
+      return {
+        row: c.row,
+        // The wins differ by column, so each panel has its own row labels.
+        label: `${c.row} (won ${p.epe.wins}/${p.n})`,
+        column: c.column,
+        order: rows.indexOf(c.row),
+        mean: p.epe.mean,
+        ...(p.epe.low === undefined ? {} : { low: p.epe.low, high: p.epe.high }),
+        verdict: verdict(p.epe),
+      }
+    })
+    const ns = unique(these.map((c) => c.paired!.n))
+    const seeds =
+      ns.length === 1
+        ? `${ns[0]} seed${ns[0] === 1 ? "" : "s"}`
+        : `${Math.min(...ns)}–${Math.max(...ns)} seeds`
+    const y = {
+      field: "label",
+      type: "nominal" as const,
+      title: null,
+      sort: { field: "order", order: "ascending" as const },
+      axis: { labelLimit: 640 },
+    }
+    const x = {
+      field: "mean",
+      type: "quantitative" as const,
+      title: `EPE − EPE of "${reference}" (mm)`,
+      scale: { zero: true },
+      axis: { labelOverlap: true, tickCount: 6 },
+    }
+    const layer = [
+      { mark: { type: "rule" as const, color: "#777", strokeDash: [4, 3] }, encoding: { x: { datum: 0 } } },
+      {
+        transform: [{ filter: "isValid(datum.low)" }],
+        mark: { type: "rule" as const, strokeWidth: 2.5 },
+        encoding: {
+          y,
+          x: { ...x, field: "low" },
+          x2: { field: "high" },
+          color: { field: "verdict", type: "nominal" as const },
+        },
+      },
+      {
+        mark: { type: "point" as const, filled: true, size: 70 },
+        encoding: {
+          y,
+          x,
+          color: {
+            field: "verdict",
+            type: "nominal" as const,
+            title: "95 % interval",
+            scale: { domain: [...VERDICTS], range: ["#2a9d4b", "#8c8c8c", "#d1432f"] },
+          },
+        },
+      },
+    ]
+    const title = `Paired differences: ${table}`
+    const height = Math.max(40, 26 * rows.length)
+    return {
+      name: `paired-${slug(table)}`,
+      section: "paired" as const,
+      title,
+      caption: `Each row of ${table} minus the reference row "${reference}", seed by seed (within a seed the rows share their initialisation and batch order): the dot is the mean difference in EPE over ${seeds}, the bar its 95 % Student's t interval${
+        ns.includes(1) ? " (none with one seed)" : ""
+      }, one panel per column. Left of the dashed line the row's EPE is lower than the reference's: green when the whole interval lies left of it, red when it lies right of it, grey when it contains 0. "won k/n": the seeds in which the row's EPE is lower.`,
+      series: rows,
+      spec: {
+        $schema: SCHEMA,
+        config,
+        title: {
+          text: title,
+          subtitle: `${run.program.name}: row − "${reference}", mean over ${seeds}, 95 % t interval`,
+        },
+        data: { values },
+        ...(columns.length > 1
+          ? {
+              facet: { row: { field: "column", type: "nominal" as const, title: null, sort: columns } },
+              resolve: { scale: { y: "independent" as const } },
+              spec: { width: 460, height, layer },
+            }
+          : { width: 460, height, layer }),
+      } as TopLevelSpec,
+    }
+  })
 }
 
 // ---- accuracy against computation (DIR-Net, Fig. 7) -------------------------------------------

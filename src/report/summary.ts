@@ -1,10 +1,12 @@
 /**
- * Results over seeds: mean ± standard deviation of every table cell.
+ * Results over seeds: mean ± standard deviation of every table cell, and
+ * each row's paired difference from its table's reference row (`paired.ts`).
  *
  * @module
  */
 import { gflopsText } from "../interpreters/shape-check/dirnet.ts"
 import type * as RunFiles from "../run-dir/schema.ts"
+import * as Paired from "./paired.ts"
 
 /** One table cell over seeds (`summary.json`'s schema). */
 export type Cell = RunFiles.SummaryCell
@@ -28,7 +30,60 @@ const costColumn = (rows: readonly CostedRow[], key: "gflops" | "params") => {
   return xs.length > 0 && xs.every((x) => typeof x === "number") ? { [key]: meanStd(xs as number[]) } : {}
 }
 
+/** Each table's reference row, as the seeds' results declare it (the first seed that names one; DIR-Net's name none). */
+export const references = (results: readonly RunFiles.Results[]): Readonly<Record<string, string>> => {
+  const out: Record<string, string> = {}
+  for (const r of results)
+    if (r.kind === undefined)
+      for (const [table, row] of Object.entries(r.references ?? {})) out[table] ??= row
+  return out
+}
+
+const pairedMetric = (ds: readonly number[], better: "lower" | "higher"): RunFiles.PairedMetric => {
+  const d = Paired.difference(ds)
+  return {
+    mean: d.mean,
+    ...(d.low === undefined ? {} : { low: d.low, high: d.high! }),
+    wins: Paired.wins(ds, better),
+  }
+}
+
+/**
+ * A cell against its table's reference row in the same column: row − reference
+ * seed by seed, over the seeds that have both; nothing for the reference row
+ * itself, a table without a reference, or a column the reference lacks.
+ */
+const paired = (
+  results: readonly RunFiles.Results[],
+  refs: Readonly<Record<string, string>>,
+  k: { readonly table: string; readonly row: string; readonly column: string },
+): { paired: RunFiles.Paired } | Record<string, never> => {
+  const reference = refs[k.table]
+  if (reference === undefined || reference === k.row) return {}
+  const pairs = results.flatMap((r) => {
+    const mine = r.rows.find((x) => x.table === k.table && x.row === k.row && x.column === k.column)
+    const ref = r.rows.find((x) => x.table === k.table && x.row === reference && x.column === k.column)
+    return mine === undefined || ref === undefined ? [] : [{ mine, ref }]
+  })
+  if (pairs.length === 0) return {}
+  return {
+    paired: {
+      reference,
+      n: pairs.length,
+      epe: pairedMetric(
+        pairs.map((p) => p.mine.epe - p.ref.epe),
+        "lower",
+      ),
+      auc20to50: pairedMetric(
+        pairs.map((p) => p.mine.auc20to50 - p.ref.auc20to50),
+        "higher",
+      ),
+    },
+  }
+}
+
 export const aggregate = (results: readonly RunFiles.Results[]): Summary => {
+  const refs = references(results)
   const keys = [
     ...new Map(
       results.flatMap((r) => r.rows.map((x) => [`${x.table}\u0000${x.row}\u0000${x.column}`, x])),
@@ -52,6 +107,7 @@ export const aggregate = (results: readonly RunFiles.Results[]): Summary => {
         auc0to50: meanStd(rows.map((x) => x.auc0to50)),
         ...costColumn(rows, "gflops"),
         ...costColumn(rows, "params"),
+        ...paired(results, refs, k),
       }
     }),
   }
@@ -91,7 +147,43 @@ export const markdown = (s: Summary): string => {
           })
           .join(" | ")} |`,
       )
-    out.push("")
+    out.push("", ...pairedMarkdown(table, cells, columns))
   }
   return out.join("\n")
+}
+
+const signed = (x: number, digits: number) => `${x > 0 ? "+" : ""}${x.toFixed(digits)}`
+
+/** `+1.23 [0.40, 2.06] · won 1/5`: a paired difference as the summary and the report print it. */
+export const pairedText = (m: RunFiles.PairedMetric, n: number, digits: number): string =>
+  `${signed(m.mean, digits)} ${
+    m.low === undefined || m.high === undefined
+      ? `(${n} seed)`
+      : `[${signed(m.low, digits)}, ${signed(m.high, digits)}]`
+  } · won ${m.wins}/${n}`
+
+/** A table's rows against its reference row, when they have paired differences. */
+const pairedMarkdown = (table: string, cells: readonly Cell[], columns: readonly string[]): string[] => {
+  const withPaired = cells.filter((c) => c.paired !== undefined)
+  if (withPaired.length === 0) return []
+  const reference = withPaired[0]!.paired!.reference
+  const out = [
+    `### ${table}: against "${reference}"`,
+    "",
+    "Row − reference seed by seed (same initialisation and batch order): mean over seeds [95 % Student's t interval] · seeds won.",
+    "",
+    `| method | ${columns.flatMap((c) => [`${c} Δ EPE (mm)`, `${c} Δ AUC 20–50`]).join(" | ")} |`,
+    `|---|${columns.flatMap(() => ["---", "---"]).join("|")}|`,
+  ]
+  for (const row of [...new Set(withPaired.map((c) => c.row))])
+    out.push(
+      `| ${row} | ${columns
+        .map((col) => {
+          const p = withPaired.find((x) => x.row === row && x.column === col)?.paired
+          return p === undefined ? " | " : `${pairedText(p.epe, p.n, 2)} | ${pairedText(p.auc20to50, p.n, 3)}`
+        })
+        .join(" | ")} |`,
+    )
+  out.push("")
+  return out
 }

@@ -98,6 +98,8 @@ export const StagedResults = Schema.Struct({
     Schema.Never.annotate({ identifier: '"DirNetExperiment" or no kind (a staged experiment)' }),
   ),
   ...resultsFields,
+  /** Each table's reference row (the experiment's `references`; absent when it declares none). */
+  references: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
   rows: Schema.Array(StagedRow),
 })
 export type StagedResults = typeof StagedResults.Type
@@ -127,6 +129,32 @@ export type Row = Results["rows"][number]
 
 const MeanStd = Schema.Struct({ mean: Schema.Number, std: Schema.Number })
 
+/**
+ * A row's paired difference from its table's reference row in one metric
+ * (row − reference, seed by seed): the mean over seeds, its 95 % Student's t
+ * interval (absent with one seed), and the seeds the row does better in.
+ */
+export const PairedMetric = Schema.Struct({
+  mean: Schema.Number,
+  low: Schema.optionalKey(Schema.Number),
+  high: Schema.optionalKey(Schema.Number),
+  wins: Schema.Number,
+})
+export type PairedMetric = typeof PairedMetric.Type
+
+/** A cell against the same column's reference row, over the seeds that have both. */
+export const Paired = Schema.Struct({
+  /** The table's reference row (the experiment's `references`). */
+  reference: Schema.String,
+  /** Seeds paired. */
+  n: Schema.Number,
+  /** EPE difference, mm (negative: the row is better; wins counts seeds with a lower EPE). */
+  epe: PairedMetric,
+  /** AUC 20–50 difference (positive: the row is better; wins counts seeds with a higher AUC). */
+  auc20to50: PairedMetric,
+})
+export type Paired = typeof Paired.Type
+
 /** One table cell over seeds. */
 export const SummaryCell = Schema.Struct({
   table: Schema.String,
@@ -140,6 +168,8 @@ export const SummaryCell = Schema.Struct({
   /** Cost columns, when the rows carry them (DIR-Net's): average GFLOPs per sample and parameters. */
   gflops: Schema.optionalKey(MeanStd),
   params: Schema.optionalKey(MeanStd),
+  /** Against the table's reference row, when the experiment declares one (never on the reference itself). */
+  paired: Schema.optionalKey(Paired),
 })
 export type SummaryCell = typeof SummaryCell.Type
 

@@ -7,12 +7,11 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, it } from "node:test"
-import { Image } from "@napi-rs/canvas"
 import * as Png from "fast-png"
 import * as Report from "../../src/report/index.ts"
 import { PNG_SCALE } from "../../src/report/render.ts"
+import { CHROMIUM, chromium, nonWhiteFraction, parsesAsSvg, svgSize, texts } from "./helpers.ts"
 
-const CHROMIUM = "/usr/bin/chromium"
 const root = mkdtempSync(join(tmpdir(), "cmkg-report-"))
 const runDir = join(root, "run")
 let files: string[] = []
@@ -36,62 +35,6 @@ const trainTiny = (out: string) =>
       code === 0 ? resolve() : reject(new Error(`cmkg run exited ${code}: ${stderr}`)),
     )
   })
-
-/** The text content of an SVG's `<text>` elements (legend labels, titles, axis labels). */
-const texts = (svg: string): string[] =>
-  [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) =>
-    m[1]!
-      .replace(/&lt;/g, "<")
-      .replace(/&gt;/g, ">")
-      .replace(/&quot;/g, '"')
-      .replace(/&#39;/g, "'")
-      .replace(/&amp;/g, "&"),
-  )
-
-const svgSize = (svg: string) => {
-  const m = /^<svg[^>]*\swidth="(\d+(?:\.\d+)?)"[^>]*\sheight="(\d+(?:\.\d+)?)"/.exec(svg)
-  assert.ok(m, "the SVG has a width and a height")
-  return { width: Number(m[1]), height: Number(m[2]) }
-}
-
-/** An SVG that skia loads has a size; a malformed one does not. */
-const parsesAsSvg = (svg: string) => {
-  const img = new Image()
-  img.src = Buffer.from(svg)
-  return img.width > 0 && img.height > 0
-}
-
-const nonWhiteFraction = (png: Png.DecodedPng) => {
-  const c = png.channels
-  let n = 0
-  for (let i = 0; i < png.data.length; i += c)
-    if (png.data[i]! < 235 || png.data[i + 1]! < 235 || png.data[i + 2]! < 235) n++
-  return n / (png.width * png.height)
-}
-
-const chromium = (args: string[]) => {
-  const profile = mkdtempSync(join(tmpdir(), "cmkg-chromium-"))
-  try {
-    return spawnSync(
-      CHROMIUM,
-      [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        `--user-data-dir=${profile}`,
-        ...args,
-      ],
-      { encoding: "utf8", timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
-    )
-  } finally {
-    rmSync(profile, { recursive: true, force: true })
-  }
-}
 
 before(async () => {
   await trainTiny(runDir)

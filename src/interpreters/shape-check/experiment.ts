@@ -147,6 +147,22 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
       macs: steps * macsPerStep,
     })
   })
+  // A table's reference row must be a row the experiment files under that table.
+  for (const [table, row] of Object.entries(e.references)) {
+    const rows = e.stages.flatMap((s) => (s._tag === "Evaluate" && s.table === table ? [s.row] : []))
+    if (rows.length === 0)
+      errors.push({
+        _tag: "ShapeError",
+        path: `references/${table}`,
+        message: `names table "${table}", which no evaluate stage fills`,
+      })
+    else if (!rows.includes(row))
+      errors.push({
+        _tag: "ShapeError",
+        path: `references/${table}`,
+        message: `reference row "${row}" is not a row of the table (its rows: ${[...new Set(rows)].map((r) => `"${r}"`).join(", ")})`,
+      })
+  }
   const dedup = [...new Map(errors.map((x) => [`${x.path}: ${x.message}`, x])).values()]
   return {
     models: base.models,

@@ -10,6 +10,15 @@
  * initialisation only on (seed, path), it ends with the same results as an
  * uninterrupted run on the same backend.
  *
+ * Rows compared in a table are paired (common random numbers): within a
+ * seed, a stage's randomness depends on what the stage is, never on where it
+ * sits in the program. Its batch order is keyed by (seed, the split it trains
+ * on) (`Stream.batchSeed`), a fresh model's parameters by (seed, parameter
+ * path), so every model with the same network starts from the same
+ * parameters. Two rows that train the same network on the same split see the
+ * same initialisation and batch order, and inserting a row changes no other
+ * row's numbers.
+ *
  * @module
  */
 import { mkdirSync, rmSync } from "node:fs"
@@ -18,7 +27,7 @@ import * as tf from "@tensorflow/tfjs-core"
 import { Schema } from "effect"
 import * as Metrics from "../../data/metrics.ts"
 import { type Dataset, open } from "../../data/open.ts"
-import type * as Stream from "../../data/stream.ts"
+import * as Stream from "../../data/stream.ts"
 import * as Data from "../../dsl/Data.ts"
 import type * as Experiment from "../../dsl/Experiment.ts"
 import * as Loss from "../../dsl/Loss.ts"
@@ -363,7 +372,7 @@ export const run = async (
         const skip = epoch === position.epoch ? position.step : 0
         for (const b of ds.batches({
           batchSize: stage.batchSize,
-          seed: seed * 7919 + si,
+          seed: Stream.batchSeed(seed, stage.data),
           epoch,
           dropLast: true,
         })) {
@@ -417,6 +426,7 @@ export const run = async (
     program: program.name,
     seed,
     backend: options.backend,
+    ...(Object.keys(e.references).length > 0 ? { references: e.references } : {}),
     rows: position.rows,
     seconds: elapsed(),
   }
