@@ -35,7 +35,9 @@ const close = (a: number, b: number, rel: number, what: string) =>
   assert.ok(Math.abs(a - b) <= rel * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`)
 
 test("t_{0.975, n−1} for n = 2 … 30 equals the published quantiles", () => {
-  T975.forEach((t, i) => close(Paired.tQuantile(0.975, i + 1), t, 1e-12, `df ${i + 1}`))
+  T975.forEach((t, i) => {
+    close(Paired.tQuantile(0.975, i + 1), t, 1e-12, `df ${i + 1}`)
+  })
   // Closed forms: df 1 is Cauchy, df 2 is (2p − 1)/√(2p(1 − p)).
   close(Paired.tQuantile(0.975, 1), Math.tan(Math.PI * 0.475), 1e-13, "df 1")
   close(Paired.tQuantile(0.975, 2), 0.95 / Math.sqrt(2 * 0.975 * 0.025), 1e-13, "df 2")
