@@ -292,4 +292,8 @@ export const run = (args: RunArgs) =>
     yield* OutDir.write(join(out, "summary.md"), Summary.markdown(summary))
     progress.log(`\n${Summary.markdown(summary)}`)
     progress.log(`run directory: ${out} (cmkg report ${out} draws the tables and plots)`)
+    if (args.scale === "tiny")
+      progress.log(
+        `--scale tiny is a smoke test (small images, little data, few epochs); the tables in earnest: cmkg run ${args.program} --scale small --seeds 5`,
+      )
   })
