@@ -20,11 +20,14 @@ export interface Arch {
   readonly c2: number
   readonly out: number
   readonly pool: "max" | "avg"
+  /** The first convolution's stride and dilation (both > 1: convolved densely, then subsampled). */
+  readonly stride?: 1 | 2
+  readonly dilation?: 1 | 2
 }
 
 export const net = (a: Arch) =>
   Net.seq(
-    Net.conv2d(a.c1, 3),
+    Net.conv2d(a.c1, 3, { stride: a.stride ?? 1, dilation: a.dilation ?? 1 }),
     Net.batchNorm(),
     Net.relu,
     Net.tap("a"),

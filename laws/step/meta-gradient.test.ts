@@ -4,7 +4,9 @@
  * + dense), generated architectures, seeds and batch sizes:
  * - exact mode matches central finite differences of φ ↦ G(θ̈(φ)) for l = 1
  *   and l = 2 inner steps, along random directions v:
- *   ⟨∇_φ, v⟩ ≈ (G(θ̈(φ + εv)) − G(θ̈(φ − εv))) / 2ε;
+ *   ⟨∇_φ, v⟩ ≈ (G(θ̈(φ + εv)) − G(θ̈(φ − εv))) / 2ε, on every backend present
+ *   (cpu, wasm and cmkg-cpu, the one that trains; `CMKG_BACKEND` picks one), with
+ *   strided and dilated first convolutions;
  * - the closed form (and first-order mode) equals the exact mode for l = 1;
  *   first-order differs from exact for l = 2 (it drops the Hessian terms);
  * - with inner rate α = 0 the meta-gradient is zero (θ̈ = θ does not depend on φ);
@@ -29,11 +31,13 @@ import * as Optimizer from "../../src/dsl/Optimizer.ts"
 import * as Step from "../../src/dsl/Step.ts"
 import type { Tree } from "../../src/interpreters/tf/init.ts"
 import * as Steps from "../../src/interpreters/tf/step.ts"
-import { readyForLaws, runs } from "../arbitraries/Runs.ts"
+import { lawBackends, readyForLaws, runs } from "../arbitraries/Runs.ts"
 import { type Arch, disposeWorld, setup } from "./fixture.ts"
 
+let backends: string[] = []
 before(async () => {
   await readyForLaws()
+  backends = await lawBackends()
 })
 
 const arch: fc.Arbitrary<Arch> = fc.record({
@@ -42,6 +46,8 @@ const arch: fc.Arbitrary<Arch> = fc.record({
   c2: fc.integer({ min: 1, max: 3 }),
   out: fc.integer({ min: 2, max: 4 }),
   pool: fc.constantFrom<"max" | "avg">("max", "avg"),
+  stride: fc.constantFrom<1 | 2>(1, 2),
+  dilation: fc.constantFrom<1 | 2>(1, 2),
 })
 const seed = fc.integer({ min: 1, max: 10_000 })
 
@@ -64,12 +70,22 @@ const norm = (xs: number[]) => Math.sqrt(xs.reduce((a, v) => a + v * v, 0))
 
 const EPS = 3e-3
 
-test("the exact meta-gradient matches central finite differences of G(θ̈(φ)), l = 1 and l = 2", () => {
+test("the exact meta-gradient matches central finite differences of G(θ̈(φ)), l = 1 and l = 2, on every backend, strided and dilated", async () => {
+  for (const backend of backends) {
+    await tf.setBackend(backend)
+    finiteDifferenceLaw(backend)
+  }
+  await tf.setBackend(backends[0]!)
+})
+
+const finiteDifferenceLaw = (backend: string) => {
   let checked = 0
   let kinks = 0
+  const shapes = new Set<string>()
   fc.assert(
     fc.property(arch, seed, fc.integer({ min: 2, max: 3 }), fc.constantFrom(1, 2), (a, sd, B, l) => {
       const o = setup(a, sd, B)
+      shapes.add(`stride ${a.stride} dilation ${a.dilation}`)
       const step = metaStep(o, l, 0.3, "exact")
       tf.tidy(() => {
         const { grads } = Steps.metaGradient(step, o.world, o.batch, o.ctx)
@@ -113,7 +129,7 @@ test("the exact meta-gradient matches central finite differences of G(θ̈(φ)),
           checked += 1
           assert.ok(
             Math.abs(fd - analytic) <= tol(fd, analytic),
-            `l = ${l}, direction ${d}: finite differences ${fd} vs meta-gradient ${analytic}`,
+            `${backend}, l = ${l}, stride ${a.stride}, dilation ${a.dilation}, direction ${d}: finite differences ${fd} vs meta-gradient ${analytic}`,
           )
         }
       })
@@ -122,8 +138,13 @@ test("the exact meta-gradient matches central finite differences of G(θ̈(φ)),
     }),
     runs({ seed: 6006, numRuns: 24 }),
   )
-  assert.ok(checked >= 4 * kinks && checked >= 16, `${checked} directions checked, ${kinks} skipped at kinks`)
-})
+  assert.ok(
+    checked >= 4 * kinks && checked >= 16,
+    `${backend}: ${checked} directions checked, ${kinks} skipped at kinks`,
+  )
+  // Every combination of stride and dilation was drawn (both > 1 is the dense-then-subsample path).
+  assert.equal(shapes.size, 4, `${backend}: drew only ${[...shapes].join("; ")}`)
+}
 
 test("for l = 1 the closed form and the first-order mode equal the exact meta-gradient; for l = 2 first-order differs", () => {
   fc.assert(
