@@ -105,7 +105,11 @@ export const dslWorkload = (o: Options): DslWorkload => {
   let world: StepRun.World = { params: {}, state: {}, meta: {}, opt: {} }
   for (const m of Object.values(models)) {
     const { params, state } = init(m.net, m.input, seed)
-    world = { ...world, params: { ...world.params, [m.name]: params }, state: { ...world.state, [m.name]: state } }
+    world = {
+      ...world,
+      params: { ...world.params, [m.name]: params },
+      state: { ...world.state, [m.name]: state },
+    }
   }
   for (const m of e.metaParams) {
     const like = world.params[m.like]
@@ -143,7 +147,9 @@ const randomBatch = (
   feeds: Readonly<Record<string, Loss.Field>>,
   b: number,
 ): StepRun.Batch => {
-  const out: Partial<Record<Loss.Field, tf.Tensor>> = { joints3d: tf.randomNormal([b, 63], 0, 1, "float32", 7) }
+  const out: Partial<Record<Loss.Field, tf.Tensor>> = {
+    joints3d: tf.randomNormal([b, 63], 0, 1, "float32", 7),
+  }
   for (const m of Object.values(models)) {
     const field = feeds[m.name] ?? fail(`model ${m.name} has no feed`)
     out[field] ??= tf.randomNormal([b, ...m.input], 0, 1, "float32", 11)
@@ -155,7 +161,8 @@ const disposeWorld = (w: StepRun.World): void => {
   const trees = [...Object.values(w.params), ...Object.values(w.state), ...Object.values(w.meta)]
   for (const t of trees) for (const v of Object.values(t)) v.dispose()
   for (const s of Object.values(w.opt))
-    for (const slot of s.slots) for (const tree of Object.values(slot)) for (const v of Object.values(tree)) v.dispose()
+    for (const slot of s.slots)
+      for (const tree of Object.values(slot)) for (const v of Object.values(tree)) v.dispose()
 }
 
 /** The four workloads of workloads.md, DSL side (`scale` chooses the programs' networks: `paper` is ResNet-18). */

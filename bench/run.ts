@@ -50,7 +50,9 @@ const refuse = (message: string): never => {
 }
 const count = (name: string, dflt: string, min: number): number => {
   const v = Number(opt(name, dflt))
-  return Number.isInteger(v) && v >= min ? v : refuse(`--${name} ${opt(name, dflt)}: expected an integer ≥ ${min}`)
+  return Number.isInteger(v) && v >= min
+    ? v
+    : refuse(`--${name} ${opt(name, dflt)}: expected an integer ≥ ${min}`)
 }
 
 const rounds = count("rounds", "5", 1)
@@ -71,7 +73,8 @@ for (const w of workloads)
 
 // The output file is checked before anything runs: an absolute path, or one relative to bench/results.
 const outPath = resolve(join(here, "results"), opt("out", "latest.json"))
-if (existsSync(outPath) && statSync(outPath).isDirectory()) refuse(`--out ${outPath}: is a directory; name a file`)
+if (existsSync(outPath) && statSync(outPath).isDirectory())
+  refuse(`--out ${outPath}: is a directory; name a file`)
 {
   let dir = dirname(outPath)
   while (!existsSync(dir)) dir = dirname(dir)
@@ -83,7 +86,9 @@ if (existsSync(outPath) && statSync(outPath).isDirectory()) refuse(`--out ${outP
 }
 const compareWith = args.includes("--compare") ? resolve(opt("compare", "")) : undefined
 if (compareWith !== undefined && !existsSync(compareWith))
-  refuse(`--compare ${compareWith}: no such file; pass an earlier bench result (e.g. bench/results/latest.json)`)
+  refuse(
+    `--compare ${compareWith}: no such file; pass an earlier bench result (e.g. bench/results/latest.json)`,
+  )
 
 // ---- PyTorch: available, or why not and how to get it ----------------------------------------------
 
@@ -193,10 +198,10 @@ interface Row {
 }
 
 const SOURCES: Record<WorkloadName, string> = {
-  "tiny-64-train": "cmkd-rhd stage \"rgb baseline\" (scale paper), network zoo.smallResNet",
-  "resnet18-128-train": "cmkd-rhd stage \"rgb baseline\" (scale paper)",
-  "cmkd-resnet18-128": "cmkd-rhd stage \"kd: L_ACT + L_ATT\" (scale paper)",
-  "cmkg-meta-resnet18-128": "cmkg-stb stage \"meta-train φ (R (ℓ2 form, Eq. 10))\" (scale paper)",
+  "tiny-64-train": 'cmkd-rhd stage "rgb baseline" (scale paper), network zoo.smallResNet',
+  "resnet18-128-train": 'cmkd-rhd stage "rgb baseline" (scale paper)',
+  "cmkd-resnet18-128": 'cmkd-rhd stage "kd: L_ACT + L_ATT" (scale paper)',
+  "cmkg-meta-resnet18-128": 'cmkg-stb stage "meta-train φ (R (ℓ2 form, Eq. 10))" (scale paper)',
 }
 
 let backendName = backend
@@ -244,7 +249,11 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
     const torchMs: number[] = []
     for (let r = 0; r < rounds; r++) {
       // DSL and hand-written alternate which goes first, so that a drift within a round favours neither.
-      const order: Array<"dsl" | "hand"> = !hasHand ? ["dsl"] : r % 2 === 0 ? ["dsl", "hand"] : ["hand", "dsl"]
+      const order: Array<"dsl" | "hand"> = !hasHand
+        ? ["dsl"]
+        : r % 2 === 0
+          ? ["dsl", "hand"]
+          : ["hand", "dsl"]
       for (const s of order) {
         const a = await cmkg.ask({ side: s, warmup, steps })
         ;(s === "dsl" ? dslMs : handMs).push(Number(a.ms_per_step))
@@ -311,7 +320,9 @@ if (leakSteps > 0) {
       s_per_step: Math.round(Number(r.s_per_step) * 1000) / 1000,
       peak_rss_mb: end.peak_rss_mb,
     }
-    console.log(`leak check: live tensors every ${leakEvery} steps: ${(r.live_tensors as number[]).join(" ")}`)
+    console.log(
+      `leak check: live tensors every ${leakEvery} steps: ${(r.live_tensors as number[]).join(" ")}`,
+    )
   } catch (e) {
     leak = { error: e instanceof Error ? e.message : String(e) }
   } finally {
@@ -330,7 +341,12 @@ if (compareWith !== undefined) {
     const now = r.ratio?.median
     if (then === undefined || now === undefined) continue
     const d = relativeDifference(now, then)
-    per[r.workload] = { this_run: now, earlier: then, difference: Math.round(d * 1000) / 1000, within_5_percent: d <= 0.05 }
+    per[r.workload] = {
+      this_run: now,
+      earlier: then,
+      difference: Math.round(d * 1000) / 1000,
+      within_5_percent: d <= 0.05,
+    }
     console.log(
       `${r.workload}: median ratio ${now} now, ${then} in ${compareWith}: ${(d * 100).toFixed(1)} % apart${d <= 0.05 ? "" : " (more than 5 %)"}`,
     )

@@ -42,7 +42,9 @@ const opt = (name: string): string | undefined => {
 }
 const name = args[0] as WorkloadName
 if (!WORKLOAD_NAMES.includes(name)) {
-  console.error(`bench/worker.ts: unknown workload ${JSON.stringify(args[0])}; expected one of ${WORKLOAD_NAMES.join(", ")}`)
+  console.error(
+    `bench/worker.ts: unknown workload ${JSON.stringify(args[0])}; expected one of ${WORKLOAD_NAMES.join(", ")}`,
+  )
   process.exit(2)
 }
 const spec = WORKLOADS[name]
@@ -77,7 +79,13 @@ reply({
 
 for await (const line of createInterface({ input: process.stdin })) {
   if (line.trim() === "exit") break
-  const r = JSON.parse(line) as { side?: "dsl" | "hand"; warmup?: number; steps?: number; leak?: number; every?: number }
+  const r = JSON.parse(line) as {
+    side?: "dsl" | "hand"
+    warmup?: number
+    steps?: number
+    leak?: number
+    every?: number
+  }
   if (r.leak !== undefined) {
     const every = r.every ?? 100
     const counts: number[] = []

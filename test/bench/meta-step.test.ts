@@ -49,7 +49,13 @@ test("the bench's meta step and cmkg run's step of cmkg-stb's ℓ2 meta-train st
   const { program, stage } = stageOf(cmkgStb, "tiny", "meta-train φ (R (ℓ2 form, Eq. 10))")
   const e = program.experiment!
   assert.equal(stage.step._tag, "Together")
-  const data = Data.synthetic({ domain: "rhd", count: BATCH, imageSize: SIZE, seed: 3, modalities: ["rgb", "depth"] })
+  const data = Data.synthetic({
+    domain: "rhd",
+    count: BATCH,
+    imageSize: SIZE,
+    seed: 3,
+    modalities: ["rgb", "depth"],
+  })
 
   // The runner: a one-stage experiment whose stage is cmkg-stb's, one batch, one epoch (then a checkpoint).
   const oneStep = Program.program({
@@ -60,7 +66,14 @@ test("the bench's meta step and cmkg run's step of cmkg-stb's ℓ2 meta-train st
       feeds: e.feeds,
       metaParams: e.metaParams,
       stages: [
-        Experiment.train({ name: "meta-train", data, epochs: 1, batchSize: BATCH, step: stage.step, init: {} }),
+        Experiment.train({
+          name: "meta-train",
+          data,
+          epochs: 1,
+          batchSize: BATCH,
+          step: stage.step,
+          init: {},
+        }),
       ],
     }),
   })
@@ -93,7 +106,10 @@ test("the bench's meta step and cmkg run's step of cmkg-stb's ℓ2 meta-train st
   // Not vacuous: the step moved θ and φ.
   const theta = values(w.params[STUDENT]!)
   assert.notDeepEqual(theta, initial)
-  assert.ok(Object.values(values(w.meta[PHI]!)).some((v) => v.some((x) => x !== 0)), "φ stayed 0")
+  assert.ok(
+    Object.values(values(w.meta[PHI]!)).some((v) => v.some((x) => x !== 0)),
+    "φ stayed 0",
+  )
 
   assert.deepEqual(theta, values(runner[`params/${STUDENT}`]!))
   assert.deepEqual(values(w.meta[PHI]!), values(runner[`meta/${PHI}`]!))

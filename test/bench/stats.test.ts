@@ -5,13 +5,25 @@
 import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
 import { test } from "node:test"
-import { median, perRoundRatio, relativeDifference, scrubJson, scrubPaths, spread } from "../../bench/stats.ts"
+import {
+  median,
+  perRoundRatio,
+  relativeDifference,
+  scrubJson,
+  scrubPaths,
+  spread,
+} from "../../bench/stats.ts"
 
 test("median of odd and even lengths; the spread keeps every round", () => {
   assert.equal(median([3, 1, 2]), 2)
   assert.equal(median([4, 1, 3, 2]), 2.5)
   assert.throws(() => median([]))
-  assert.deepEqual(spread([1.2, 0.9, 1.0, 5, 1.1]), { median: 1.1, min: 0.9, max: 5, rounds: [1.2, 0.9, 1, 5, 1.1] })
+  assert.deepEqual(spread([1.2, 0.9, 1.0, 5, 1.1]), {
+    median: 1.1,
+    min: 0.9,
+    max: 5,
+    rounds: [1.2, 0.9, 1, 5, 1.1],
+  })
 })
 
 test("the per-round ratio is images/s of a over images/s of b, round by round", () => {
