@@ -307,7 +307,9 @@ if (leakSteps > 0) {
     "--no-handwritten",
   ])
   try {
-    await w.read()
+    const hello = await w.read()
+    backendName = String(hello.backend)
+    backendNote = String(hello.backend_note)
     const r = await w.ask({ leak: leakSteps, every: leakEvery })
     const end = await w.close()
     leak = {
