@@ -5,7 +5,7 @@
  *
  *   npm run bench -- [--rounds 5] [--steps 3] [--warmup 1] [--threads N]
  *                    [--backend auto|cmkg-cpu|wasm|cpu] [--workloads tiny-64-train,…]
- *                    [--no-torch] [--no-handwritten] [--out latest.json | --out /abs/path.json]
+ *                    [--no-torch] [--python /usr/bin/python3] [--no-handwritten] [--out latest.json | --out /abs/path.json]
  *                    [--leak-steps 1000 [--leak-every 100] [--leak-batch 8] [--leak-size 32]]
  *                    [--compare earlier.json]
  *
@@ -25,7 +25,7 @@
  * Writes bench/results/latest.json (or `--out`: relative to bench/results, or
  * absolute), with this machine's absolute paths removed.
  */
-import { type ChildProcessByStdio, spawn, spawnSync } from "node:child_process"
+import { type ChildProcessByStdio, spawn } from "node:child_process"
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { cpus } from "node:os"
 import { dirname, join, resolve } from "node:path"
@@ -35,6 +35,7 @@ import { fileURLToPath } from "node:url"
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from "./dsl.ts"
 import { HANDWRITTEN } from "./handwritten.ts"
 import { median, perRoundRatio, relativeDifference, type Spread, scrubJson, spread } from "./stats.ts"
+import { PYTHON as DEFAULT_PYTHON, torchProblem as findTorchProblem, skipMessage } from "./torch.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = dirname(here)
@@ -92,20 +93,10 @@ if (compareWith !== undefined && !existsSync(compareWith))
 
 // ---- PyTorch: available, or why not and how to get it ----------------------------------------------
 
-const PYTHON = "/usr/bin/python3"
-const INSTALL = "apt-get install python3-torch python3-torchvision"
-const torchProblem = ((): string | undefined => {
-  if (flag("no-torch")) return "--no-torch"
-  if (!existsSync(PYTHON)) return `${PYTHON} does not exist`
-  const r = spawnSync(PYTHON, ["-c", "import torch, torchvision"], { encoding: "utf8" })
-  if (r.status === 0) return undefined
-  const last = `${r.stderr ?? ""}`.trim().split("\n").pop() ?? ""
-  return last === "" ? `${PYTHON} -c "import torch, torchvision" failed (exit ${r.status})` : last
-})()
+const PYTHON = opt("python", DEFAULT_PYTHON)
+const torchProblem = flag("no-torch") ? "--no-torch" : findTorchProblem(PYTHON)
 if (torchProblem !== undefined && torchProblem !== "--no-torch")
-  console.log(
-    `PyTorch reference skipped: ${torchProblem}. To get it (Debian): ${INSTALL}; the bench runs it with ${PYTHON}.`,
-  )
+  console.log(skipMessage(torchProblem, PYTHON))
 
 // ---- the two processes of a workload -------------------------------------------------------------
 
@@ -367,7 +358,9 @@ const out = scrubJson(
     steps_per_round: steps,
     warmup_steps_per_round: warmup,
     torch_available: torchProblem === undefined,
-    ...(torchProblem === undefined ? {} : { torch_skipped: torchProblem }),
+    ...(torchProblem === undefined
+      ? {}
+      : { torch_skipped: torchProblem === "--no-torch" ? torchProblem : skipMessage(torchProblem, PYTHON) }),
     workloads: rows,
     ...(leak === undefined ? {} : { leak }),
     ...(comparison === undefined ? {} : { compare: comparison }),

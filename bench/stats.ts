@@ -46,14 +46,18 @@ export const relativeDifference = (a: number, b: number): number => Math.abs(a -
 /**
  * `text` with machine-specific absolute paths removed: paths under `root` (the
  * repository) become relative to it; any other absolute path keeps only its
- * last two segments (`…/tfjs-node/index.js`), enough to say what was meant.
+ * last two segments (`…/tfjs-node/index.js`), enough to say what was meant;
+ * the system's own (`/usr/bin/python3`) are the same on every machine and stay.
  */
+const SYSTEM = /^\/(usr|bin|etc|lib)\//
+
 export const scrubPaths = (text: string, root: string): string => {
   const base = root.endsWith("/") ? root : `${root}/`
   return text
     .split(base)
     .join("")
     .replace(/(^|[\s'"(=:])(\/(?!\/)[^\s'"():,]+)/g, (_m, lead: string, path: string) => {
+      if (SYSTEM.test(path)) return `${lead}${path}`
       const parts = path.split("/").filter((p) => p !== "")
       return `${lead}…/${parts.slice(-2).join("/")}`
     })
