@@ -165,6 +165,8 @@ const torchWorker = (name: string): Peer =>
 
 interface Side {
   readonly ms_per_step: readonly number[]
+  /** CPU time (all threads) per step, per round: less sensitive than wall time to other processes on the machine. */
+  readonly cpu_ms_per_step: readonly number[]
   readonly images_per_s_median: number
   readonly peak_rss_mb?: number
 }
@@ -182,6 +184,11 @@ interface Row {
   torch: Side | null
   /** cmkg ÷ PyTorch images/s per round: median, min, max. */
   ratio: Spread | null
+  /**
+   * The same ratio from CPU time (PyTorch's CPU ms ÷ cmkg's): a check on a busy machine, where
+   * wall time counts waiting for the CPU; with more than one thread it also counts spin-waiting.
+   */
+  cpu_ratio: Spread | null
   /** DSL ÷ hand-written tfjs ms per step − 1 per round (0.03 = the DSL costs 3 % more). */
   dsl_overhead: Spread | null
   live_tensors: { before: number; after: number } | null
@@ -199,8 +206,9 @@ let backendName = backend
 let backendNote = ""
 const workerStats: Record<string, Json> = {}
 
-const side = (ms: readonly number[], batch: number, rss?: number): Side => ({
+const side = (ms: readonly number[], cpuMs: readonly number[], batch: number, rss?: number): Side => ({
   ms_per_step: ms.map((m) => Math.round(m * 10) / 10),
+  cpu_ms_per_step: cpuMs.map((m) => Math.round(m * 10) / 10),
   images_per_s_median: Math.round((batch / (median(ms) / 1000)) * 100) / 100,
   ...(rss === undefined ? {} : { peak_rss_mb: rss }),
 })
@@ -217,6 +225,7 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
     tfjs: null,
     torch: null,
     ratio: null,
+    cpu_ratio: null,
     dsl_overhead: null,
     live_tensors: null,
   }
@@ -238,6 +247,7 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
     const dslMs: number[] = []
     const handMs: number[] = []
     const torchMs: number[] = []
+    const cpu = { dsl: [] as number[], hand: [] as number[], torch: [] as number[] }
     for (let r = 0; r < rounds; r++) {
       // DSL and hand-written alternate which goes first, so that a drift within a round favours neither.
       const order: Array<"dsl" | "hand"> = !hasHand
@@ -248,10 +258,15 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
       for (const s of order) {
         const a = await cmkg.ask({ side: s, warmup, steps })
         ;(s === "dsl" ? dslMs : handMs).push(Number(a.ms_per_step))
+        cpu[s].push(Number(a.cpu_ms_per_step))
         if (s === "dsl")
           row.live_tensors = { before: Number(a.live_tensors_before), after: Number(a.live_tensors_after) }
       }
-      if (torch !== undefined) torchMs.push(Number((await torch.ask({ warmup, steps })).ms_per_step))
+      if (torch !== undefined) {
+        const a = await torch.ask({ warmup, steps })
+        torchMs.push(Number(a.ms_per_step))
+        cpu.torch.push(Number(a.cpu_ms_per_step))
+      }
       const last = (xs: number[]) => (xs.length === 0 ? "-" : `${xs[xs.length - 1]!.toFixed(0)} ms`)
       console.log(
         `${name} round ${r + 1}/${rounds}: cmkg ${last(dslMs)}/step, tfjs ${last(handMs)}, torch ${last(torchMs)}`,
@@ -260,14 +275,15 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
     const end = await cmkg.close()
     workerStats[name] = end
     const torchEnd = torch === undefined ? undefined : await torch.close()
-    row.cmkg = side(dslMs, batch, Number(end.peak_rss_mb))
+    row.cmkg = side(dslMs, cpu.dsl, batch, Number(end.peak_rss_mb))
     if (hasHand) {
-      row.tfjs = side(handMs, batch)
+      row.tfjs = side(handMs, cpu.hand, batch)
       row.dsl_overhead = spread(perRoundRatio(handMs, dslMs).map((x) => x - 1))
     }
     if (torchEnd !== undefined) {
-      row.torch = side(torchMs, batch, Number(torchEnd.peak_rss_mb))
+      row.torch = side(torchMs, cpu.torch, batch, Number(torchEnd.peak_rss_mb))
       row.ratio = spread(perRoundRatio(dslMs, torchMs))
+      row.cpu_ratio = spread(perRoundRatio(cpu.dsl, cpu.torch))
     }
   } catch (e) {
     row.error = e instanceof Error ? e.message : String(e)
@@ -334,14 +350,24 @@ if (compareWith !== undefined) {
     const now = r.ratio?.median
     if (then === undefined || now === undefined) continue
     const d = relativeDifference(now, then)
+    const cpuThen = earlier.workloads?.find((w) => w.workload === r.workload)?.cpu_ratio?.median
+    const cpuNow = r.cpu_ratio?.median
+    const cpuDifference =
+      cpuThen === undefined || cpuNow === undefined
+        ? {}
+        : { cpu_ratio_difference: Math.round(relativeDifference(cpuNow, cpuThen) * 1000) / 1000 }
     per[r.workload] = {
+      ...cpuDifference,
       this_run: now,
       earlier: then,
       difference: Math.round(d * 1000) / 1000,
       within_5_percent: d <= 0.05,
     }
     console.log(
-      `${r.workload}: median ratio ${now} now, ${then} in ${compareWith}: ${(d * 100).toFixed(1)} % apart${d <= 0.05 ? "" : " (more than 5 %)"}`,
+      `${r.workload}: median ratio ${now} now, ${then} in ${compareWith}: ${(d * 100).toFixed(1)} % apart${d <= 0.05 ? "" : " (more than 5 %)"}` +
+        ("cpu_ratio_difference" in cpuDifference
+          ? `; CPU-time ratio ${cpuNow} against ${cpuThen}, ${(cpuDifference.cpu_ratio_difference * 100).toFixed(1)} % apart`
+          : ""),
     )
   }
   comparison = { file: compareWith, workloads: per }
@@ -379,11 +405,11 @@ const range = (s: Spread | null, pct = false): string =>
       ? `${(s.median * 100).toFixed(1)} % [${(s.min * 100).toFixed(1)}, ${(s.max * 100).toFixed(1)}]`
       : `${s.median.toFixed(3)} [${s.min.toFixed(3)}, ${s.max.toFixed(3)}]`
 console.log(
-  `\n${pad("workload", 24)}${pad("cmkg img/s", 12)}${pad("tfjs img/s", 12)}${pad("torch img/s", 13)}${pad("ratio [min, max]", 24)}${pad("DSL overhead [min, max]", 27)}peak RSS cmkg/torch`,
+  `\n${pad("workload", 24)}${pad("cmkg img/s", 12)}${pad("tfjs img/s", 12)}${pad("torch img/s", 13)}${pad("ratio [min, max]", 24)}${pad("CPU-time ratio", 24)}${pad("DSL overhead [min, max]", 27)}peak RSS cmkg/torch`,
 )
 for (const r of rows)
   console.log(
-    `${pad(r.workload, 24)}${pad(r.cmkg?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.tfjs?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.torch?.images_per_s_median.toFixed(2) ?? "-", 13)}${pad(range(r.ratio), 24)}${pad(range(r.dsl_overhead, true), 27)}${r.cmkg?.peak_rss_mb ?? "-"}/${r.torch?.peak_rss_mb ?? "-"} MB${r.error === undefined ? "" : `  (${r.error})`}`,
+    `${pad(r.workload, 24)}${pad(r.cmkg?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.tfjs?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.torch?.images_per_s_median.toFixed(2) ?? "-", 13)}${pad(range(r.ratio), 24)}${pad(range(r.cpu_ratio), 24)}${pad(range(r.dsl_overhead, true), 27)}${r.cmkg?.peak_rss_mb ?? "-"}/${r.torch?.peak_rss_mb ?? "-"} MB${r.error === undefined ? "" : `  (${r.error})`}`,
   )
 console.log(
   `${rounds} rounds of ${warmup} warm-up + ${steps} timed steps per side; backend ${backendName}, ${threads} threads; written to ${outPath}`,

@@ -5,7 +5,8 @@
  * JSON line each, and answers on stdout:
  *
  *   → {"side": "dsl" | "hand", "warmup": W, "steps": S}
- *   ← {"ms_per_step": x, "live_tensors_before": n, "live_tensors_after": m}
+ *   ← {"ms_per_step": x, "cpu_ms_per_step": c, "live_tensors_before": n, "live_tensors_after": m}
+ *     (c: CPU time of all its threads per step)
  *   → {"leak": N, "every": K}        (the DSL side, N steps; live tensors every K)
  *   ← {"live_tensors": [n0, nK, n2K, …], "s_per_step": x}
  *   → "exit"
@@ -110,10 +111,17 @@ for await (const line of createInterface({ input: process.stdin })) {
   for (let i = 0; i < (r.warmup ?? 1); i++) run()
   const before = liveTensors()
   const steps = r.steps ?? 1
+  const c0 = process.cpuUsage()
   const t0 = performance.now()
   for (let i = 0; i < steps; i++) run()
   const ms = (performance.now() - t0) / steps
-  reply({ ms_per_step: ms, live_tensors_before: before, live_tensors_after: liveTensors() })
+  const cpu = process.cpuUsage(c0)
+  reply({
+    ms_per_step: ms,
+    cpu_ms_per_step: (cpu.user + cpu.system) / 1000 / steps,
+    live_tensors_before: before,
+    live_tensors_after: liveTensors(),
+  })
 }
 
 dsl.dispose()
