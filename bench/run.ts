@@ -191,6 +191,8 @@ interface Row {
   cpu_ratio: Spread | null
   /** DSL ÷ hand-written tfjs ms per step − 1 per round (0.03 = the DSL costs 3 % more). */
   dsl_overhead: Spread | null
+  /** The same from CPU time. */
+  dsl_overhead_cpu: Spread | null
   live_tensors: { before: number; after: number } | null
   error?: string
 }
@@ -227,6 +229,7 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
     ratio: null,
     cpu_ratio: null,
     dsl_overhead: null,
+    dsl_overhead_cpu: null,
     live_tensors: null,
   }
   const hasHand = HANDWRITTEN[name] !== undefined && !flag("no-handwritten")
@@ -279,6 +282,7 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
     if (hasHand) {
       row.tfjs = side(handMs, cpu.hand, batch)
       row.dsl_overhead = spread(perRoundRatio(handMs, dslMs).map((x) => x - 1))
+      row.dsl_overhead_cpu = spread(perRoundRatio(cpu.hand, cpu.dsl).map((x) => x - 1))
     }
     if (torchEnd !== undefined) {
       row.torch = side(torchMs, cpu.torch, batch, Number(torchEnd.peak_rss_mb))
@@ -405,11 +409,11 @@ const range = (s: Spread | null, pct = false): string =>
       ? `${(s.median * 100).toFixed(1)} % [${(s.min * 100).toFixed(1)}, ${(s.max * 100).toFixed(1)}]`
       : `${s.median.toFixed(3)} [${s.min.toFixed(3)}, ${s.max.toFixed(3)}]`
 console.log(
-  `\n${pad("workload", 24)}${pad("cmkg img/s", 12)}${pad("tfjs img/s", 12)}${pad("torch img/s", 13)}${pad("ratio [min, max]", 24)}${pad("CPU-time ratio", 24)}${pad("DSL overhead [min, max]", 27)}peak RSS cmkg/torch`,
+  `\n${pad("workload", 24)}${pad("cmkg img/s", 12)}${pad("tfjs img/s", 12)}${pad("torch img/s", 13)}${pad("ratio [min, max]", 24)}${pad("CPU-time ratio", 24)}${pad("DSL overhead [min, max]", 27)}${pad("(CPU time)", 27)}peak RSS cmkg/torch`,
 )
 for (const r of rows)
   console.log(
-    `${pad(r.workload, 24)}${pad(r.cmkg?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.tfjs?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.torch?.images_per_s_median.toFixed(2) ?? "-", 13)}${pad(range(r.ratio), 24)}${pad(range(r.cpu_ratio), 24)}${pad(range(r.dsl_overhead, true), 27)}${r.cmkg?.peak_rss_mb ?? "-"}/${r.torch?.peak_rss_mb ?? "-"} MB${r.error === undefined ? "" : `  (${r.error})`}`,
+    `${pad(r.workload, 24)}${pad(r.cmkg?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.tfjs?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.torch?.images_per_s_median.toFixed(2) ?? "-", 13)}${pad(range(r.ratio), 24)}${pad(range(r.cpu_ratio), 24)}${pad(range(r.dsl_overhead, true), 27)}${pad(range(r.dsl_overhead_cpu, true), 27)}${r.cmkg?.peak_rss_mb ?? "-"}/${r.torch?.peak_rss_mb ?? "-"} MB${r.error === undefined ? "" : `  (${r.error})`}`,
   )
 console.log(
   `${rounds} rounds of ${warmup} warm-up + ${steps} timed steps per side; backend ${backendName}, ${threads} threads; written to ${outPath}`,
