@@ -1,19 +1,24 @@
 /**
  * Per-kernel time of one training step on a backend: wraps every kernel
- * registered for the backend with a timer. `--dsl` profiles the cmkg DSL
- * program (bench/dsl.ts) instead of the network written against tfjs.
- *   node --import tsx bench/profile.ts [tiny|resnet18] [batch] [backend] [--dsl]
+ * registered for the backend with a timer. `--dsl` profiles the workload's
+ * DSL side (bench/dsl.ts: the program stage's step through `StepRun.run`)
+ * instead of its hand-written tfjs side (bench/handwritten.ts).
+ *   node --import tsx bench/profile.ts [WORKLOAD] [batch] [backend] [--dsl]
  */
 import * as tf from "@tensorflow/tfjs-core"
 import type { BackendPreference } from "../src/backend/index.ts"
 import { ready } from "../src/interpreters/tf/index.ts"
-import { dslTrain } from "./dsl.ts"
-import { mse, resnet18, tiny } from "./nets.ts"
+import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from "./dsl.ts"
+import { HANDWRITTEN } from "./handwritten.ts"
 
 const dslMode = process.argv.includes("--dsl")
-const [which = "tiny", batchS = "16", backend = "cmkg-cpu"] = process.argv
+const [which = "tiny-64-train", batchS = "16", backend = "cmkg-cpu"] = process.argv
   .slice(2)
   .filter((a) => a !== "--dsl")
+if (!(WORKLOAD_NAMES as readonly string[]).includes(which)) {
+  console.error(`bench/profile.ts: unknown workload "${which}"; expected one of ${WORKLOAD_NAMES.join(", ")}`)
+  process.exit(2)
+}
 tf.env().set("PROD", true)
 const sel = await ready(backend as BackendPreference)
 const stats = new Map<string, { n: number; ms: number; detail: Map<string, number> }>()
@@ -39,33 +44,15 @@ for (const k of tf.getKernelsForBackend(sel.name)) {
   })
 }
 const b = Number(batchS)
-const size = which === "tiny" ? 64 : 128
-const step = dslMode ? dslStep() : tfjsStep()
-
-function dslStep(): () => void {
-  const w = dslTrain(which === "tiny" ? "tiny" : "resnet18", b, size)
-  return () => {
-    w.step()
-  }
+const spec = WORKLOADS[which as WorkloadName]
+const hand = HANDWRITTEN[which]
+if (!dslMode && hand === undefined) {
+  console.error(`bench/profile.ts: ${which} has no hand-written side; pass --dsl`)
+  process.exit(2)
 }
-
-function tfjsStep(): () => void {
-  const net = which === "tiny" ? tiny(3, 63) : resnet18(3, 63)
-  const x = tf.randomNormal([b, size, size, 3]) as tf.Tensor4D
-  const y = tf.randomNormal([b, 63]) as tf.Tensor2D
-  const opt = tf.train.adam(2.5e-4)
-  return () => {
-    const u: Array<() => void> = []
-    const c = opt.minimize(
-      () => mse(net.forward(x, "train", u).y, y),
-      true,
-      net.params.map((p) => p.v),
-    )
-    c?.dataSync()
-    c?.dispose()
-    for (const f of u) f()
-  }
-}
+const step: () => unknown = dslMode
+  ? spec.dsl({ batch: b, imageSize: spec.imageSize }).step
+  : hand!(b, spec.imageSize).step
 step()
 stats.clear()
 const t0 = performance.now()

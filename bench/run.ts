@@ -1,145 +1,174 @@
 /**
  * `npm run bench`: the workloads of /work/shared/bench/workloads.md, images/s of
- * cmkg beside PyTorch (bench/torch_ref.py, run in the same run with the same
- * thread count when `/usr/bin/python3 -c "import torch"` works).
+ * cmkg beside PyTorch (bench/torch_ref.py) on the same machine with the same
+ * thread count.
  *
- *   npm run bench -- [--steps 5] [--threads N] [--backend auto|cmkg-cpu|wasm|cpu]
- *                    [--workloads tiny-64-train,resnet18-128-train,...] [--no-torch]
- *                    [--leak-steps 1000] [--no-dsl] [--no-handwritten] [--out latest.json]
+ *   npm run bench -- [--rounds 5] [--steps 3] [--warmup 1] [--threads N]
+ *                    [--backend auto|cmkg-cpu|wasm|cpu] [--workloads tiny-64-train,…]
+ *                    [--no-torch] [--python /usr/bin/python3] [--no-handwritten] [--out latest.json | --out /abs/path.json]
+ *                    [--leak-steps 1000 [--leak-every 100] [--leak-batch 8] [--leak-size 32]]
+ *                    [--compare earlier.json]
  *
- * The cmkg column is the DSL program (cmkg's zoo) run through the tf interpreter
- * where one exists (tiny-64-train, resnet18-128-train); the same network written
- * directly against tfjs (bench/nets.ts) runs beside it, so cmkg ÷ tfjs is the
- * DSL's own overhead. Writes bench/results/latest.json.
+ * Each workload runs in two processes built once: cmkg's (bench/worker.ts: the
+ * DSL column, i.e. the program stage's step run by `StepRun.run` as `cmkg run`
+ * runs it, and the hand-written tfjs column where one exists) and PyTorch's
+ * (`torch_ref.py --serve`). They take turns in rounds — cmkg, PyTorch, cmkg,
+ * PyTorch, … — each round `--warmup` untimed then `--steps` timed steps; one
+ * process waits while the other runs. The ratio cmkg ÷ PyTorch (images/s) is
+ * computed per round and reported as its median and min–max over rounds, and
+ * likewise DSL ÷ hand-written tfjs (the DSL's own overhead). Peak RSS of both
+ * processes is recorded. `--leak-steps N` runs the meta workload at a small
+ * size (cmkg-stb's tiny backbone) N steps and records the live tensors every
+ * `--leak-every` steps. `--compare FILE` prints how far each median ratio is
+ * from FILE's (two back-to-back runs should agree within 5 %).
+ *
+ * Writes bench/results/latest.json (or `--out`: relative to bench/results, or
+ * absolute), with this machine's absolute paths removed.
  */
-import { spawnSync } from "node:child_process"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { type ChildProcessByStdio, spawn } from "node:child_process"
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { cpus } from "node:os"
-import { dirname, join } from "node:path"
+import { dirname, join, resolve } from "node:path"
+import { createInterface } from "node:readline"
+import type { Readable, Writable } from "node:stream"
 import { fileURLToPath } from "node:url"
-import * as tf from "@tensorflow/tfjs-core"
-import {
-  type BackendPreference,
-  dnnlCalls,
-  dnnlUnavailable,
-  dnnlVersion,
-  fallbackCalls,
-  fastPathCalls,
-  liveTensors,
-} from "../src/backend/index.ts"
-import { pooledBytes } from "../src/backend/pool.ts"
-import { ready } from "../src/interpreters/tf/index.ts"
-import { dslTrain } from "./dsl.ts"
-import { distLoss, fusedAdam, mse, type Net, resnet18, tiny } from "./nets.ts"
+import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from "./dsl.ts"
+import { HANDWRITTEN } from "./handwritten.ts"
+import { median, perRoundRatio, relativeDifference, type Spread, scrubJson, spread } from "./stats.ts"
+import { PYTHON as DEFAULT_PYTHON, torchProblem as findTorchProblem, skipMessage } from "./torch.ts"
 
 const here = dirname(fileURLToPath(import.meta.url))
+const root = dirname(here)
 const args = process.argv.slice(2)
 const opt = (name: string, dflt: string): string => {
   const i = args.indexOf(`--${name}`)
   return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : dflt
 }
 const flag = (name: string): boolean => args.includes(`--${name}`)
+const refuse = (message: string): never => {
+  console.error(`npm run bench: ${message}`)
+  process.exit(2)
+}
+const count = (name: string, dflt: string, min: number): number => {
+  const v = Number(opt(name, dflt))
+  return Number.isInteger(v) && v >= min
+    ? v
+    : refuse(`--${name} ${opt(name, dflt)}: expected an integer ≥ ${min}`)
+}
 
-const steps = Number(opt("steps", "5"))
-const threads = Number(opt("threads", String(cpus().length)))
-const backendPref = opt("backend", "auto") as BackendPreference
-const ALL = ["tiny-64-train", "resnet18-128-train", "cmkd-resnet18-128", "cmkg-meta-resnet18-128"]
-const workloads = opt("workloads", ALL.join(","))
+const rounds = count("rounds", "5", 1)
+const steps = count("steps", "3", 1)
+const warmup = count("warmup", "1", 0)
+const threads = count("threads", String(cpus().length), 1)
+const backend = opt("backend", "auto")
+const leakSteps = count("leak-steps", "0", 0)
+const leakEvery = count("leak-every", "100", 1)
+const leakBatch = count("leak-batch", "8", 1)
+const leakSize = count("leak-size", "32", 8)
+const workloads = opt("workloads", WORKLOAD_NAMES.join(","))
   .split(",")
   .filter((w) => w !== "" && w !== "none")
-const leakSteps = Number(opt("leak-steps", "0"))
+for (const w of workloads)
+  if (!(WORKLOAD_NAMES as readonly string[]).includes(w))
+    refuse(`--workloads: unknown workload "${w}"; expected some of ${WORKLOAD_NAMES.join(", ")}`)
 
-tf.env().set("PROD", true)
-const selected = await ready(backendPref, { threads })
-console.log(`backend: ${selected.name} (${selected.note}); threads ${threads}; steps ${steps}`)
-
-let peakRss = 0
-const sample = (): void => {
-  peakRss = Math.max(peakRss, process.memoryUsage().rss)
+// The output file is checked before anything runs: an absolute path, or one relative to bench/results.
+const outPath = resolve(join(here, "results"), opt("out", "latest.json"))
+if (existsSync(outPath) && statSync(outPath).isDirectory())
+  refuse(`--out ${outPath}: is a directory; name a file`)
+{
+  let dir = dirname(outPath)
+  while (!existsSync(dir)) dir = dirname(dir)
+  try {
+    accessSync(dir, constants.W_OK)
+  } catch {
+    refuse(`--out ${outPath}: cannot write in ${dir}; choose another path`)
+  }
 }
-
-interface Workload {
-  readonly batch: number
-  /** Build the workload; returns one training step (which disposes everything it makes) and a dispose. */
-  make(batch: number): { step: () => number; dispose: () => void }
-}
-
-/** The hand-written step: the same kernels as the DSL's (fused batch norm, fused Adam). */
-const trainStep = (net: Net, x: tf.Tensor4D, y: tf.Tensor2D): { step: () => number; dispose: () => void } => {
-  const optimizer = fusedAdam(
-    net.params.map((p) => p.v),
-    2.5e-4,
+const compareWith = args.includes("--compare") ? resolve(opt("compare", "")) : undefined
+if (compareWith !== undefined && !existsSync(compareWith))
+  refuse(
+    `--compare ${compareWith}: no such file; pass an earlier bench result (e.g. bench/results/latest.json)`,
   )
-  return {
-    step: () => {
-      const updates: Array<() => void> = []
-      const loss = optimizer.step(() => mse(net.forward(x, "train", updates).y, y))
-      for (const u of updates) u()
-      return loss
-    },
-    dispose: optimizer.dispose,
+
+// ---- PyTorch: available, or why not and how to get it ----------------------------------------------
+
+const PYTHON = opt("python", DEFAULT_PYTHON)
+const torchProblem = flag("no-torch") ? "--no-torch" : findTorchProblem(PYTHON)
+if (torchProblem !== undefined && torchProblem !== "--no-torch")
+  console.log(skipMessage(torchProblem, PYTHON))
+
+// ---- the two processes of a workload -------------------------------------------------------------
+
+type Json = Record<string, unknown>
+
+/** A process that answers one JSON line per line it is sent (bench/worker.ts, torch_ref.py --serve). */
+class Peer {
+  private readonly lines: AsyncIterator<string>
+  private readonly child: ChildProcessByStdio<Writable, Readable, null>
+  constructor(
+    readonly label: string,
+    command: string,
+    argv: readonly string[],
+  ) {
+    this.child = spawn(command, argv, { cwd: root, stdio: ["pipe", "pipe", "inherit"] })
+    this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]()
   }
-}
-
-const disposeNet = (n: Net): void => {
-  for (const p of n.params) p.v.dispose()
-}
-
-/** A one-network training workload on random `size`×`size`×3 inputs and random 63-d targets. */
-const singleNetwork = (net: Net, b: number, size: number) => {
-  const x = tf.randomNormal([b, size, size, 3]) as tf.Tensor4D
-  const y = tf.randomNormal([b, 63]) as tf.Tensor2D
-  const t = trainStep(net, x, y)
-  return {
-    step: t.step,
-    dispose: () => {
-      t.dispose()
-      disposeNet(net)
-      tf.dispose([x, y])
-    },
-  }
-}
-
-const W: Record<string, Workload> = {
-  "tiny-64-train": { batch: 64, make: (b) => singleNetwork(tiny(3, 63), b, 64) },
-  "resnet18-128-train": { batch: 32, make: (b) => singleNetwork(resnet18(3, 63), b, 128) },
-  "cmkd-resnet18-128": {
-    batch: 32,
-    make(b) {
-      const student = resnet18(3, 63)
-      const teacher = resnet18(1, 63, false)
-      const x = tf.randomNormal([b, 128, 128, 3]) as tf.Tensor4D
-      const xd = tf.randomNormal([b, 128, 128, 1]) as tf.Tensor4D
-      const y = tf.randomNormal([b, 63]) as tf.Tensor2D
-      const optimizer = tf.train.adam(2.5e-4)
-      const vars = student.params.map((p) => p.v)
-      const step = (): number => {
-        const updates: Array<() => void> = []
-        const ta = tf.tidy(() => teacher.forward(xd, "eval", []).taps)
-        const cost = optimizer.minimize(
-          () => {
-            const s = student.forward(x, "train", updates)
-            return tf.add(mse(s.y, y), distLoss(s.taps, ta))
-          },
-          true,
-          vars,
+  /** The next JSON line it prints (other lines are passed through). */
+  async read(): Promise<Json> {
+    for (;;) {
+      const next = await this.lines.next()
+      if (next.done === true) {
+        const code = await new Promise<number | null>((ok) =>
+          this.child.exitCode !== null ? ok(this.child.exitCode) : this.child.once("exit", (c) => ok(c)),
         )
-        const loss = (cost as tf.Scalar).dataSync()[0] as number
-        cost?.dispose()
-        tf.dispose(ta)
-        for (const u of updates) u()
-        return loss
+        throw new Error(`${this.label} ended (exit ${code}) without answering; its messages are above`)
       }
-      return {
-        step,
-        dispose: () => {
-          disposeNet(student)
-          disposeNet(teacher)
-          tf.dispose([x, xd, y])
-        },
-      }
-    },
-  },
+      if (next.value.startsWith("{")) return JSON.parse(next.value) as Json
+      console.log(`${this.label}: ${next.value}`)
+    }
+  }
+  async ask(message: unknown): Promise<Json> {
+    this.child.stdin.write(`${typeof message === "string" ? message : JSON.stringify(message)}\n`)
+    const r = await this.read()
+    if (typeof r.error === "string") throw new Error(`${this.label}: ${r.error}`)
+    return r
+  }
+  /** Ends it; its final answer (peak RSS, counters). */
+  async close(): Promise<Json> {
+    const r = await this.ask("exit")
+    this.child.stdin.end()
+    return r
+  }
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill()
+  }
+}
+
+const cmkgWorker = (name: string, extra: readonly string[] = []): Peer =>
+  new Peer("cmkg", process.execPath, [
+    "--import",
+    "tsx",
+    join(here, "worker.ts"),
+    name,
+    "--threads",
+    String(threads),
+    "--backend",
+    backend,
+    ...extra,
+  ])
+
+const torchWorker = (name: string): Peer =>
+  new Peer("torch", PYTHON, [join(here, "torch_ref.py"), "--threads", String(threads), "--serve", name])
+
+// ---- one workload ------------------------------------------------------------------------------------
+
+interface Side {
+  readonly ms_per_step: readonly number[]
+  /** CPU time (all threads) per step, per round: less sensitive than wall time to other processes on the machine. */
+  readonly cpu_ms_per_step: readonly number[]
+  readonly images_per_s_median: number
+  readonly peak_rss_mb?: number
 }
 
 interface Row {
@@ -147,163 +176,245 @@ interface Row {
   batch: number
   threads: number
   backend: string
-  cmkg_images_per_s: number | null
-  cmkg_ms_per_step: number | null
-  /** What the cmkg column ran: the DSL program through the tf interpreter, or hand-written tfjs. */
-  cmkg_source: "dsl" | "hand-written tfjs"
-  /** The same network written directly against tfjs, on the same backend. */
-  tfjs_images_per_s: number | null
-  /** cmkg ÷ hand-written tfjs: the DSL's own overhead (1 = none). */
-  dsl_vs_tfjs: number | null
-  torch_images_per_s: number | null
-  ratio: number | null
-  live_tensors_before: number | null
-  live_tensors_after: number | null
+  /** What the cmkg column runs: the program stage's step through `StepRun.run`, as `cmkg run`. */
+  cmkg_source: string
+  cmkg: Side | null
+  /** The same workload written directly against tfjs (no DSL), where it exists. */
+  tfjs: Side | null
+  torch: Side | null
+  /** cmkg ÷ PyTorch images/s per round: median, min, max. */
+  ratio: Spread | null
+  /**
+   * The same ratio from CPU time (PyTorch's CPU ms ÷ cmkg's): a check on a busy machine, where
+   * wall time counts waiting for the CPU; with more than one thread it also counts spin-waiting.
+   */
+  cpu_ratio: Spread | null
+  /** DSL ÷ hand-written tfjs ms per step − 1 per round (0.03 = the DSL costs 3 % more). */
+  dsl_overhead: Spread | null
+  /** The same from CPU time. */
+  dsl_overhead_cpu: Spread | null
+  live_tensors: { before: number; after: number } | null
   error?: string
 }
 
-const torchOk =
-  !flag("no-torch") && spawnSync("/usr/bin/python3", ["-c", "import torch"], { stdio: "ignore" }).status === 0
-const torch = (workload: string): number | null => {
-  if (!torchOk) return null
-  const r = spawnSync(
-    "/usr/bin/python3",
-    [
-      join(here, "torch_ref.py"),
-      "--threads",
-      String(threads),
-      "--steps",
-      String(steps),
-      "--workloads",
-      workload,
-    ],
-    { encoding: "utf8" },
-  )
-  const line = r.stdout.split("\n").find((l) => l.startsWith("{"))
-  return line === undefined ? null : (JSON.parse(line) as { images_per_s: number }).images_per_s
+const SOURCES: Record<WorkloadName, string> = {
+  "tiny-64-train": 'cmkd-rhd stage "rgb baseline" (scale paper), network zoo.smallResNet',
+  "resnet18-128-train": 'cmkd-rhd stage "rgb baseline" (scale paper)',
+  "cmkd-resnet18-128": 'cmkd-rhd stage "kd: L_ACT + L_ATT" (scale paper)',
+  "cmkg-meta-resnet18-128": 'cmkg-stb stage "meta-train φ (R (ℓ2 form, Eq. 10))" (scale paper)',
 }
 
-const DSL: Record<string, () => { step: () => number; dispose: () => void }> = {
-  "tiny-64-train": () => dslTrain("tiny", 64, 64),
-  "resnet18-128-train": () => dslTrain("resnet18", 32, 128),
-}
+let backendName = backend
+let backendNote = ""
+const workerStats: Record<string, Json> = {}
 
-/** Warm-up step (builds the onnxruntime sessions), then `steps` timed steps. */
-const measure = (made: { step: () => number; dispose: () => void }, batch: number) => {
-  made.step()
-  sample()
-  const before = liveTensors()
-  const t0 = performance.now()
-  for (let i = 0; i < steps; i++) {
-    made.step()
-    sample()
-  }
-  const ms = (performance.now() - t0) / steps
-  const after = liveTensors()
-  made.dispose()
-  return { ms: Math.round(ms * 10) / 10, ips: Math.round((batch / (ms / 1000)) * 100) / 100, before, after }
-}
+const side = (ms: readonly number[], cpuMs: readonly number[], batch: number, rss?: number): Side => ({
+  ms_per_step: ms.map((m) => Math.round(m * 10) / 10),
+  cpu_ms_per_step: cpuMs.map((m) => Math.round(m * 10) / 10),
+  images_per_s_median: Math.round((batch / (median(ms) / 1000)) * 100) / 100,
+  ...(rss === undefined ? {} : { peak_rss_mb: rss }),
+})
 
-const rows: Array<Row> = []
-for (const name of workloads) {
-  const w = W[name]
-  const dsl = flag("no-dsl") ? undefined : DSL[name]
-  const torchIps = torch(name)
+const runWorkload = async (name: WorkloadName): Promise<Row> => {
+  const batch = WORKLOADS[name].batch
   const row: Row = {
     workload: name,
-    batch: w?.batch ?? 0,
+    batch,
     threads,
-    backend: selected.name,
-    cmkg_images_per_s: null,
-    cmkg_ms_per_step: null,
-    cmkg_source: dsl === undefined ? "hand-written tfjs" : "dsl",
-    tfjs_images_per_s: null,
-    dsl_vs_tfjs: null,
-    torch_images_per_s: torchIps,
+    backend: backendName,
+    cmkg_source: SOURCES[name],
+    cmkg: null,
+    tfjs: null,
+    torch: null,
     ratio: null,
-    live_tensors_before: null,
-    live_tensors_after: null,
+    cpu_ratio: null,
+    dsl_overhead: null,
+    dsl_overhead_cpu: null,
+    live_tensors: null,
   }
-  if (w === undefined) {
-    row.error = "not implemented in this bench yet (needs second-order gradients through the whole ResNet)"
-  } else {
-    try {
-      const hand = flag("no-handwritten") && dsl !== undefined ? undefined : measure(w.make(w.batch), w.batch)
-      const main = dsl === undefined ? hand : measure(dsl(), w.batch)
-      if (main !== undefined) {
-        row.cmkg_ms_per_step = main.ms
-        row.cmkg_images_per_s = main.ips
-        row.live_tensors_before = main.before
-        row.live_tensors_after = main.after
-        if (torchIps !== null) row.ratio = Math.round((main.ips / torchIps) * 1000) / 1000
-      }
-      if (hand !== undefined) {
-        row.tfjs_images_per_s = hand.ips
-        if (main !== undefined) row.dsl_vs_tfjs = Math.round((main.ips / hand.ips) * 1000) / 1000
-      }
-    } catch (e) {
-      row.error = e instanceof Error ? e.message : String(e)
+  const hasHand = HANDWRITTEN[name] !== undefined && !flag("no-handwritten")
+  const peers: Peer[] = []
+  try {
+    const cmkg = cmkgWorker(name, hasHand ? [] : ["--no-handwritten"])
+    peers.push(cmkg)
+    const hello = await cmkg.read()
+    backendName = String(hello.backend)
+    backendNote = String(hello.backend_note)
+    row.backend = backendName
+    // Built one after the other: PyTorch starts building once cmkg's side is built and waiting.
+    const torch = torchProblem === undefined ? torchWorker(name) : undefined
+    if (torch !== undefined) {
+      peers.push(torch)
+      await torch.read()
     }
+    const dslMs: number[] = []
+    const handMs: number[] = []
+    const torchMs: number[] = []
+    const cpu = { dsl: [] as number[], hand: [] as number[], torch: [] as number[] }
+    for (let r = 0; r < rounds; r++) {
+      // DSL and hand-written alternate which goes first, so that a drift within a round favours neither.
+      const order: Array<"dsl" | "hand"> = !hasHand
+        ? ["dsl"]
+        : r % 2 === 0
+          ? ["dsl", "hand"]
+          : ["hand", "dsl"]
+      for (const s of order) {
+        const a = await cmkg.ask({ side: s, warmup, steps })
+        ;(s === "dsl" ? dslMs : handMs).push(Number(a.ms_per_step))
+        cpu[s].push(Number(a.cpu_ms_per_step))
+        if (s === "dsl")
+          row.live_tensors = { before: Number(a.live_tensors_before), after: Number(a.live_tensors_after) }
+      }
+      if (torch !== undefined) {
+        const a = await torch.ask({ warmup, steps })
+        torchMs.push(Number(a.ms_per_step))
+        cpu.torch.push(Number(a.cpu_ms_per_step))
+      }
+      const last = (xs: number[]) => (xs.length === 0 ? "-" : `${xs[xs.length - 1]!.toFixed(0)} ms`)
+      console.log(
+        `${name} round ${r + 1}/${rounds}: cmkg ${last(dslMs)}/step, tfjs ${last(handMs)}, torch ${last(torchMs)}`,
+      )
+    }
+    const end = await cmkg.close()
+    workerStats[name] = end
+    const torchEnd = torch === undefined ? undefined : await torch.close()
+    row.cmkg = side(dslMs, cpu.dsl, batch, Number(end.peak_rss_mb))
+    if (hasHand) {
+      row.tfjs = side(handMs, cpu.hand, batch)
+      row.dsl_overhead = spread(perRoundRatio(handMs, dslMs).map((x) => x - 1))
+      row.dsl_overhead_cpu = spread(perRoundRatio(cpu.hand, cpu.dsl).map((x) => x - 1))
+    }
+    if (torchEnd !== undefined) {
+      row.torch = side(torchMs, cpu.torch, batch, Number(torchEnd.peak_rss_mb))
+      row.ratio = spread(perRoundRatio(dslMs, torchMs))
+      row.cpu_ratio = spread(perRoundRatio(cpu.dsl, cpu.torch))
+    }
+  } catch (e) {
+    row.error = e instanceof Error ? e.message : String(e)
+  } finally {
+    for (const p of peers) p.kill()
   }
+  return row
+}
+
+const rows: Row[] = []
+for (const name of workloads as WorkloadName[]) {
+  const row = await runWorkload(name)
   rows.push(row)
   console.log(JSON.stringify(row))
 }
 
-let leak: { steps: number; batch: number; live_tensors: Array<number> } | undefined
+// ---- leak check: the meta workload at a small size -----------------------------------------------------
+
+let leak: Json | undefined
 if (leakSteps > 0) {
-  // The tiny-64-train workload itself (the DSL path users run), `leakSteps` steps: live tensors must stay flat.
-  const batch = 64
-  const w = dslTrain("tiny", batch, 64)
-  w.step()
-  const counts = [liveTensors()]
-  const every = Math.max(1, Math.floor(leakSteps / 10))
-  const started = performance.now()
-  for (let i = 1; i <= leakSteps; i++) {
-    w.step()
-    if (i % every === 0) {
-      counts.push(liveTensors())
-      const s = (performance.now() - started) / 1000
-      console.log(
-        `leak check: step ${i}/${leakSteps}, live tensors ${liveTensors()}, ${(s / i).toFixed(2)} s/step`,
-      )
+  const w = cmkgWorker("cmkg-meta-resnet18-128", [
+    "--scale",
+    "tiny",
+    "--batch",
+    String(leakBatch),
+    "--image-size",
+    String(leakSize),
+    "--no-handwritten",
+  ])
+  try {
+    const hello = await w.read()
+    backendName = String(hello.backend)
+    backendNote = String(hello.backend_note)
+    const r = await w.ask({ leak: leakSteps, every: leakEvery })
+    const end = await w.close()
+    leak = {
+      workload: "cmkg-meta-resnet18-128 with cmkg-stb's tiny backbone",
+      batch: leakBatch,
+      image_size: leakSize,
+      steps: leakSteps,
+      every: leakEvery,
+      live_tensors: r.live_tensors,
+      s_per_step: Math.round(Number(r.s_per_step) * 1000) / 1000,
+      peak_rss_mb: end.peak_rss_mb,
     }
-    sample()
+    console.log(
+      `leak check: live tensors every ${leakEvery} steps: ${(r.live_tensors as number[]).join(" ")}`,
+    )
+  } catch (e) {
+    leak = { error: e instanceof Error ? e.message : String(e) }
+  } finally {
+    w.kill()
   }
-  w.dispose()
-  leak = { steps: leakSteps, batch, live_tensors: counts }
-  console.log(`leak check: live tensors every ${Math.floor(leakSteps / 10)} steps: ${counts.join(" ")}`)
 }
 
-const mem = process.memoryUsage()
-const out = {
-  date: new Date().toISOString(),
-  command: `npm run bench -- ${args.join(" ")}`.trim(),
-  backend: selected.name,
-  backend_note: selected.note,
-  threads,
-  steps,
-  torch_available: torchOk,
-  workloads: rows,
-  live_tensors_end: liveTensors(),
-  peak_rss_mb: Math.round(peakRss / 2 ** 20),
-  heap_used_mb: Math.round(mem.heapUsed / 2 ** 20),
-  pooled_buffer_mb: Math.round(pooledBytes() / 2 ** 20),
-  fast_path_calls: { ...fastPathCalls },
-  fallback_calls: { ...fallbackCalls },
-  onednn: dnnlVersion() ?? `not used: ${dnnlUnavailable()}`,
-  onednn_calls: { ...dnnlCalls },
-  ...(leak === undefined ? {} : { leak }),
+// ---- against an earlier run ----------------------------------------------------------------------------
+
+let comparison: Json | undefined
+if (compareWith !== undefined) {
+  const earlier = JSON.parse(readFileSync(compareWith, "utf8")) as { workloads?: Row[] }
+  const per: Record<string, Json> = {}
+  for (const r of rows) {
+    const then = earlier.workloads?.find((w) => w.workload === r.workload)?.ratio?.median
+    const now = r.ratio?.median
+    if (then === undefined || now === undefined) continue
+    const d = relativeDifference(now, then)
+    const cpuThen = earlier.workloads?.find((w) => w.workload === r.workload)?.cpu_ratio?.median
+    const cpuNow = r.cpu_ratio?.median
+    const cpuDifference =
+      cpuThen === undefined || cpuNow === undefined
+        ? {}
+        : { cpu_ratio_difference: Math.round(relativeDifference(cpuNow, cpuThen) * 1000) / 1000 }
+    per[r.workload] = {
+      ...cpuDifference,
+      this_run: now,
+      earlier: then,
+      difference: Math.round(d * 1000) / 1000,
+      within_5_percent: d <= 0.05,
+    }
+    console.log(
+      `${r.workload}: median ratio ${now} now, ${then} in ${compareWith}: ${(d * 100).toFixed(1)} % apart${d <= 0.05 ? "" : " (more than 5 %)"}` +
+        ("cpu_ratio_difference" in cpuDifference
+          ? `; CPU-time ratio ${cpuNow} against ${cpuThen}, ${(cpuDifference.cpu_ratio_difference * 100).toFixed(1)} % apart`
+          : ""),
+    )
+  }
+  comparison = { file: compareWith, workloads: per }
 }
-mkdirSync(join(here, "results"), { recursive: true })
-writeFileSync(join(here, "results", opt("out", "latest.json")), `${JSON.stringify(out, null, 2)}\n`)
+
+const out = scrubJson(
+  {
+    date: new Date().toISOString(),
+    command: `npm run bench -- ${args.join(" ")}`.trim(),
+    backend: backendName,
+    backend_note: backendNote,
+    threads,
+    rounds,
+    steps_per_round: steps,
+    warmup_steps_per_round: warmup,
+    torch_available: torchProblem === undefined,
+    ...(torchProblem === undefined
+      ? {}
+      : { torch_skipped: torchProblem === "--no-torch" ? torchProblem : skipMessage(torchProblem, PYTHON) }),
+    workloads: rows,
+    ...(leak === undefined ? {} : { leak }),
+    ...(comparison === undefined ? {} : { compare: comparison }),
+    cmkg_process: workerStats,
+  },
+  root,
+)
+mkdirSync(dirname(outPath), { recursive: true })
+writeFileSync(outPath, `${JSON.stringify(out, null, 2)}\n`)
 
 const pad = (s: string, n: number): string => s.padEnd(n)
-console.log(`\n${pad("workload", 26)}${pad("cmkg img/s", 12)}${pad("torch img/s", 13)}ratio`)
-for (const r of rows) {
-  console.log(
-    `${pad(r.workload, 26)}${pad(r.cmkg_images_per_s?.toFixed(2) ?? "-", 12)}${pad(r.torch_images_per_s?.toFixed(2) ?? "-", 13)}${r.ratio?.toFixed(3) ?? "-"}${r.error === undefined ? "" : `  (${r.error})`}`,
-  )
-}
+const range = (s: Spread | null, pct = false): string =>
+  s === null
+    ? "-"
+    : pct
+      ? `${(s.median * 100).toFixed(1)} % [${(s.min * 100).toFixed(1)}, ${(s.max * 100).toFixed(1)}]`
+      : `${s.median.toFixed(3)} [${s.min.toFixed(3)}, ${s.max.toFixed(3)}]`
 console.log(
-  `live tensors at end ${out.live_tensors_end}; peak RSS ${out.peak_rss_mb} MB; heap ${out.heap_used_mb} MB; backend ${selected.name}, ${threads} threads`,
+  `\n${pad("workload", 24)}${pad("cmkg img/s", 12)}${pad("tfjs img/s", 12)}${pad("torch img/s", 13)}${pad("ratio [min, max]", 24)}${pad("CPU-time ratio", 24)}${pad("DSL overhead [min, max]", 27)}${pad("(CPU time)", 27)}peak RSS cmkg/torch`,
+)
+for (const r of rows)
+  console.log(
+    `${pad(r.workload, 24)}${pad(r.cmkg?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.tfjs?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.torch?.images_per_s_median.toFixed(2) ?? "-", 13)}${pad(range(r.ratio), 24)}${pad(range(r.cpu_ratio), 24)}${pad(range(r.dsl_overhead, true), 27)}${pad(range(r.dsl_overhead_cpu, true), 27)}${r.cmkg?.peak_rss_mb ?? "-"}/${r.torch?.peak_rss_mb ?? "-"} MB${r.error === undefined ? "" : `  (${r.error})`}`,
+  )
+console.log(
+  `${rounds} rounds of ${warmup} warm-up + ${steps} timed steps per side; backend ${backendName}, ${threads} threads; written to ${outPath}`,
 )

@@ -49,7 +49,6 @@ import type * as Step from "../../dsl/Step.ts"
 import * as Check from "../shape-check/index.ts"
 import * as LossCheck from "../shape-check/loss.ts"
 import { apply, type Mode } from "./apply.ts"
-import { valueAndGrad } from "./autodiff.ts"
 import type { Tree } from "./init.ts"
 import * as Init from "./init.ts"
 import * as TfLoss from "./loss.ts"
@@ -136,13 +135,20 @@ const overlay = (base: Readonly<Record<string, Tree>>, flat: Tree): Record<strin
 
 /**
  * Value and gradient of `f` with respect to every entry of `tree`, also for
- * entries `f` does not depend on (zero gradients; tfjs would throw).
+ * entries `f` does not depend on (zero gradients, where `tf.valueAndGrads`
+ * would throw). Those zeros are made only for the entries without a gradient:
+ * no extra pass over the others (differentiable to any order, like
+ * `valueAndGrads`, which calls the same `engine().gradients`).
  */
-const gradOf = (f: (t: Tree) => tf.Scalar, tree: Tree): { value: tf.Scalar; grads: Tree } =>
-  valueAndGrad((t) => {
-    const anchor = tf.mul(tf.addN(Object.values(t).map((x) => tf.sum(x))), 0)
-    return tf.add(f(t), anchor) as tf.Scalar
-  }, tree)
+const gradOf = (f: (t: Tree) => tf.Scalar, tree: Tree): { value: tf.Scalar; grads: Tree } => {
+  const keys = Object.keys(tree)
+  const xs = keys.map((k) => tree[k]!)
+  const { value, grads } = tf.engine().gradients(() => f(tree), xs, undefined, true)
+  return {
+    value: value as tf.Scalar,
+    grads: Object.fromEntries(keys.map((k, i) => [k, grads[i] ?? tf.zerosLike(xs[i]!)])),
+  }
+}
 
 // ---- evaluating losses --------------------------------------------------------------------
 
@@ -260,26 +266,27 @@ const unflatten = (flat: Tree): Record<string, Record<string, tf.Tensor>> => {
 const optimizerState = (world: World, path: string, o: Optimizer.Optimizer, params: Tree): Optim.State => {
   const old = world.opt[path]
   if (old === undefined) return Optim.init(o, params)
-  const fresh = Optim.init(o, params)
+  // The slot names of a fresh state, without allocating one (over no parameters there are no tensors);
+  // each slot of a fresh state holds one tensor per parameter, of its shape.
+  const names = Optim.init(o, {}).slots.map((slot) => Object.keys(slot))
+  const entries = Object.entries(params)
   const fits =
-    old.slots.length === fresh.slots.length &&
-    fresh.slots.every((slot, i) => {
+    old.slots.length === names.length &&
+    names.every((slotNames, i) => {
       const prev = old.slots[i]!
-      const names = Object.keys(slot)
       return (
-        names.length === Object.keys(prev).length &&
-        names.every((n) => {
-          const a = slot[n]!
+        slotNames.length === Object.keys(prev).length &&
+        slotNames.every((n) => {
           const b = prev[n]
           return (
             b !== undefined &&
-            Object.keys(a).length === Object.keys(b).length &&
-            Object.entries(a).every(([k, t]) => b[k]?.shape.join() === t.shape.join())
+            entries.length === Object.keys(b).length &&
+            entries.every(([k, t]) => b[k]?.shape.join() === t.shape.join())
           )
         })
       )
     })
-  return fits ? old : fresh
+  return fits ? old : Optim.init(o, params)
 }
 
 const minimize = (
