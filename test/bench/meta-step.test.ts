@@ -15,6 +15,7 @@ import { after, before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import { metaWorkload, stageOf } from "../../bench/dsl.ts"
 import { open } from "../../src/data/open.ts"
+import { batchSeed } from "../../src/data/stream.ts"
 import * as Data from "../../src/dsl/Data.ts"
 import * as Experiment from "../../src/dsl/Experiment.ts"
 import type * as Loss from "../../src/dsl/Loss.ts"
@@ -89,8 +90,10 @@ test("the bench's meta step and cmkg run's step of cmkg-stb's ℓ2 meta-train st
   assert.ok(latest !== undefined, "the runner wrote no checkpoint")
   const runner = Checkpoint.load(join(Checkpoint.directory(out), latest)).groups
 
-  // The bench: its meta workload on the batch the runner drew (stage 0: seed·7919 + 0, epoch 0).
-  const [b] = [...open(data).batches({ batchSize: BATCH, seed: SEED * 7919, epoch: 0, dropLast: true })]
+  // The bench: its meta workload on the batch the runner drew (the split's batch order for this seed, epoch 0).
+  const [b] = [
+    ...open(data).batches({ batchSize: BATCH, seed: batchSeed(SEED, data), epoch: 0, dropLast: true }),
+  ]
   assert.ok(b !== undefined)
   const batch: Partial<Record<Loss.Field, tf.Tensor>> = {
     rgb: tf.tensor4d(b.rgb, [BATCH, SIZE, SIZE, 3]),
