@@ -6,7 +6,7 @@
  */
 import { existsSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { Effect, Schema } from "effect"
+import { Effect } from "effect"
 import type * as Data from "../dsl/Data.ts"
 import type * as Dirnet from "../dsl/dirnet.ts"
 import type * as Experiment from "../dsl/Experiment.ts"
@@ -76,13 +76,12 @@ export const continueCommand = (args: RunArgs, out: string): string =>
     .join(" ")
 
 /** A seed whose run finished: its results.json is there and whole (a run killed while writing it is resumed). */
-const FinishedSeed = Schema.Struct({ seed: Schema.Int, rows: Schema.Array(Schema.Unknown) })
-const finishedResults = (dir: string, seed: number): Runner.Results | undefined => {
+const finishedResults = (dir: string, seed: number): RunFiles.Results | undefined => {
   const file = join(dir, "results.json")
   if (!existsSync(file)) return undefined
   try {
-    const value = Read.readJson(file, Schema.Unknown)
-    return Read.decode(file, FinishedSeed, value).seed === seed ? (value as Runner.Results) : undefined
+    const results = Read.readJson(file, RunFiles.Results)
+    return results.seed === seed ? results : undefined
   } catch {
     return undefined
   }
