@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the workloads of /work/shared/bench/workloads.md, images/s of
+ * `npm run bench`: the workloads of ../shared/bench/workloads.md, images/s of
  * cmkg beside PyTorch (bench/torch_ref.py) on the same machine with the same
  * thread count.
  *

@@ -5,16 +5,11 @@
 // otherwise the TypeScript sources through tsx, so an edit under src/ is never
 // shadowed by an older bundle. Either way the CLI registers tsx itself when a
 // program module is TypeScript.
-import { existsSync, readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { sourceHash } from "../scripts/source-hash.mjs"
+import { bundleIsFresh } from "../scripts/source-hash.mjs"
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..")
-const stamp = join(root, "dist", "SOURCE-HASH")
-const fresh = existsSync(stamp) && readFileSync(stamp, "utf8").trim() === sourceHash(root)
-
-if (fresh) await import("../dist/cli/main.js")
+if (bundleIsFresh(join(dirname(fileURLToPath(import.meta.url)), ".."))) await import("../dist/cli/main.js")
 else {
   const [esm, cjs] = await Promise.all([import("tsx/esm/api"), import("tsx/cjs/api")])
   esm.register()

@@ -3,7 +3,7 @@
 // compiled bundle only when it matches, so a bundle older than an edit is
 // never run in its place. Plain JS: the bin imports it before any TypeScript.
 import { createHash } from "node:crypto"
-import { readdirSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 
 export const sourceHash = (root) => {
@@ -22,4 +22,10 @@ export const sourceHash = (root) => {
   }
   walk(join(root, "src"))
   return hash.digest("hex")
+}
+
+/** Whether dist/ is the build of src/ as it is now (its SOURCE-HASH matches). */
+export const bundleIsFresh = (root) => {
+  const stamp = join(root, "dist", "SOURCE-HASH")
+  return existsSync(stamp) && readFileSync(stamp, "utf8").trim() === sourceHash(root)
 }

@@ -2,10 +2,10 @@
 // `npm test`: type-check, then every test and law file under node:test.
 // Node 20's --test takes no globs, so the files are listed here.
 import { spawn, spawnSync } from "node:child_process"
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { readdirSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
-import { sourceHash } from "./source-hash.mjs"
+import { bundleIsFresh } from "./source-hash.mjs"
 
 const roots = ["test", "laws"]
 const files = []
@@ -23,9 +23,7 @@ const selected = only.length > 0 ? files.filter((f) => only.some((o) => f.includ
 const run = (cmd, args) => spawnSync(cmd, args, { stdio: "inherit" }).status ?? 1
 // The CLI tests run bin/cmkg.js, which runs the compiled bundle only when it matches src/:
 // build it first, so that what the tests exercise is what the package ships.
-const stamp = "dist/SOURCE-HASH"
-if (!existsSync(stamp) || readFileSync(stamp, "utf8").trim() !== sourceHash(process.cwd()))
-  if (run(process.execPath, ["scripts/build.mjs"]) !== 0) process.exit(1)
+if (!bundleIsFresh(process.cwd())) if (run(process.execPath, ["scripts/build.mjs"]) !== 0) process.exit(1)
 if (only.length === 0) {
   console.log("# typecheck: tsc --noEmit")
   if (run(process.execPath, ["node_modules/typescript/bin/tsc", "--noEmit", "-p", "."]) !== 0) process.exit(1)

@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url"
 import { Effect, Schema } from "effect"
 import * as Program from "../dsl/Program.ts"
 import { fromBundle, packageRoot } from "../package-root.ts"
+import * as Read from "../run-dir/read.ts"
 import { BadInvocation, ProgramRejected } from "./errors.ts"
 import * as Typecheck from "./typecheck.ts"
 
@@ -42,12 +43,6 @@ export const locate = (arg: string): Located | undefined => {
   }
   const m = /^(?:\.\/)?programs\/(.+)$/.exec(arg)
   return m === null ? undefined : builtIn(m[1]!)
-}
-
-/** The path of the file `arg` names, or undefined (kept for callers that only need the path). */
-export const resolvePath = (arg: string): string | undefined => {
-  const located = locate(arg)
-  return located === undefined ? undefined : resolve(located.shown)
 }
 
 const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0]!.trim()
@@ -134,39 +129,6 @@ const ProgramShape = Schema.Struct({
   experiment: Schema.Union([Schema.Undefined, Tagged]),
 })
 
-/** `["models"][0]["input"][1]` → `models[0].input[1]`. */
-const jsPath = (at: string): string =>
-  at
-    .replace(/\["([^"]+)"\]/g, ".$1")
-    .replace(/^\./, "")
-    .trim()
-
-const valueAt = (root: unknown, at: string): unknown => {
-  let v = root
-  for (const m of at.matchAll(/\[(?:"([^"]+)"|(\d+))\]/g)) {
-    if (typeof v !== "object" || v === null) return undefined
-    v = (v as Record<string, unknown>)[m[1] ?? m[2]!]
-  }
-  return v
-}
-
-const shownValue = (v: unknown): string => {
-  if (v === undefined) return "undefined"
-  if (typeof v === "function") return "a function"
-  const s = JSON.stringify(v)
-  return s === undefined ? String(v) : s.length > 40 ? `${s.slice(0, 40)}…` : s
-}
-
-/** One line for a decoding failure: `models[0].input[1]: expected number, got "a"`. */
-const describe = (e: unknown, value: unknown): string => {
-  const [what = "invalid", at = ""] = String((e as { message?: unknown }).message ?? e)
-    .split("\n")
-    .map((l) => l.trim())
-  const path = at.startsWith("at ") ? at.slice(3) : ""
-  const expected = what.charAt(0).toLowerCase() + what.slice(1)
-  return `${path === "" ? "" : `${jsPath(path)}: `}${expected}, got ${shownValue(path === "" ? value : valueAt(value, path))}`
-}
-
 /** The program a loaded module denotes under `options`, its outer structure decoded. */
 export const resolveProgram = (
   loaded: { readonly file: string; readonly value: Program.Program | Program.Family },
@@ -180,10 +142,16 @@ export const resolveProgram = (
           message: `${loaded.file}: building the program failed: ${e instanceof Error ? e.message : String(e)}`,
         }),
     })
+    // The run directory's one-line decoder: `models: expected array, got 3`.
     yield* Effect.try({
-      try: () => Schema.decodeUnknownSync(ProgramShape)(built),
+      try: () => Read.decode(loaded.file, ProgramShape, built),
       catch: (e) =>
-        new BadInvocation({ message: `${loaded.file}: not a valid program value: ${describe(e, built)}` }),
+        new BadInvocation({
+          message:
+            e instanceof Read.RunFileError
+              ? `${loaded.file}: not a valid program value: ${e.at === "" ? "" : `${e.at}: `}${e.problem}`
+              : `${loaded.file}: not a valid program value: ${String(e)}`,
+        }),
     })
     return built
   })

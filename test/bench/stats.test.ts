@@ -36,13 +36,13 @@ test("the per-round ratio is images/s of a over images/s of b, round by round", 
 
 test("paths under the repository become relative, other absolute paths keep their last two segments", () => {
   const note =
-    "skipped tensorflow (Cannot find package '@tensorflow/tfjs-node' imported from /work/wt/bench2/src/backend/index.ts); also /work/main/src/interpreters/tf/backend/index.ts, see https://example.org/a/b"
+    "skipped tensorflow (Cannot find package '@tensorflow/tfjs-node' imported from /home/ada/cmkg/src/backend/index.ts); also /opt/other/src/interpreters/tf/backend/index.ts, see https://example.org/a/b"
   assert.equal(
-    scrubPaths(note, "/work/wt/bench2"),
+    scrubPaths(note, "/home/ada/cmkg"),
     "skipped tensorflow (Cannot find package '@tensorflow/tfjs-node' imported from src/backend/index.ts); also …/backend/index.ts, see https://example.org/a/b",
   )
   assert.deepEqual(
-    scrubJson({ command: "npm run bench -- --out /tmp/x/a.json --python /usr/bin/python3", n: 3 }, "/r"),
+    scrubJson({ command: "npm run bench -- --out /var/x/a.json --python /usr/bin/python3", n: 3 }, "/r"),
     {
       command: "npm run bench -- --out …/x/a.json --python /usr/bin/python3",
       n: 3,
