@@ -9,11 +9,11 @@
  */
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
-import { createHash } from "node:crypto"
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, test } from "node:test"
+import { results, snapshot, steps } from "./helpers.ts"
 
 const fixture = "test/fixtures/programs/tiny-experiment.ts"
 const env = { ...process.env, CMKG_TEST_EPOCHS: "1" }
@@ -21,35 +21,6 @@ const root = mkdtempSync(join(tmpdir(), "cmkg-resume-fallback-"))
 after(() => rmSync(root, { recursive: true, force: true }))
 const cmkg = (...args: string[]) =>
   spawnSync(process.execPath, ["bin/cmkg.js", ...args], { encoding: "utf8", env })
-
-const results = (out: string) => JSON.parse(readFileSync(join(out, "results.json"), "utf8")).rows
-/** Every logged step without its wall time. */
-const steps = (out: string) =>
-  readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => {
-      const { time: _, ...rest } = JSON.parse(l)
-      return rest
-    })
-/** Every file under `dir` with its bytes. */
-const snapshot = (dir: string): Record<string, string> =>
-  Object.fromEntries(
-    (readdirSync(dir, { recursive: true }) as string[]).flatMap((f) => {
-      try {
-        return [
-          [
-            f,
-            createHash("sha256")
-              .update(readFileSync(join(dir, f)))
-              .digest("hex"),
-          ],
-        ]
-      } catch {
-        return [] // a directory
-      }
-    }),
-  )
 
 const base = join(root, "base")
 let reference: { results: unknown; steps: unknown } | undefined

@@ -8,13 +8,13 @@
  */
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
-import { createHash } from "node:crypto"
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, test } from "node:test"
 import "@tensorflow/tfjs-backend-cpu"
 import * as Checkpoint from "../../src/interpreters/tf/checkpoint.ts"
+import { results, snapshot } from "./helpers.ts"
 
 const fixture = "test/fixtures/programs/tiny-experiment.ts"
 const env = { ...process.env, CMKG_TEST_EPOCHS: "1" }
@@ -22,26 +22,6 @@ const root = mkdtempSync(join(tmpdir(), "cmkg-resume-safety-"))
 after(() => rmSync(root, { recursive: true, force: true }))
 const cmkg = (...args: string[]) =>
   spawnSync(process.execPath, ["bin/cmkg.js", ...args], { encoding: "utf8", env })
-
-const results = (out: string) => JSON.parse(readFileSync(join(out, "results.json"), "utf8")).rows
-/** Every file under `dir` with its bytes: what "nothing changed" compares. */
-const snapshot = (dir: string): Record<string, string> =>
-  Object.fromEntries(
-    (readdirSync(dir, { recursive: true }) as string[]).flatMap((f) => {
-      try {
-        return [
-          [
-            f,
-            createHash("sha256")
-              .update(readFileSync(join(dir, f)))
-              .digest("hex"),
-          ],
-        ]
-      } catch {
-        return [] // a directory
-      }
-    }),
-  )
 
 /** A finished one-seed run, copied for each scenario. */
 const base = join(root, "base")

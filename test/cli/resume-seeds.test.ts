@@ -6,11 +6,11 @@
  */
 import assert from "node:assert/strict"
 import { spawn, spawnSync } from "node:child_process"
-import { createHash } from "node:crypto"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, test } from "node:test"
+import { snapshot } from "./helpers.ts"
 
 const fixture = "test/fixtures/programs/tiny-experiment.ts"
 const env = { ...process.env, CMKG_TEST_EPOCHS: "1" }
@@ -18,24 +18,6 @@ const root = mkdtempSync(join(tmpdir(), "cmkg-resume-seeds-"))
 after(() => rmSync(root, { recursive: true, force: true }))
 const cmkg = (...args: string[]) =>
   spawnSync(process.execPath, ["bin/cmkg.js", ...args], { encoding: "utf8", env })
-/** Every file under `dir` with its bytes' hash. */
-const snapshot = (dir: string): Record<string, string> =>
-  Object.fromEntries(
-    (readdirSync(dir, { recursive: true }) as string[]).flatMap((f) => {
-      try {
-        return [
-          [
-            f,
-            createHash("sha256")
-              .update(readFileSync(join(dir, f)))
-              .digest("hex"),
-          ],
-        ]
-      } catch {
-        return [] // a directory
-      }
-    }),
-  )
 
 test("Ctrl-C during seed 2 of 2 prints the whole command, which resumes seed 2 and keeps seed 1", async () => {
   const out = join(root, "seeds")

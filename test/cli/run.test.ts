@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { test } from "node:test"
 import "@tensorflow/tfjs-backend-cpu"
 import * as Checkpoint from "../../src/interpreters/tf/checkpoint.ts"
+import { results, steps } from "./helpers.ts"
 
 const fixture = "test/fixtures/programs/tiny-experiment.ts"
 const scratch = () => mkdtempSync(join(tmpdir(), "cmkg-run-"))
@@ -27,16 +28,6 @@ const exited = (p: ChildProcess) => new Promise<number | null>((r) => p.on("exit
 const waitForSteps = async (out: string, n: number) => {
   while (lines(join(out, "metrics.jsonl")) < n) await sleep(100)
 }
-const results = (out: string) => JSON.parse(readFileSync(join(out, "results.json"), "utf8")).rows
-/** Every logged step without its wall time. */
-const steps = (out: string) =>
-  readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => {
-      const { time: _, ...rest } = JSON.parse(l)
-      return rest
-    })
 
 /** Every checkpoint under its final name loads completely (manifest sizes match the data). */
 const assertCheckpointsWhole = (out: string) => {
