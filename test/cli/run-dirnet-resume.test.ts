@@ -44,8 +44,10 @@ const metrics = (out: string): Record<string, unknown>[] => {
     .map((l) => JSON.parse(l) as Record<string, unknown>)
 }
 /** Waits until `metrics.jsonl` has at least `n` lines. */
+// Polled every 10 ms: with steps of a few tens of ms, a 100 ms poll let the Ctrl-C below land after the
+// last training step, leaving the diverging copy nothing to train (seen on a quiet machine).
 const waitForSteps = async (out: string, n: number) => {
-  while (metrics(out).length < n) await sleep(100)
+  while (metrics(out).length < n) await sleep(10)
 }
 /** Every step's phase, epoch, step and loss (or the gate's −R̄), without the wall time. */
 const losses = (out: string) => metrics(out).map(({ time: _, ...rest }) => rest)
