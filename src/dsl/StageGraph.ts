@@ -15,8 +15,9 @@
  *   parameters: a read of whatever the model's last writer left.
  *   The step reads every model its losses read (`Loss.models`: outputs, taps,
  *   norms), every adapter they own (`Loss.adapters`), every φ they use
- *   (`Loss.metaParams`), and whatever it updates (an update starts from the
- *   current value); it writes what it updates (`Minimize` its `wrt`, models
+ *   (`Loss.metaParams`), a meta-step's inner models, and whatever it updates
+ *   (an update starts from the current value: a model trained without an
+ *   `init` entry continues as under `Keep`); it writes what it updates (`Minimize` its `wrt`, models
  *   and adapters; `MetaMinimize` its φ) and, under batch-norm policy
  *   `"train"`, the running statistics of the models a `Minimize` trains and
  *   its loss applies. A read of something the stage's own `init` already
@@ -39,7 +40,10 @@
  * `cmkg run` does, {@link Storage} `"shared"`); an engine that keeps each
  * stage's writes as its own version (per-stage checkpoints) and hands every
  * stage the versions its {@link Input}s name needs the read-after-write edges
- * alone (`"per-stage"`). Either way every stage sees the same inputs as in the
+ * alone (`"per-stage"`). The difference is large where rows reuse one model
+ * name: cmkg-stb trains every target row as "target-student" from scratch,
+ * so in one world each row waits for the previous row's evaluations, while
+ * with per-stage versions the rows are independent. Either way every stage sees the same inputs as in the
  * sequential run (`laws/stage-graph`): with all three kinds, every
  * topological order of the graph gives each read the same last writer as the
  * program order, and two stages are ordered exactly when a chain of
