@@ -1,7 +1,9 @@
 /**
  * `cmkg check`: every network's table, and for an experiment its compute
- * (MACs per training step of each stage × steps) and, with `--estimate`, a
- * wall-time estimate from the backend's measured throughput.
+ * (MACs per training step of each stage × steps), for a staged experiment
+ * its stage graph (what each stage reads from which, its MACs, the critical
+ * path) and, with `--estimate`, a wall-time estimate from the backend's
+ * measured throughput.
  *
  * @module
  */
@@ -10,6 +12,7 @@ import type * as Experiment from "../dsl/Experiment.ts"
 import type * as Program from "../dsl/Program.ts"
 import type * as DirnetCheck from "../interpreters/shape-check/dirnet-experiment.ts"
 import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
+import * as GraphCheck from "../interpreters/shape-check/stage-graph.ts"
 import * as CheckView from "./check.ts"
 import { ProgramRejected } from "./errors.ts"
 import * as Load from "./load.ts"
@@ -65,6 +68,10 @@ export const check = (a: {
       estimate = { backend: backend.name, macsPerSecond, seconds: report.macsTotal / macsPerSecond }
     }
     const loops = "loops" in report ? (report as DirnetCheck.Report).loops : []
+    const graph =
+      typed.experiment?._tag === "Experiment"
+        ? GraphCheck.graphReport(typed as Program.Program<Experiment.Experiment>, report)
+        : undefined
     if (a.json) {
       const experiment =
         resolved.experiment === undefined
@@ -74,6 +81,7 @@ export const check = (a: {
                 stages: report.stages,
                 macsTotal: report.macsTotal,
                 ...(loops.length === 0 ? {} : { loopCosts: loops }),
+                ...(graph === undefined ? {} : { graph: CheckView.graphJson(graph) }),
                 ...(estimate === undefined ? {} : { estimate }),
               },
             }
@@ -109,6 +117,7 @@ export const check = (a: {
           yield* Console.log(
             `  estimated wall time on ${estimate.backend} (measured ${human(estimate.macsPerSecond)}MACs/s): ${clock(estimate.seconds)}`,
           )
+        if (graph !== undefined) yield* Console.log(`\n${CheckView.graph(graph)}`)
       }
     }
     if (report.errors.length > 0) {

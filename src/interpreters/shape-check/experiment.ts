@@ -39,7 +39,7 @@ export const dataSpecs = (p: Program.Program<Experiment.Any>): Data.Spec[] => {
 }
 
 /** Samples a data spec yields (synthetic sets know it statically; real ones are estimated as unknown). */
-const sizeOf = (spec: Data.Spec): number | undefined =>
+export const sizeOf = (spec: Data.Spec): number | undefined =>
   spec._tag === "Synthetic" ? Math.floor(spec.count * (spec.subset.to - spec.subset.from)) : undefined
 
 const stepMacs = (
