@@ -18,7 +18,7 @@
  */
 import { existsSync, statSync } from "node:fs"
 import { join } from "node:path"
-import { Cause, Config, Data, Effect, Exit, Option } from "effect"
+import { Cause, Config, ConfigProvider, Data, Effect, Exit, Option } from "effect"
 import { BACKENDS, type BackendPreference } from "./backend/names.ts"
 
 /** An environment variable of cmkg's holds a value it cannot use. */
@@ -87,7 +87,10 @@ export const settings: Effect.Effect<Settings, BadSetting> = Effect.all({ backen
 
 /** One setting, read now; a bad value throws its {@link BadSetting} (for the library's synchronous layers). */
 export const read = <A>(setting: Effect.Effect<A, BadSetting>): A => {
-  const exit = Effect.runSyncExit(setting)
+  // The environment as it is now: Effect's default provider keeps the one it saw first (tests set variables later).
+  const exit = Effect.runSyncExit(
+    Effect.provideService(setting, ConfigProvider.ConfigProvider, ConfigProvider.fromEnv()),
+  )
   if (Exit.isSuccess(exit)) return exit.value
   throw Cause.squash(exit.cause)
 }

@@ -19,6 +19,16 @@
  * same initialisation and batch order, and inserting a row changes no other
  * row's numbers.
  *
+ * The run is an Effect program on the {@link Backend} service. Its world is a
+ * resource of the run's scope; each step is one synchronous Effect (its
+ * batch's tensors acquired and released around it, the world, the position
+ * and the metrics line updated together), and between steps the fiber yields
+ * to the event loop. Interrupting the fiber there (Ctrl-C under the platform
+ * runtime) releases the world, and that release writes a checkpoint of where
+ * the run stands before disposing it: in a train stage after its last step,
+ * in an evaluate stage at its start (it is evaluated again on resume).
+ * Failures are tagged errors ({@link RunError}), each one line.
+ *
  * @module
  */
 import { mkdirSync, rmSync } from "node:fs"

@@ -1,0 +1,138 @@
+/**
+ * What `cmkg run`'s runner (src/interpreters/tf/experiment.ts) costs per step
+ * beyond the step itself: tiny-64-train's step (cmkd-rhd's "rgb baseline"
+ * stage with zoo's smallResNet, batch 64 at 64×64, as bench/dsl.ts times it)
+ * run by the runner over a synthetic split, against the same step in a bare
+ * loop over the same batches (batch → tensors → `StepRun.run` → dispose). The
+ * two alternate within one process, `--rounds` times; each side's time per
+ * step is measured between its first and last step (the runner's from its
+ * metrics lines), so start-up, the epoch's checkpoint and the results are
+ * left out. `runner ÷ bare − 1` is the runner's overhead per step: its
+ * metrics line, progress, Effects and the yield to the event loop where
+ * Ctrl-C lands. `--trivial` times a one-channel network at 8×8, batch 2,
+ * where the step costs almost nothing and the overhead shows in µs.
+ *
+ *   node --import tsx bench/runner-overhead.ts [--steps 8] [--rounds 4] [--threads 1] [--backend auto] [--trivial]
+ *
+ * @module
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as tf from "@tensorflow/tfjs-core"
+import { Effect, Layer } from "effect"
+import type { BackendPreference } from "../src/backend/index.ts"
+import { open } from "../src/data/open.ts"
+import { batchSeed } from "../src/data/stream.ts"
+import * as Data from "../src/dsl/Data.ts"
+import * as Experiment from "../src/dsl/Experiment.ts"
+import type * as Loss from "../src/dsl/Loss.ts"
+import * as Program from "../src/dsl/Program.ts"
+import * as Zoo from "../src/dsl/zoo.ts"
+import * as Runner from "../src/interpreters/tf/experiment.ts"
+import * as Tf from "../src/interpreters/tf/index.ts"
+import * as StepRun from "../src/interpreters/tf/step.ts"
+import cmkdRhd from "../src/programs/cmkd-rhd.ts"
+import { stageOf } from "./dsl.ts"
+import { median } from "./stats.ts"
+
+const args = process.argv.slice(2)
+const opt = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : dflt
+}
+const trivial = args.includes("--trivial")
+const steps = Number(opt("steps", trivial ? "400" : "8"))
+const rounds = Number(opt("rounds", "4"))
+const batch = trivial ? 2 : 64
+const imageSize = trivial ? 8 : 64
+const seed = 1
+
+const selected = await Tf.ready(opt("backend", "auto") as BackendPreference, {
+  threads: Number(opt("threads", "1")),
+})
+
+// The workload's stage, its model's network replaced by the workload's and its data by a synthetic split of `steps` batches.
+const { program: cmkd, stage } = stageOf(cmkdRhd, "paper", "rgb baseline")
+const net = trivial ? Zoo.smallResNet({ outputs: 63, widths: [1, 1] }) : Zoo.smallResNet({ outputs: 63 })
+const models = cmkd.models.map((m) =>
+  Program.model(m.name, net, [imageSize, imageSize, m.input[m.input.length - 1]!]),
+)
+const data = Data.synthetic({ domain: "rhd", count: batch * steps, imageSize, seed: 5, modalities: ["rgb"] })
+const train = Experiment.train({ name: stage.name, data, epochs: 1, batchSize: batch, step: stage.step })
+const program = Program.program({
+  name: "runner-overhead",
+  description: "tiny-64-train through the runner",
+  models,
+  experiment: Experiment.experiment({ feeds: cmkd.experiment!.feeds, stages: [train] }),
+})
+const ctx: StepRun.Context = {
+  models: Object.fromEntries(models.map((m) => [m.name, m])),
+  feeds: program.experiment!.feeds,
+}
+const ds = open(data)
+
+/** Seconds per step between the first and the last step of `times` (seconds at the end of each step). */
+const perStep = (times: readonly number[]): number => (times.at(-1)! - times[0]!) / (times.length - 1)
+
+/** The runner, from an empty run directory: one epoch of `steps` steps. */
+const throughRunner = async (): Promise<number> => {
+  const out = mkdtempSync(join(tmpdir(), "cmkg-runner-overhead-"))
+  await Effect.runPromise(
+    Runner.run(program, { out, seed, resume: false, reporter: { progress: () => {}, log: () => {} } }).pipe(
+      Effect.provide(Layer.succeed(Tf.Backend, selected)),
+    ),
+  )
+  const times = readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => (JSON.parse(l) as { time: number }).time)
+  rmSync(out, { recursive: true, force: true })
+  return perStep(times)
+}
+
+/** The same steps in a bare loop: the runner's world for this stage (initialised with the run's seed), its batches. */
+const bare = (): number => {
+  const model = ctx.models["rgb-baseline"]!
+  const { params, state } = Tf.init(model.net, model.input, seed)
+  let world: StepRun.World = {
+    params: { [model.name]: params },
+    state: { [model.name]: state },
+    meta: {},
+    opt: {},
+  }
+  const times: number[] = []
+  for (const b of ds.batches({ batchSize: batch, seed: batchSeed(seed, data), epoch: 0, dropLast: true })) {
+    const t: Partial<Record<Loss.Field, tf.Tensor>> = {
+      joints3d: tf.tensor2d(b.joints3d, [b.size, 63]),
+      joints2d: tf.tensor2d(b.joints2d, [b.size, 42]),
+      rgb: tf.tensor4d(b.rgb, [b.size, imageSize, imageSize, 3]),
+    }
+    world = StepRun.run(stage.step, world, t, ctx).world
+    for (const v of Object.values(t)) v.dispose()
+    times.push(performance.now() / 1000)
+  }
+  for (const tree of [...Object.values(world.params), ...Object.values(world.state)])
+    for (const v of Object.values(tree)) v.dispose()
+  for (const s of Object.values(world.opt))
+    for (const slot of s.slots)
+      for (const tree of Object.values(slot)) for (const v of Object.values(tree)) v.dispose()
+  return perStep(times)
+}
+
+const ratios: number[] = []
+const excess: number[] = []
+for (let r = 0; r < rounds; r++) {
+  const b = bare()
+  const runner = await throughRunner()
+  ratios.push(runner / b)
+  excess.push((runner - b) * 1e6)
+  console.log(
+    `round ${r + 1}: bare ${(b * 1e3).toFixed(3)} ms/step, runner ${(runner * 1e3).toFixed(3)} ms/step, runner ÷ bare ${(runner / b).toFixed(4)}`,
+  )
+}
+console.log(
+  `${trivial ? "trivial step (8×8, batch 2)" : "tiny-64-train"} on ${selected.name}, ${steps} steps × ${rounds} rounds: ` +
+    `runner ÷ bare median ${median(ratios).toFixed(4)} (min ${Math.min(...ratios).toFixed(4)}, max ${Math.max(...ratios).toFixed(4)}); ` +
+    `runner − bare median ${median(excess).toFixed(0)} µs/step`,
+)
