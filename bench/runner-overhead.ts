@@ -120,6 +120,37 @@ const bare = (): number => {
   return perStep(times)
 }
 
+/**
+ * The Effect machinery of one runner step with nothing to do: the step's Effects as `trainStage` runs them
+ * (its batch acquired and released around a synchronous step, then the yield to the event loop), against
+ * the promise-based runner's `await setImmediate` per step. Microseconds per step, over `n` steps.
+ */
+const machinery = async (n: number): Promise<{ effect: number; promise: number }> => {
+  const attempt = <A>(f: () => A) => Effect.try({ try: f, catch: (e) => e })
+  const t0 = performance.now()
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      let sum = 0
+      for (let i = 0; i < n; i++) {
+        sum += yield* Effect.acquireUseRelease(
+          attempt(() => ({ i })),
+          (b) => attempt(() => b.i),
+          () => Effect.sync(() => {}),
+        )
+        yield* Effect.yieldNow
+      }
+      return sum
+    }),
+  )
+  const t1 = performance.now()
+  for (let i = 0; i < n; i++) await new Promise<void>((resolve) => setImmediate(resolve))
+  const t2 = performance.now()
+  return { effect: ((t1 - t0) * 1000) / n, promise: ((t2 - t1) * 1000) / n }
+}
+
+// One untimed round first: tfjs compiles and caches its kernels on the first steps of each side.
+bare()
+await throughRunner()
 const ratios: number[] = []
 const excess: number[] = []
 for (let r = 0; r < rounds; r++) {
@@ -135,4 +166,10 @@ console.log(
   `${trivial ? "trivial step (8×8, batch 2)" : "tiny-64-train"} on ${selected.name}, ${steps} steps × ${rounds} rounds: ` +
     `runner ÷ bare median ${median(ratios).toFixed(4)} (min ${Math.min(...ratios).toFixed(4)}, max ${Math.max(...ratios).toFixed(4)}); ` +
     `runner − bare median ${median(excess).toFixed(0)} µs/step`,
+)
+await machinery(2000)
+const per = [await machinery(20000), await machinery(20000), await machinery(20000)]
+console.log(
+  `per step with nothing to do (20000 steps × 3): the runner's Effects ${per.map((p) => p.effect.toFixed(1)).join(", ")} µs; ` +
+    `the promise-based runner's await setImmediate ${per.map((p) => p.promise.toFixed(1)).join(", ")} µs`,
 )
