@@ -4,10 +4,11 @@
  * stage with zoo's smallResNet, batch 64 at 64×64, as bench/dsl.ts times it)
  * run by the runner over a synthetic split, against the same step in a bare
  * loop over the same batches (batch → tensors → `StepRun.run` → dispose). The
- * two alternate within one process, `--rounds` times; each side's time per
- * step is measured between its first and last step (the runner's from its
- * metrics lines), so start-up, the epoch's checkpoint and the results are
- * left out. `runner ÷ bare − 1` is the runner's overhead per step: its
+ * two alternate within one process, `--rounds` times; each side's wall-clock
+ * and CPU time per step are measured between the end of its first and of its
+ * last step (the runner's at its progress reports), so start-up, the epoch's
+ * checkpoint and the results are left out. CPU time (this process's) is the
+ * steadier of the two on a machine other processes share. `runner ÷ bare − 1` is the runner's overhead per step: its
  * metrics line, progress, Effects and the yield to the event loop where
  * Ctrl-C lands. `--trivial` times a one-channel network at 8×8, batch 2,
  * where the step costs almost nothing and the overhead shows in µs.
@@ -16,7 +17,7 @@
  *
  * @module
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
@@ -72,27 +73,40 @@ const ctx: StepRun.Context = {
 }
 const ds = open(data)
 
-/** Seconds per step between the first and the last step of `times` (seconds at the end of each step). */
-const perStep = (times: readonly number[]): number => (times.at(-1)! - times[0]!) / (times.length - 1)
+/** When a step ended: wall-clock and CPU seconds (this process, all its threads). */
+interface Mark {
+  readonly wall: number
+  readonly cpu: number
+}
+const mark = (): Mark => {
+  const c = process.cpuUsage()
+  return { wall: performance.now() / 1000, cpu: (c.user + c.system) / 1e6 }
+}
 
-/** The runner, from an empty run directory: one epoch of `steps` steps. */
-const throughRunner = async (): Promise<number> => {
+/** Seconds per step between the end of the first and of the last step. */
+const perStep = (marks: readonly Mark[]): Mark => ({
+  wall: (marks.at(-1)!.wall - marks[0]!.wall) / (marks.length - 1),
+  cpu: (marks.at(-1)!.cpu - marks[0]!.cpu) / (marks.length - 1),
+})
+
+/** The runner, from an empty run directory: one epoch of `steps` steps (each step's end marked by its progress report). */
+const throughRunner = async (): Promise<Mark> => {
   const out = mkdtempSync(join(tmpdir(), "cmkg-runner-overhead-"))
+  const marks: Mark[] = []
   await Effect.runPromise(
-    Runner.run(program, { out, seed, resume: false, reporter: { progress: () => {}, log: () => {} } }).pipe(
-      Effect.provide(Layer.succeed(Tf.Backend, selected)),
-    ),
+    Runner.run(program, {
+      out,
+      seed,
+      resume: false,
+      reporter: { progress: () => marks.push(mark()), log: () => {} },
+    }).pipe(Effect.provide(Layer.succeed(Tf.Backend, selected))),
   )
-  const times = readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => (JSON.parse(l) as { time: number }).time)
   rmSync(out, { recursive: true, force: true })
-  return perStep(times)
+  return perStep(marks)
 }
 
 /** The same steps in a bare loop: the runner's world for this stage (initialised with the run's seed), its batches. */
-const bare = (): number => {
+const bare = (): Mark => {
   const model = ctx.models["rgb-baseline"]!
   const { params, state } = Tf.init(model.net, model.input, seed)
   let world: StepRun.World = {
@@ -101,7 +115,7 @@ const bare = (): number => {
     meta: {},
     opt: {},
   }
-  const times: number[] = []
+  const marks: Mark[] = []
   for (const b of ds.batches({ batchSize: batch, seed: batchSeed(seed, data), epoch: 0, dropLast: true })) {
     const t: Partial<Record<Loss.Field, tf.Tensor>> = {
       joints3d: tf.tensor2d(b.joints3d, [b.size, 63]),
@@ -110,14 +124,14 @@ const bare = (): number => {
     }
     world = StepRun.run(stage.step, world, t, ctx).world
     for (const v of Object.values(t)) v.dispose()
-    times.push(performance.now() / 1000)
+    marks.push(mark())
   }
   for (const tree of [...Object.values(world.params), ...Object.values(world.state)])
     for (const v of Object.values(tree)) v.dispose()
   for (const s of Object.values(world.opt))
     for (const slot of s.slots)
       for (const tree of Object.values(slot)) for (const v of Object.values(tree)) v.dispose()
-  return perStep(times)
+  return perStep(marks)
 }
 
 /**
@@ -151,21 +165,24 @@ const machinery = async (n: number): Promise<{ effect: number; promise: number }
 // One untimed round first: tfjs compiles and caches its kernels on the first steps of each side.
 bare()
 await throughRunner()
-const ratios: number[] = []
-const excess: number[] = []
+const wall: number[] = []
+const cpu: number[] = []
 for (let r = 0; r < rounds; r++) {
   const b = bare()
   const runner = await throughRunner()
-  ratios.push(runner / b)
-  excess.push((runner - b) * 1e6)
+  wall.push(runner.wall / b.wall)
+  cpu.push(runner.cpu / b.cpu)
   console.log(
-    `round ${r + 1}: bare ${(b * 1e3).toFixed(3)} ms/step, runner ${(runner * 1e3).toFixed(3)} ms/step, runner ÷ bare ${(runner / b).toFixed(4)}`,
+    `round ${r + 1}: ms/step bare ${(b.wall * 1e3).toFixed(3)} (CPU ${(b.cpu * 1e3).toFixed(3)}), ` +
+      `runner ${(runner.wall * 1e3).toFixed(3)} (CPU ${(runner.cpu * 1e3).toFixed(3)}); ` +
+      `runner ÷ bare ${(runner.wall / b.wall).toFixed(4)} (CPU ${(runner.cpu / b.cpu).toFixed(4)})`,
   )
 }
+const summary = (xs: number[]) =>
+  `median ${median(xs).toFixed(4)} (min ${Math.min(...xs).toFixed(4)}, max ${Math.max(...xs).toFixed(4)})`
 console.log(
   `${trivial ? "trivial step (8×8, batch 2)" : "tiny-64-train"} on ${selected.name}, ${steps} steps × ${rounds} rounds: ` +
-    `runner ÷ bare median ${median(ratios).toFixed(4)} (min ${Math.min(...ratios).toFixed(4)}, max ${Math.max(...ratios).toFixed(4)}); ` +
-    `runner − bare median ${median(excess).toFixed(0)} µs/step`,
+    `runner ÷ bare wall ${summary(wall)}; CPU ${summary(cpu)}`,
 )
 await machinery(2000)
 const per = [await machinery(20000), await machinery(20000), await machinery(20000)]
