@@ -6,7 +6,7 @@
  */
 import { existsSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type * as Data from "../dsl/Data.ts"
 import type * as Dirnet from "../dsl/dirnet.ts"
 import type * as Experiment from "../dsl/Experiment.ts"
@@ -241,86 +241,82 @@ export const run = (args: RunArgs) =>
       }
     }
 
-    // Everything below runs on the backend the layer chose; its sessions are released when the run ends.
-    yield* Effect.gen(function* () {
-      const backend = yield* Tf.Backend
-      const progress = reporter()
-      if (restarting !== undefined) progress.log(restarting)
-      progress.log(
-        `cmkg run ${program.name} · scale ${args.scale} · ${args.seeds} seed(s) · backend ${backend.name} (${backend.note}) · out ${out}`,
-      )
-      progress.log(
-        `static check: ${report.models.length} networks, ${report.trainStages} training stages, ${(report.macsTotal / 1e12).toFixed(3)} T multiply-accumulates of training compute in all`,
-      )
-      if (restarting !== undefined) {
-        // The runners start over in the directories they train in; those of another seed layout are removed here.
-        rmSync(join(out, "checkpoints"), { recursive: true, force: true })
-        rmSync(join(out, "metrics.jsonl"), { force: true })
-      }
-      yield* OutDir.create(out)
-      yield* OutDir.write(
-        join(out, "program.json"),
-        `${JSON.stringify({ program: typed, options: { ...args, data }, parameters }, null, 2)}\n`,
-      )
-
-      // Ctrl-C interrupts this fiber (the platform runtime's signal handling): the runner writes a checkpoint
-      // as it lets go of its world, and the process exits 130 after the line that says how to continue.
-      let stoppedAt: string | undefined
-      const results: RunFiles.Results[] = []
-      yield* Effect.onInterrupt(
-        Effect.gen(function* () {
-          for (let seed = firstSeed; seed < firstSeed + args.seeds; seed++) {
-            const dir = perSeedDirectories ? join(out, `seed-${seed}`) : out
-            if (args.seeds > 1)
-              progress.log(`— seed ${seed} (${seed - firstSeed + 1} of ${args.seeds}) → ${dir}`)
-            // A resumed run with seeds in seed-N/ continues the seed that was interrupted: finished ones stay as they are.
-            const finished = resume && perSeedDirectories ? finishedResults(dir, seed) : undefined
-            if (finished !== undefined) {
-              progress.log(`seed ${seed} finished earlier (${join(dir, "results.json")}): kept as it is`)
-              results.push(finished)
-              continue
-            }
-            results.push(
-              yield* runKind(typed, {
-                out: dir,
-                seed,
-                resume,
-                restart: args.restart,
-                reporter: progress,
-                onStopped: (checkpoint) => {
-                  stoppedAt = checkpoint
-                },
-              }),
-            )
-          }
-        }),
-        () =>
-          Effect.sync(() =>
-            progress.log(
-              `stopped${stoppedAt === undefined ? "" : `; checkpoint at ${stoppedAt}`}. Continue with: ${continueCommand(args, out)}`,
-            ),
-          ),
-      )
-      // Over every seed in the run directory: other processes may have run other seeds into it.
-      const summary = Summary.aggregate(
-        perSeedDirectories
-          ? yield* Effect.try({
-              try: () => RunDir.seedResults(out),
-              catch: (e) => new RunFailed({ message: e instanceof Error ? e.message : String(e) }),
-            })
-          : results,
-      )
-      yield* OutDir.write(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`)
-      yield* OutDir.write(join(out, "summary.md"), Summary.markdown(summary))
-      progress.log(`\n${Summary.markdown(summary)}`)
-      progress.log(`run directory: ${out} (cmkg report ${out} draws the tables and plots)`)
-      if (args.scale === "tiny")
-        progress.log(
-          `--scale tiny is a smoke test (small images, little data, few epochs); the tables in earnest: cmkg run ${args.program} --scale small --seeds 5`,
-        )
-    }).pipe(
-      Effect.provide(
-        Tf.backendLayer(args.backend, args.threads === undefined ? {} : { threads: args.threads }),
-      ),
+    // The backend the layer chose, for the rest of this command: its sessions are released when it ends.
+    const services = yield* Layer.build(
+      Tf.backendLayer(args.backend, args.threads === undefined ? {} : { threads: args.threads }),
     )
-  })
+    const backend = Context.get(services, Tf.Backend)
+    const progress = reporter()
+    if (restarting !== undefined) progress.log(restarting)
+    progress.log(
+      `cmkg run ${program.name} · scale ${args.scale} · ${args.seeds} seed(s) · backend ${backend.name} (${backend.note}) · out ${out}`,
+    )
+    progress.log(
+      `static check: ${report.models.length} networks, ${report.trainStages} training stages, ${(report.macsTotal / 1e12).toFixed(3)} T multiply-accumulates of training compute in all`,
+    )
+    if (restarting !== undefined) {
+      // The runners start over in the directories they train in; those of another seed layout are removed here.
+      rmSync(join(out, "checkpoints"), { recursive: true, force: true })
+      rmSync(join(out, "metrics.jsonl"), { force: true })
+    }
+    yield* OutDir.create(out)
+    yield* OutDir.write(
+      join(out, "program.json"),
+      `${JSON.stringify({ program: typed, options: { ...args, data }, parameters }, null, 2)}\n`,
+    )
+
+    // Ctrl-C interrupts this fiber (the platform runtime's signal handling): the runner writes a checkpoint as
+    // it lets go of its world, and the process exits 130 after the line that says how to continue.
+    let stoppedAt: string | undefined
+    const results: RunFiles.Results[] = []
+    yield* Effect.onInterrupt(
+      Effect.gen(function* () {
+        for (let seed = firstSeed; seed < firstSeed + args.seeds; seed++) {
+          const dir = perSeedDirectories ? join(out, `seed-${seed}`) : out
+          if (args.seeds > 1)
+            progress.log(`— seed ${seed} (${seed - firstSeed + 1} of ${args.seeds}) → ${dir}`)
+          // A resumed run with seeds in seed-N/ continues the seed that was interrupted: finished ones stay as they are.
+          const finished = resume && perSeedDirectories ? finishedResults(dir, seed) : undefined
+          if (finished !== undefined) {
+            progress.log(`seed ${seed} finished earlier (${join(dir, "results.json")}): kept as it is`)
+            results.push(finished)
+            continue
+          }
+          const options: Runner.Options = {
+            out: dir,
+            seed,
+            resume,
+            restart: args.restart,
+            reporter: progress,
+            onStopped: (checkpoint) => {
+              stoppedAt = checkpoint
+            },
+          }
+          results.push(yield* runKind(typed, options).pipe(Effect.provide(services)))
+        }
+      }),
+      () =>
+        Effect.sync(() =>
+          progress.log(
+            `stopped${stoppedAt === undefined ? "" : `; checkpoint at ${stoppedAt}`}. Continue with: ${continueCommand(args, out)}`,
+          ),
+        ),
+    )
+    // Over every seed in the run directory: other processes may have run other seeds into it.
+    const summary = Summary.aggregate(
+      perSeedDirectories
+        ? yield* Effect.try({
+            try: () => RunDir.seedResults(out),
+            catch: (e) => new RunFailed({ message: e instanceof Error ? e.message : String(e) }),
+          })
+        : results,
+    )
+    yield* OutDir.write(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`)
+    yield* OutDir.write(join(out, "summary.md"), Summary.markdown(summary))
+    progress.log(`\n${Summary.markdown(summary)}`)
+    progress.log(`run directory: ${out} (cmkg report ${out} draws the tables and plots)`)
+    if (args.scale === "tiny")
+      progress.log(
+        `--scale tiny is a smoke test (small images, little data, few epochs); the tables in earnest: cmkg run ${args.program} --scale small --seeds 5`,
+      )
+  }).pipe(Effect.scoped)
