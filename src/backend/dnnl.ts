@@ -13,6 +13,7 @@ import { createRequire } from "node:module"
 import { join } from "node:path"
 import type { backend_util } from "@tensorflow/tfjs-core"
 import { packageRoot } from "../package-root.ts"
+import * as Settings from "../settings.ts"
 import { alloc } from "./pool.ts"
 
 type Conv2DInfo = backend_util.Conv2DInfo
@@ -77,7 +78,7 @@ export const useDnnl = (on: boolean): void => {
 
 const load = (): Addon | undefined => {
   if (addon !== undefined || why !== undefined) return addon
-  if (process.env.CMKG_DNNL === "0") {
+  if (!Settings.read(Settings.dnnl)) {
     why = "disabled by CMKG_DNNL=0"
     return undefined
   }

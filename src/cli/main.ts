@@ -6,13 +6,13 @@
  *
  * @module
  */
-import { NodeServices } from "@effect/platform-node"
-import { Cause, Console, Effect, Exit, Option } from "effect"
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Cause, Console, Effect, Exit, Option, Runtime } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { BACKENDS } from "../backend/names.ts"
 import * as Data from "../dsl/Data.ts"
 import * as Program from "../dsl/Program.ts"
-import { BadInvocation, type CliError, exitCode } from "./errors.ts"
+import { BadInvocation, exitCode, isCliError } from "./errors.ts"
 
 // Each command loads its modules when it runs, so `cmkg --version` and
 // `cmkg check` never load tfjs or the report stack (start-up time).
@@ -199,17 +199,20 @@ const main = Command.runWith(cmkg, { version: "0.1.0", renderErrors: false })(pr
   Effect.provide(NodeServices.layer),
 )
 
-const exit = await Effect.runPromiseExit(main as Effect.Effect<void, unknown>)
-if (Exit.isFailure(exit)) {
-  const failure = Cause.squash(exit.cause)
-  const ours =
-    typeof failure === "object" && failure !== null && "_tag" in failure ? (failure as CliError) : undefined
-  if (ours !== undefined && ["BadInvocation", "ProgramRejected", "RunFailed"].includes(ours._tag)) {
-    console.error(`cmkg: ${ours.message}`)
-    process.exitCode = exitCode(ours)
-  } else {
+// The platform runtime runs the CLI: SIGINT/SIGTERM interrupt its fiber (a run writes its checkpoint as it
+// is interrupted, then the process exits 130), and each failure becomes one line and an exit code.
+NodeRuntime.runMain(main as Effect.Effect<void, unknown>, {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => {
+    if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause))
+      return Runtime.defaultTeardown(exit, onExit)
+    const failure = Cause.squash(exit.cause)
+    if (isCliError(failure)) {
+      console.error(`cmkg: ${failure.message}`)
+      return onExit(exitCode(failure))
+    }
     // Anything else is the argument parser's own complaint (it already printed help): a bad invocation.
     console.error(`cmkg: ${describeParseFailure(failure) ?? Cause.pretty(exit.cause).split("\n")[0]}`)
-    process.exitCode = 2
-  }
-}
+    onExit(2)
+  },
+})

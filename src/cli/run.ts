@@ -6,7 +6,7 @@
  */
 import { existsSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
 import type * as Data from "../dsl/Data.ts"
 import type * as Dirnet from "../dsl/dirnet.ts"
 import type * as Experiment from "../dsl/Experiment.ts"
@@ -20,6 +20,7 @@ import * as Summary from "../report/summary.ts"
 import * as ProgramJson from "../run-dir/program-json.ts"
 import * as Read from "../run-dir/read.ts"
 import * as RunFiles from "../run-dir/schema.ts"
+import * as Settings from "../settings.ts"
 import { BadInvocation, ProgramRejected, RunFailed } from "./errors.ts"
 import * as Load from "./load.ts"
 import * as OutDir from "./out-dir.ts"
@@ -116,17 +117,48 @@ const missingData = (specs: readonly Data.Spec[]): string[] => [
   ),
 ]
 
+/**
+ * DIR-Net's promise-based runner as an Effect: interrupted (Ctrl-C), it is told
+ * to stop after its current step, and the interruption waits until it has
+ * written its checkpoint.
+ */
+const runDirnet = (
+  program: Program.Program<Dirnet.Experiment>,
+  options: Runner.Options,
+  backend: string,
+): Effect.Effect<RunFiles.Results, Runner.RunError> =>
+  Effect.callback<RunFiles.Results, Runner.RunError>((resume) => {
+    let stop = false
+    const running = DirnetRun.run(program, { ...options, backend, shouldStop: () => stop })
+    running.then(
+      (o) => resume(o._tag === "Done" ? Effect.succeed(o.results) : Effect.interrupt),
+      (e) => resume(Effect.fail(Runner.asRunError(e))),
+    )
+    return Effect.promise(() => {
+      stop = true
+      return running.then(
+        (o) => {
+          if (o._tag === "Stopped") options.onStopped?.(o.checkpoint)
+        },
+        () => undefined,
+      )
+    })
+  })
+
 /** The tf interpreter's fold for the program's kind of experiment. */
 const runKind = (
   program: Program.Program<Experiment.Any>,
-  options: Runner.RunOptions,
-): Promise<Runner.Outcome> => {
+  options: Runner.Options,
+): Effect.Effect<RunFiles.Results, Runner.RunError, Tf.Backend> => {
   const e = program.experiment!
   switch (e._tag) {
     case "Experiment":
       return Runner.run(program as Program.Program<Experiment.Experiment>, options)
     case "DirNetExperiment":
-      return DirnetRun.run(program as Program.Program<Dirnet.Experiment>, options)
+      return Effect.gen(function* () {
+        const backend = yield* Tf.Backend
+        return yield* runDirnet(program as Program.Program<Dirnet.Experiment>, options, backend.name)
+      })
     default: {
       const unhandled: never = e
       throw new Error(`unknown experiment kind ${(unhandled as { _tag: string })._tag}`)
@@ -136,6 +168,8 @@ const runKind = (
 
 export const run = (args: RunArgs) =>
   Effect.gen(function* () {
+    // cmkg's environment variables, each a one-line error naming it and its value when it is bad.
+    yield* Settings.settings
     const data = yield* parseData(args.data)
     if (!Number.isInteger(args.seeds) || args.seeds < 1)
       return yield* new BadInvocation({ message: `--seeds must be a positive integer, got ${args.seeds}` })
@@ -207,13 +241,11 @@ export const run = (args: RunArgs) =>
       }
     }
 
-    const backend = yield* Effect.tryPromise({
-      try: () => Tf.ready(args.backend, args.threads === undefined ? {} : { threads: args.threads }),
-      catch: (e) =>
-        new BadInvocation({
-          message: `--backend ${args.backend}: ${e instanceof Error ? e.message : String(e)}`,
-        }),
-    })
+    // The backend the layer chose, for the rest of this command: its sessions are released when it ends.
+    const services = yield* Layer.build(
+      Tf.backendLayer(args.backend, args.threads === undefined ? {} : { threads: args.threads }),
+    )
+    const backend = Context.get(services, Tf.Backend)
     const progress = reporter()
     if (restarting !== undefined) progress.log(restarting)
     progress.log(
@@ -233,51 +265,43 @@ export const run = (args: RunArgs) =>
       `${JSON.stringify({ program: typed, options: { ...args, data }, parameters }, null, 2)}\n`,
     )
 
-    let stopping = false
-    const onSigint = () => {
-      if (stopping) process.exit(130)
-      stopping = true
-      progress.log("Ctrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)")
-    }
-    // Every kind of experiment checkpoints: Ctrl-C stops it after the current step, with a checkpoint.
-    process.on("SIGINT", onSigint)
+    // Ctrl-C interrupts this fiber (the platform runtime's signal handling): the runner writes a checkpoint as
+    // it lets go of its world, and the process exits 130 after the line that says how to continue.
+    let stoppedAt: string | undefined
     const results: RunFiles.Results[] = []
-    try {
-      for (let seed = firstSeed; seed < firstSeed + args.seeds; seed++) {
-        const dir = perSeedDirectories ? join(out, `seed-${seed}`) : out
-        if (args.seeds > 1) progress.log(`— seed ${seed} (${seed - firstSeed + 1} of ${args.seeds}) → ${dir}`)
-        // A resumed run with seeds in seed-N/ continues the seed that was interrupted: finished ones stay as they are.
-        const finished = resume && perSeedDirectories ? finishedResults(dir, seed) : undefined
-        if (finished !== undefined) {
-          progress.log(`seed ${seed} finished earlier (${join(dir, "results.json")}): kept as it is`)
-          results.push(finished)
-          continue
+    yield* Effect.onInterrupt(
+      Effect.gen(function* () {
+        for (let seed = firstSeed; seed < firstSeed + args.seeds; seed++) {
+          const dir = perSeedDirectories ? join(out, `seed-${seed}`) : out
+          if (args.seeds > 1)
+            progress.log(`— seed ${seed} (${seed - firstSeed + 1} of ${args.seeds}) → ${dir}`)
+          // A resumed run with seeds in seed-N/ continues the seed that was interrupted: finished ones stay as they are.
+          const finished = resume && perSeedDirectories ? finishedResults(dir, seed) : undefined
+          if (finished !== undefined) {
+            progress.log(`seed ${seed} finished earlier (${join(dir, "results.json")}): kept as it is`)
+            results.push(finished)
+            continue
+          }
+          const options: Runner.Options = {
+            out: dir,
+            seed,
+            resume,
+            restart: args.restart,
+            reporter: progress,
+            onStopped: (checkpoint) => {
+              stoppedAt = checkpoint
+            },
+          }
+          results.push(yield* runKind(typed, options).pipe(Effect.provide(services)))
         }
-        const outcome = yield* Effect.tryPromise({
-          try: () =>
-            runKind(typed, {
-              out: dir,
-              seed,
-              backend: backend.name,
-              resume,
-              restart: args.restart,
-              reporter: progress,
-              shouldStop: () => stopping,
-            }),
-          catch: (e) => new RunFailed({ message: e instanceof Error ? e.message : String(e) }),
-        })
-        if (outcome._tag === "Stopped") {
+      }),
+      () =>
+        Effect.sync(() =>
           progress.log(
-            `stopped; checkpoint at ${outcome.checkpoint}. Continue with: ${continueCommand(args, out)}`,
-          )
-          process.exitCode = 130
-          return
-        }
-        results.push(outcome.results)
-      }
-    } finally {
-      process.off("SIGINT", onSigint)
-    }
+            `stopped${stoppedAt === undefined ? "" : `; checkpoint at ${stoppedAt}`}. Continue with: ${continueCommand(args, out)}`,
+          ),
+        ),
+    )
     // Over every seed in the run directory: other processes may have run other seeds into it.
     const summary = Summary.aggregate(
       perSeedDirectories
@@ -295,4 +319,4 @@ export const run = (args: RunArgs) =>
       progress.log(
         `--scale tiny is a smoke test (small images, little data, few epochs); the tables in earnest: cmkg run ${args.program} --scale small --seeds 5`,
       )
-  })
+  }).pipe(Effect.scoped)

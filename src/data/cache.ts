@@ -9,9 +9,10 @@
 import { createHash } from "node:crypto"
 import { closeSync, mkdirSync, openSync, renameSync, rmSync } from "node:fs"
 import { join } from "node:path"
+import * as Settings from "../settings.ts"
 
 /** The cache directory (not created). */
-export const dir = (): string => process.env.CMKG_CACHE_DIR ?? join(process.cwd(), ".cache", "cmkg")
+export const dir = (): string => Settings.read(Settings.cacheDir)
 
 // JSON with sorted keys, so equal parameters hash equally whatever their key order.
 const canonical = (v: unknown): string =>

@@ -7,15 +7,14 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { join, resolve } from "node:path"
+import { Data } from "effect"
 import * as Names from "../run-dir/names.ts"
 import * as Read from "../run-dir/read.ts"
 import * as RunFiles from "../run-dir/schema.ts"
 import * as Summary from "./summary.ts"
 
 /** The directory is missing or is not the output of `cmkg run`; the message names the directory and what is missing. */
-export class NotARunDirectory extends Error {
-  override readonly name = "NotARunDirectory"
-}
+export class NotARunDirectory extends Data.TaggedError("NotARunDirectory")<{ readonly message: string }> {}
 
 /** One line of `metrics.jsonl`: the position, then one number (null: not finite) per loss key. */
 export type MetricsLine = RunFiles.MetricsLine
@@ -100,21 +99,25 @@ const readSeed = (seed: number, dir: string): Seed => {
 export const read = (dir: string): Run => {
   const abs = resolve(dir)
   if (!existsSync(abs))
-    throw new NotARunDirectory(`${dir}: no such directory (expected a run directory written by cmkg run)`)
+    throw new NotARunDirectory({
+      message: `${dir}: no such directory (expected a run directory written by cmkg run)`,
+    })
   if (!statSync(abs).isDirectory())
-    throw new NotARunDirectory(`${dir}: not a directory (expected a run directory written by cmkg run)`)
+    throw new NotARunDirectory({
+      message: `${dir}: not a directory (expected a run directory written by cmkg run)`,
+    })
   const programPath = join(abs, "program.json")
   if (!existsSync(programPath))
-    throw new NotARunDirectory(
-      `${dir}: not a cmkg run directory: program.json is missing (cmkg run writes it first, with results.json, metrics.jsonl and checkpoints/)`,
-    )
+    throw new NotARunDirectory({
+      message: `${dir}: not a cmkg run directory: program.json is missing (cmkg run writes it first, with results.json, metrics.jsonl and checkpoints/)`,
+    })
   const programJson = Read.readJson(programPath, RunFiles.ProgramJson)
   const seedDirs = seedDirectories(abs)
   const seeds = seedDirs.length > 0 ? seedDirs.map((s) => readSeed(s.seed, s.dir)) : [readSeed(1, abs)]
   if (seeds.every((s) => s.results === undefined && s.metrics.length === 0))
-    throw new NotARunDirectory(
-      `${dir}: no results.json and no metrics.jsonl${seedDirs.length > 0 ? " in any seed-N/ directory" : ""}: the run has not trained a step yet`,
-    )
+    throw new NotARunDirectory({
+      message: `${dir}: no results.json and no metrics.jsonl${seedDirs.length > 0 ? " in any seed-N/ directory" : ""}: the run has not trained a step yet`,
+    })
   const results = seeds.flatMap((s) => (s.results === undefined ? [] : [s.results]))
   // From the seeds' results as they are now (a summary.json can predate seeds that other processes ran since).
   const summary = results.length > 0 ? Summary.aggregate(results) : undefined

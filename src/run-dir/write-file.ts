@@ -8,18 +8,14 @@
  * @module
  */
 import { appendFileSync, writeFileSync } from "node:fs"
+import { Data } from "effect"
 
 /** Writing a file of the run directory failed; the message is one line naming the file and what to do. */
-export class WriteFailed extends Error {
-  override readonly name = "WriteFailed"
-  constructor(
-    readonly path: string,
-    readonly code: string | undefined,
-    message: string,
-  ) {
-    super(message)
-  }
-}
+export class WriteFailed extends Data.TaggedError("WriteFailed")<{
+  readonly path: string
+  readonly code: string | undefined
+  readonly message: string
+}> {}
 
 /** What the system's error code means, and what the user can do about it. */
 const reasons: Record<string, readonly [what: string, todo: string]> = {
@@ -43,7 +39,11 @@ export const describe = (path: string, e: unknown, verb = "writing"): string => 
 }
 
 const failed = (path: string, e: unknown, verb: string): WriteFailed =>
-  new WriteFailed(path, (e as NodeJS.ErrnoException | undefined)?.code, describe(path, e, verb))
+  new WriteFailed({
+    path,
+    code: (e as NodeJS.ErrnoException | undefined)?.code,
+    message: describe(path, e, verb),
+  })
 
 /** `writeFileSync`, failing with {@link WriteFailed}. */
 export const writeFile = (path: string, data: string | NodeJS.ArrayBufferView): void => {

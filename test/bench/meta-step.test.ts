@@ -13,6 +13,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
+import { Effect } from "effect"
 import { metaWorkload, stageOf } from "../../bench/dsl.ts"
 import { open } from "../../src/data/open.ts"
 import { batchSeed } from "../../src/data/stream.ts"
@@ -78,14 +79,11 @@ test("the bench's meta step and cmkg run's step of cmkg-stb's ℓ2 meta-train st
       ],
     }),
   })
-  const outcome = await run(oneStep, {
-    out,
-    seed: SEED,
-    backend: "test",
-    resume: false,
-    reporter: { progress: () => {}, log: () => {} },
-  })
-  assert.equal(outcome._tag, "Done")
+  await Effect.runPromise(
+    run(oneStep, { out, seed: SEED, resume: false, reporter: { progress: () => {}, log: () => {} } }).pipe(
+      Effect.provide(Tf.backendLayer("auto")),
+    ),
+  )
   const latest = Checkpoint.latestName(out)
   assert.ok(latest !== undefined, "the runner wrote no checkpoint")
   const runner = Checkpoint.load(join(Checkpoint.directory(out), latest)).groups

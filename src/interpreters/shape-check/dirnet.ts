@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { Data } from "effect"
 import type * as Net from "../../dsl/Net.ts"
 import type * as Shape from "../../dsl/Shape.ts"
 import * as Check from "./index.ts"
@@ -27,16 +28,16 @@ export interface LoopCosts {
 }
 
 /** A shape error of a DIR-Net: its options do not fit the input. */
-export class NotWellShaped extends Error {}
+export class NotWellShaped extends Data.TaggedError("NotWellShaped")<{ readonly message: string }> {}
 
 /** The loop costs of a network with exactly one loop, applied to one sample of shape `input`. */
 export const loopCosts = (net: Net.AnyNet, input: Shape.Shape): LoopCosts => {
   const checked = Check.check(net, input)
-  if (!checked.ok) throw new NotWellShaped(checked.errors.map(Check.formatError).join("\n"))
+  if (!checked.ok) throw new NotWellShaped({ message: checked.errors.map(Check.formatError).join("\n") })
   const s = checked.summary
   const loop = s.loops[0]
   if (loop === undefined || s.loops.length !== 1)
-    throw new NotWellShaped(`expected one loop, found ${s.loops.length}`)
+    throw new NotWellShaped({ message: `expected one loop, found ${s.loops.length}` })
   const macsAtExit = loop.macsPerIteration.map((_, k) => Check.macsAtExit(s, loop, k))
   const outside = s.cost.params - loop.paramsPerIteration.reduce((a, b) => a + b, 0)
   let acc = outside

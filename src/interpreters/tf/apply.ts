@@ -14,6 +14,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
+import { Data } from "effect"
 import { batchNormTrain } from "../../backend/ops/batchNorm.ts"
 import * as Net from "../../dsl/Net.ts"
 import type { Tree } from "./init.ts"
@@ -42,11 +43,11 @@ interface Context {
 }
 
 /** A missing or wrong-shaped parameter: names the path. */
-export class ParameterError extends Error {}
+export class ParameterError extends Data.TaggedError("ParameterError")<{ readonly message: string }> {}
 
 const param = (tree: Tree, path: string): tf.Tensor => {
   const t = tree[path]
-  if (t === undefined) throw new ParameterError(`${path}: no such parameter or state entry`)
+  if (t === undefined) throw new ParameterError({ message: `${path}: no such parameter or state entry` })
   return t
 }
 
@@ -192,9 +193,9 @@ const batchNorm = (n: Net.BatchNorm, x: tf.Tensor, at: Net.At, ctx: Context): tf
   if (ctx.mode === "train") {
     const count = x.size / x.shape[x.shape.length - 1]!
     if (count < 2)
-      throw new ParameterError(
-        `${path}: batch norm in train mode needs more than one value per channel, got ${count}`,
-      )
+      throw new ParameterError({
+        message: `${path}: batch norm in train mode needs more than one value per channel, got ${count}`,
+      })
     // Running statistics are side outputs: no loss depends on them, so no gradient flows through them.
     const m = n.momentum
     const superseded = [ctx.newState[meanPath], ctx.newState[variancePath]]

@@ -19,12 +19,22 @@
  * same initialisation and batch order, and inserting a row changes no other
  * row's numbers.
  *
+ * The run is an Effect program on the {@link Backend} service. Its world is a
+ * resource of the run's scope; each step is one synchronous Effect (its
+ * batch's tensors acquired and released around it, the world, the position
+ * and the metrics line updated together), and between steps the fiber yields
+ * to the event loop. Interrupting the fiber there (Ctrl-C under the platform
+ * runtime) releases the world, and that release writes a checkpoint of where
+ * the run stands before disposing it: in a train stage after its last step,
+ * in an evaluate stage at its start (it is evaluated again on resume).
+ * Failures are tagged errors ({@link RunError}), each one line.
+ *
  * @module
  */
 import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import * as tf from "@tensorflow/tfjs-core"
-import { Schema } from "effect"
+import { Effect, Data as EffectData, Exit, Schema } from "effect"
 import * as Metrics from "../../data/metrics.ts"
 import { type Dataset, open } from "../../data/open.ts"
 import * as Stream from "../../data/stream.ts"
@@ -35,11 +45,13 @@ import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
 import * as Names from "../../run-dir/names.ts"
 import type * as RunFiles from "../../run-dir/schema.ts"
-import { writeFile } from "../../run-dir/write-file.ts"
-import { apply } from "./apply.ts"
+import { type WriteFailed, writeFile } from "../../run-dir/write-file.ts"
+import { apply, type ParameterError } from "./apply.ts"
+import { Backend } from "./backend.ts"
 import * as Checkpoint from "./checkpoint.ts"
 import * as Init from "./init.ts"
 import * as Journal from "./journal.ts"
+import type * as TfLoss from "./loss.ts"
 import * as StepRun from "./step.ts"
 
 type World = StepRun.World
@@ -84,6 +96,10 @@ export interface Reporter {
   readonly log: (line: string) => void
 }
 
+/**
+ * The options of DIR-Net's promise-based runner (`dirnet/run.ts`, until DIR-Net
+ * runs through {@link run}): also the backend's name and a stop flag polled after every step.
+ */
 export interface RunOptions {
   readonly out: string
   readonly seed: number
@@ -96,31 +112,90 @@ export interface RunOptions {
   readonly shouldStop?: () => boolean
 }
 
+/** DIR-Net's promise-based runner's outcome. */
 export type Outcome =
   | { readonly _tag: "Done"; readonly results: RunFiles.Results }
   | { readonly _tag: "Stopped"; readonly checkpoint: string }
+
+/** What {@link run} is told: where, which seed, whether to resume, where to report. */
+export interface Options {
+  readonly out: string
+  readonly seed: number
+  readonly resume: boolean
+  /** With `resume`: when there is nothing to resume from, start over instead of refusing (see `journal.ts`). */
+  readonly restart?: boolean | undefined
+  readonly reporter: Reporter
+  /** Called with the checkpoint written when the run is interrupted (Ctrl-C), before the interruption ends it. */
+  readonly onStopped?: (checkpoint: string) => void
+}
 
 /**
  * A training step produced a non-finite loss: the run stops, the last good
  * checkpoint is kept. `unit` names what `stage` is (DIR-Net's runner: a "phase").
  */
-export class NonFiniteLoss extends Error {
-  constructor(
-    readonly stage: string,
-    readonly epoch: number,
-    readonly step: number,
-    readonly losses: Readonly<Record<string, number>>,
-    readonly checkpoint: string | undefined,
-    readonly unit: string = "stage",
-  ) {
-    super(
+export class NonFiniteLoss extends EffectData.TaggedError("NonFiniteLoss")<{
+  readonly stage: string
+  readonly epoch: number
+  readonly step: number
+  readonly losses: Readonly<Record<string, number>>
+  readonly checkpoint: string | undefined
+  readonly message: string
+}> {}
+
+export const nonFiniteLoss = (
+  stage: string,
+  epoch: number,
+  step: number,
+  losses: Readonly<Record<string, number>>,
+  checkpoint: string | undefined,
+  unit = "stage",
+): NonFiniteLoss =>
+  new NonFiniteLoss({
+    stage,
+    epoch,
+    step,
+    losses,
+    checkpoint,
+    message:
       `${unit} "${stage}", epoch ${epoch + 1}, step ${step + 1}: loss is not finite (${JSON.stringify(losses)}); ` +
-        (checkpoint === undefined
-          ? "no checkpoint was written yet"
-          : `last good checkpoint kept at ${checkpoint}`),
-    )
-  }
-}
+      (checkpoint === undefined
+        ? "no checkpoint was written yet"
+        : `last good checkpoint kept at ${checkpoint}`),
+  })
+
+/** A failure of the runner no other error describes (a model never trained, a stage with too little data, a bug). */
+export class TrainingFailed extends EffectData.TaggedError("TrainingFailed")<{ readonly message: string }> {}
+
+/** Every way a run fails; each is one line the CLI prints as it is. */
+export type RunError =
+  | NonFiniteLoss
+  | Journal.CannotResume
+  | WriteFailed
+  | StepRun.StepError
+  | TfLoss.LossError
+  | ParameterError
+  | Init.IllFormed
+  | TrainingFailed
+
+const runErrorTags: ReadonlySet<string> = new Set([
+  "NonFiniteLoss",
+  "CannotResume",
+  "WriteFailed",
+  "StepError",
+  "LossError",
+  "ParameterError",
+  "IllFormed",
+  "TrainingFailed",
+])
+
+/** A thrown value as a {@link RunError}: the interpreter's own errors as they are, anything else by its message. */
+export const asRunError = (e: unknown): RunError =>
+  typeof e === "object" && e !== null && runErrorTags.has((e as { _tag?: unknown })._tag as string)
+    ? (e as RunError)
+    : new TrainingFailed({ message: e instanceof Error ? e.message : String(e) })
+
+/** The interpreter's synchronous code (tfjs, the run directory) as one Effect that fails with a {@link RunError}. */
+const attempt = <A>(f: () => A): Effect.Effect<A, RunError> => Effect.try({ try: f, catch: asRunError })
 
 // ---- data ------------------------------------------------------------------------------
 
@@ -223,36 +298,120 @@ const saveModel = (out: string, stage: Experiment.Evaluate, world: World) => {
   )
 }
 
+// ---- the run's state -----------------------------------------------------------------------
+
+/**
+ * What the run holds between steps: the world (every tensor the run owns) and
+ * where it is. Both change together inside one synchronous Effect per step,
+ * so that wherever an interruption lands, the pair is one a checkpoint can
+ * record and a resumed run continue from.
+ */
+interface State {
+  world: World
+  position: Position
+}
+
+/** What every stage of one run shares. */
+interface Run {
+  readonly program: Program.Program<Experiment.Experiment>
+  readonly experiment: Experiment.Experiment
+  readonly models: Readonly<Record<string, Program.Model>>
+  readonly ctx: StepRun.Context
+  readonly seed: number
+  readonly out: string
+  readonly reporter: Reporter
+  readonly journal: Journal.Journal<Position>
+  readonly state: State
+  /** The datasets opened by this run, by spec: each opened once (synthetic sets are generated on first open). */
+  readonly dataset: (spec: Data.Spec) => Effect.Effect<Dataset, RunError>
+}
+
+/**
+ * The batches of one epoch, as a resource of the enclosing scope: the reader
+ * under them (file descriptors of a real dataset) is closed when the scope
+ * closes, also when the epoch is cut short by a failure or Ctrl-C.
+ */
+const epochBatches = (ds: Dataset, options: Stream.BatchOptions) =>
+  Effect.acquireRelease(
+    attempt(() => ds.batches(options)[Symbol.iterator]()),
+    (it) => Effect.sync(() => it.return?.()),
+  )
+
+/** The next batch of an epoch (reading it may fail: a real dataset's image), or undefined at its end. */
+const nextBatch = (it: Iterator<Stream.Batch>) =>
+  attempt(() => {
+    const r = it.next()
+    return r.done === true ? undefined : r.value
+  })
+
+/** A batch's tensors for the length of `use`: created before it, disposed after it however it ends. */
+const withTensors = <A>(
+  b: Stream.Batch,
+  imageSize: number,
+  use: (t: Partial<Record<Loss.Field, tf.Tensor>>) => A,
+): Effect.Effect<A, RunError> =>
+  Effect.acquireUseRelease(
+    attempt(() => toTensors(b, imageSize)),
+    (t) => attempt(() => use(t)),
+    (t) => Effect.sync(() => disposeBatch(t)),
+  )
+
 // ---- evaluation ---------------------------------------------------------------------------------
 
-const evaluate = (
-  stage: Experiment.Evaluate,
-  world: World,
-  program: Program.Program,
-  e: Experiment.Experiment,
-  ds: Dataset,
-): Row => {
-  const model = program.models.find((m) => m.name === stage.model)!
-  const feed = e.feeds[stage.model] ?? "rgb"
-  const params = world.params[stage.model]
-  const state = world.state[stage.model]
-  if (params === undefined || state === undefined)
-    throw new Error(`stage "${stage.name}": model "${stage.model}" was never trained or initialised`)
-  const preds: number[] = []
-  const truths: number[] = []
-  const scales: number[] = []
-  for (const b of ds.batches({ batchSize: 64, seed: 0, epoch: 0, shuffle: false })) {
-    const t = toTensors(b, ds.imageSize)
-    const y = tf.tidy(() => {
-      const out = apply(model.net, params, state, t[feed]!, "eval").y
-      return out.shape[1] === 63 ? out : tf.slice(out, [0, 0], [b.size, 63])
+/** The evaluate stage: the row of its model on its data (the model kept under `models/`), then the next stage. */
+const evaluateStage = (run: Run, si: number, stage: Experiment.Evaluate): Effect.Effect<void, RunError> =>
+  Effect.gen(function* () {
+    const { state } = run
+    const model = run.models[stage.model]!
+    const feed = run.experiment.feeds[stage.model] ?? "rgb"
+    const params = state.world.params[stage.model]
+    const modelState = state.world.state[stage.model]
+    if (params === undefined || modelState === undefined)
+      return yield* new TrainingFailed({
+        message: `stage "${stage.name}": model "${stage.model}" was never trained or initialised`,
+      })
+    const ds = yield* run.dataset(stage.data)
+    const preds: number[] = []
+    const truths: number[] = []
+    const scales: number[] = []
+    yield* Effect.scoped(
+      Effect.gen(function* () {
+        const batches = yield* epochBatches(ds, { batchSize: 64, seed: 0, epoch: 0, shuffle: false })
+        for (let b = yield* nextBatch(batches); b !== undefined; b = yield* nextBatch(batches)) {
+          const batch = b
+          yield* withTensors(batch, ds.imageSize, (t) => {
+            const y = tf.tidy(() => {
+              const out = apply(model.net, params, modelState, t[feed]!, "eval").y
+              return out.shape[1] === 63 ? out : tf.slice(out, [0, 0], [batch.size, 63])
+            })
+            preds.push(...(y.dataSync() as Float32Array))
+            y.dispose()
+            truths.push(...batch.joints3d)
+            scales.push(...batch.scale)
+          })
+          // Ctrl-C lands between batches: the stage is evaluated again on resume (the world is unchanged).
+          yield* Effect.yieldNow
+        }
+      }),
+    )
+    const row = rowOf(stage, preds, truths, scales)
+    yield* attempt(() => {
+      saveModel(run.out, stage, state.world)
+      run.reporter.log(
+        `${stage.name}: ${row.row} [${row.column}] EPE ${row.epe.toFixed(2)} mm, AUC(20-50) ${row.auc20to50.toFixed(3)}`,
+      )
+      state.position = {
+        ...state.position,
+        stage: si + 1,
+        epoch: 0,
+        step: 0,
+        rows: [...state.position.rows, row],
+      }
     })
-    preds.push(...(y.dataSync() as Float32Array))
-    y.dispose()
-    disposeBatch(t)
-    truths.push(...b.joints3d)
-    scales.push(...b.scale)
-  }
+  })
+
+/** The results row of an evaluate stage from its predictions (joints3d, normalised), truths and per-sample scales. */
+const rowOf = (stage: Experiment.Evaluate, preds: number[], truths: number[], scales: number[]): Row => {
   const report = Metrics.report3d(
     Float32Array.from(preds),
     Float32Array.from(truths),
@@ -280,161 +439,214 @@ const evaluate = (
   }
 }
 
+// ---- training -------------------------------------------------------------------------------------
+
+/**
+ * A train stage's world before its first step: fresh optimizer states (each
+ * stage is a fresh optimisation), its models initialised or copied as it
+ * says, the step's adapters and the meta-parameters made.
+ */
+const startTrainStage = (run: Run, stage: Experiment.Train): World => {
+  const { models, seed } = run
+  let world = run.state.world
+  for (const st of Object.values(world.opt))
+    for (const slot of st.slots)
+      for (const tree of Object.values(slot)) for (const t of Object.values(tree)) t.dispose()
+  world = { ...world, opt: {} }
+  for (const [name, init] of Object.entries(stage.init)) {
+    const model = models[name]
+    if (model === undefined)
+      throw new TrainingFailed({ message: `stage "${stage.name}": no model "${name}"` })
+    if (init._tag === "Copy") world = copyModel(world, model, init.from, seed)
+    else if (init._tag === "Scratch" || world.params[name] === undefined)
+      world = initModel(world, model, seed)
+  }
+  for (const name of modelsOf(stage.step))
+    if (world.params[name] === undefined) world = initModel(world, models[name]!, seed)
+  world = StepRun.prepare(
+    stage.step,
+    world,
+    run.ctx,
+    seed,
+    Data.shapes(stage.data) as Partial<Record<Loss.Field, readonly number[]>>,
+  )
+  return initMeta(world, run.experiment)
+}
+
+/**
+ * The train stage: its epochs of steps from where the run is, a checkpoint
+ * after every epoch. Each step is one synchronous Effect (the batch's tensors
+ * acquired and released around it; the world, the position and the metrics
+ * line updated together); between steps the fiber yields to the event loop,
+ * where Ctrl-C interrupts it.
+ */
+const trainStage = (run: Run, si: number, stage: Experiment.Train): Effect.Effect<void, RunError> =>
+  Effect.gen(function* () {
+    const { state, journal, reporter } = run
+    const stages = run.experiment.stages.length
+    const ds = yield* run.dataset(stage.data)
+    if (state.position.epoch === 0 && state.position.step === 0)
+      yield* attempt(() => {
+        state.world = startTrainStage(run, stage)
+      })
+    const steps = Math.floor(ds.size / stage.batchSize)
+    if (steps === 0)
+      return yield* new TrainingFailed({
+        message: `stage "${stage.name}": ${ds.size} samples are fewer than one batch of ${stage.batchSize}`,
+      })
+    const stageStart = Date.now()
+    let done = 0
+    for (let epoch = state.position.epoch; epoch < stage.epochs; epoch++) {
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const batches = yield* epochBatches(ds, {
+            batchSize: stage.batchSize,
+            seed: Stream.batchSeed(run.seed, stage.data),
+            epoch,
+            dropLast: true,
+          })
+          // Resuming mid-epoch: the batches of an epoch are a function of (seed, epoch), so skip those already seen.
+          for (let step = 0; step < state.position.step; step++) yield* nextBatch(batches)
+          for (let b = yield* nextBatch(batches); b !== undefined; b = yield* nextBatch(batches)) {
+            const step = state.position.step
+            const losses = yield* withTensors(b, ds.imageSize, (t) => {
+              const result = StepRun.run(stage.step, state.world, t, run.ctx)
+              state.world = result.world
+              journal.log({ stage: stage.name, epoch, step, time: journal.elapsed(), ...result.losses })
+              if (!Object.values(result.losses).every(Number.isFinite))
+                throw nonFiniteLoss(stage.name, epoch, step, result.losses, journal.last())
+              state.position = { ...state.position, stage: si, epoch, step: step + 1 }
+              return result.losses
+            })
+            done += 1
+            const secondsPerStep = (Date.now() - stageStart) / 1000 / done
+            reporter.progress({
+              stage: stage.name,
+              stageIndex: si,
+              stages,
+              epoch,
+              epochs: stage.epochs,
+              step,
+              steps,
+              losses,
+              imagesPerSecond: stage.batchSize / Math.max(secondsPerStep, 1e-9),
+              secondsLeft: secondsPerStep * ((stage.epochs - epoch) * steps - step - 1),
+            })
+            // Lets signal handlers (Ctrl-C) and timers run between training steps.
+            yield* Effect.yieldNow
+          }
+        }),
+      )
+      yield* attempt(() => {
+        state.position = { ...state.position, stage: si, epoch: epoch + 1, step: 0 }
+        journal.checkpoint(state.world, state.position)
+      })
+    }
+    state.position = { ...state.position, stage: si + 1, epoch: 0, step: 0 }
+  })
+
 // ---- the run ------------------------------------------------------------------------------------
 
-const openCache = new Map<string, Dataset>()
-const dataset = (spec: Data.Spec): Dataset => {
-  const key = JSON.stringify(spec)
-  let ds = openCache.get(key)
-  if (ds === undefined) {
-    ds = open(spec)
-    openCache.set(key, ds)
-  }
-  return ds
-}
-
-/** Lets signal handlers (Ctrl-C) and timers run between training steps. */
+/** Lets signal handlers (Ctrl-C) and timers run between training steps (DIR-Net's promise-based runner). */
 export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
-/** Runs `program`'s experiment (already shape-checked by the caller). */
-export const run = async (
+/**
+ * The run's state as a resource: the world resumed from the journal's
+ * checkpoint (or empty), released when the run ends. Interrupted (Ctrl-C), the
+ * release first writes a checkpoint of the world where the run stands, then
+ * tells `onStopped`; on failure or success it only disposes the world.
+ */
+const acquireState = (journal: Journal.Journal<Position>, options: Options) =>
+  Effect.acquireRelease(
+    Effect.sync(
+      (): State => ({
+        world: journal.resumed?.world ?? { params: {}, state: {}, meta: {}, opt: {} },
+        position: journal.resumed?.position ?? { stage: 0, epoch: 0, step: 0, rows: [], seconds: 0 },
+      }),
+    ),
+    (state, exit) =>
+      Effect.sync(() => {
+        try {
+          if (Exit.hasInterrupts(exit)) options.onStopped?.(journal.checkpoint(state.world, state.position))
+        } catch (e) {
+          options.reporter.log(`Ctrl-C: the checkpoint could not be written: ${asRunError(e).message}`)
+        } finally {
+          Checkpoint.disposeWorld(state.world)
+        }
+      }),
+  )
+
+/**
+ * Runs `program`'s experiment (already shape-checked by the caller) on the
+ * {@link Backend}: its stages in order from where the run directory's
+ * journal stands, then `results.json` and `results.md`. Interrupting the
+ * fiber (Ctrl-C under the platform runtime) writes a checkpoint from which
+ * `resume` continues to the results of an uninterrupted run.
+ */
+export const run = (
   program: Program.Program<Experiment.Experiment>,
-  options: RunOptions,
-): Promise<Outcome> => {
-  const e = program.experiment
-  if (e === undefined) throw new Error(`program "${program.name}" declares no experiment`)
-  const { out, seed, reporter } = options
-  mkdirSync(out, { recursive: true })
-  const models = Object.fromEntries(program.models.map((m) => [m.name, m]))
-  const ctx: StepRun.Context = { models, feeds: e.feeds }
-
-  const journal = Journal.open<Position>(out, {
-    resume: options.resume,
-    restart: options.restart,
-    note: reporter.log,
-    position: PositionFields,
-  })
-  let world: World = journal.resumed?.world ?? { params: {}, state: {}, meta: {}, opt: {} }
-  let position: Position = journal.resumed?.position ?? { stage: 0, epoch: 0, step: 0, rows: [], seconds: 0 }
-  if (journal.resumed !== undefined)
-    reporter.log(
-      `resuming from ${journal.resumed.dir}: stage ${position.stage + 1}/${e.stages.length}, epoch ${position.epoch + 1}, step ${position.step}`,
-    )
-  const { elapsed } = journal
-  const checkpoint = () => journal.checkpoint(world, position)
-
-  try {
-    for (let si = position.stage; si < e.stages.length; si++) {
-      const stage = e.stages[si]!
-      if (stage._tag === "Evaluate") {
-        const row = evaluate(stage, world, program, e, dataset(stage.data))
-        saveModel(out, stage, world)
+  options: Options,
+): Effect.Effect<Results, RunError, Backend> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const backend = yield* Backend
+      const e = program.experiment
+      if (e === undefined)
+        return yield* new TrainingFailed({ message: `program "${program.name}" declares no experiment` })
+      const { out, seed, reporter } = options
+      yield* attempt(() => mkdirSync(out, { recursive: true }))
+      const models = Object.fromEntries(program.models.map((m) => [m.name, m]))
+      const journal = yield* attempt(() =>
+        Journal.open<Position>(out, {
+          resume: options.resume,
+          restart: options.restart,
+          note: reporter.log,
+          position: PositionFields,
+        }),
+      )
+      const state = yield* acquireState(journal, options)
+      if (journal.resumed !== undefined)
         reporter.log(
-          `${stage.name}: ${row.row} [${row.column}] EPE ${row.epe.toFixed(2)} mm, AUC(20-50) ${row.auc20to50.toFixed(3)}`,
+          `resuming from ${journal.resumed.dir}: stage ${state.position.stage + 1}/${e.stages.length}, epoch ${state.position.epoch + 1}, step ${state.position.step}`,
         )
-        position = { ...position, stage: si + 1, epoch: 0, step: 0, rows: [...position.rows, row] }
-        continue
+      const opened = new Map<string, Dataset>()
+      const r: Run = {
+        program,
+        experiment: e,
+        models,
+        ctx: { models, feeds: e.feeds },
+        seed,
+        out,
+        reporter,
+        journal,
+        state,
+        dataset: (spec) =>
+          attempt(() => {
+            const key = JSON.stringify(spec)
+            const ds = opened.get(key) ?? open(spec)
+            opened.set(key, ds)
+            return ds
+          }),
       }
-      const ds = dataset(stage.data)
-      if (position.epoch === 0 && position.step === 0) {
-        // Each stage is a fresh optimisation: its optimizers start from their initial state.
-        for (const st of Object.values(world.opt))
-          for (const slot of st.slots)
-            for (const tree of Object.values(slot)) for (const t of Object.values(tree)) t.dispose()
-        world = { ...world, opt: {} }
-        for (const [name, init] of Object.entries(stage.init)) {
-          const model = models[name]
-          if (model === undefined) throw new Error(`stage "${stage.name}": no model "${name}"`)
-          if (init._tag === "Copy") world = copyModel(world, model, init.from, seed)
-          else if (init._tag === "Scratch" || world.params[name] === undefined)
-            world = initModel(world, model, seed)
-        }
-        for (const name of modelsOf(stage.step))
-          if (world.params[name] === undefined) world = initModel(world, models[name]!, seed)
-        world = StepRun.prepare(
-          stage.step,
-          world,
-          ctx,
-          seed,
-          Data.shapes(stage.data) as Partial<Record<Loss.Field, readonly number[]>>,
-        )
-        world = initMeta(world, e)
+      for (let si = state.position.stage; si < e.stages.length; si++) {
+        const stage = e.stages[si]!
+        yield* stage._tag === "Evaluate" ? evaluateStage(r, si, stage) : trainStage(r, si, stage)
       }
-      const steps = Math.floor(ds.size / stage.batchSize)
-      if (steps === 0)
-        throw new Error(
-          `stage "${stage.name}": ${ds.size} samples are fewer than one batch of ${stage.batchSize}`,
-        )
-      const stageStart = Date.now()
-      let done = 0
-      for (let epoch = position.epoch; epoch < stage.epochs; epoch++) {
-        let step = 0
-        const skip = epoch === position.epoch ? position.step : 0
-        for (const b of ds.batches({
-          batchSize: stage.batchSize,
-          seed: Stream.batchSeed(seed, stage.data),
-          epoch,
-          dropLast: true,
-        })) {
-          // Resuming mid-epoch: the batches of an epoch are a function of (seed, epoch), so skip those already seen.
-          if (step < skip) {
-            step += 1
-            continue
-          }
-          const t = toTensors(b, ds.imageSize)
-          const result = StepRun.run(stage.step, world, t, ctx)
-          disposeBatch(t)
-          world = result.world
-          done += 1
-          const finite = Object.values(result.losses).every(Number.isFinite)
-          const secondsPerStep = (Date.now() - stageStart) / 1000 / done
-          const record = { stage: stage.name, epoch, step, time: elapsed(), ...result.losses }
-          journal.log(record)
-          if (!finite) throw new NonFiniteLoss(stage.name, epoch, step, result.losses, journal.last())
-          reporter.progress({
-            stage: stage.name,
-            stageIndex: si,
-            stages: e.stages.length,
-            epoch,
-            epochs: stage.epochs,
-            step,
-            steps,
-            losses: result.losses,
-            imagesPerSecond: stage.batchSize / Math.max(secondsPerStep, 1e-9),
-            secondsLeft: secondsPerStep * ((stage.epochs - epoch) * steps - step - 1),
-          })
-          step += 1
-          await yieldToEventLoop()
-          if (options.shouldStop?.() === true) {
-            position = { ...position, stage: si, epoch, step }
-            const dir = checkpoint()
-            Checkpoint.disposeWorld(world)
-            return { _tag: "Stopped", checkpoint: dir }
-          }
-        }
-        position = { ...position, stage: si, epoch: epoch + 1, step: 0 }
-        checkpoint()
+      const results: Results = {
+        program: program.name,
+        seed,
+        backend: backend.name,
+        ...(Object.keys(e.references).length > 0 ? { references: e.references } : {}),
+        rows: state.position.rows,
+        seconds: journal.elapsed(),
       }
-      position = { ...position, stage: si + 1, epoch: 0, step: 0 }
-    }
-  } catch (err) {
-    Checkpoint.disposeWorld(world)
-    throw err
-  }
-
-  const results: Results = {
-    program: program.name,
-    seed,
-    backend: options.backend,
-    ...(Object.keys(e.references).length > 0 ? { references: e.references } : {}),
-    rows: position.rows,
-    seconds: elapsed(),
-  }
-  writeFile(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
-  writeFile(join(out, "results.md"), markdown(results))
-  Checkpoint.disposeWorld(world)
-  return { _tag: "Done", results }
-}
+      yield* attempt(() => {
+        writeFile(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
+        writeFile(join(out, "results.md"), markdown(results))
+      })
+      return results
+    }),
+  )
 
 /** The models a step's losses read or update (those that need parameters before it runs). */
 const modelsOf = (step: Step.Step): string[] => [...new Set(Step.losses(step).flatMap(Loss.models))]

@@ -9,16 +9,18 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
-import { type BackendPreference, type Selected, selectBackend } from "../../backend/index.ts"
-import { BACKENDS } from "../../backend/names.ts"
-import { registerHigherOrderGradients } from "./gradients.ts"
+import type { BackendPreference, Selected } from "../../backend/index.ts"
+import * as Settings from "../../settings.ts"
+import { activate } from "./backend.ts"
 
 export type { BackendPreference, Selected } from "../../backend/index.ts"
 export { BACKENDS } from "../../backend/names.ts"
 export { type Applied, apply, type Mode } from "./apply.ts"
 export { valueAndGrad } from "./autodiff.ts"
+export { Backend, BackendUnavailable, layer as backendLayer } from "./backend.ts"
 export { count, dispose, IllFormed, type Initialised, init, prng as prngFor, type Tree } from "./init.ts"
 
+// The library's own entry (tests, the laws kit, the bench); Effect programs take the backend from `backendLayer`.
 let selected: Selected | undefined
 
 /** Chooses and initialises the backend (idempotent for the same preference) and registers every gradient. */
@@ -27,18 +29,9 @@ export const ready = async (
   options: { readonly threads?: number } = {},
 ): Promise<Selected> => {
   // CMKG_BACKEND overrides the automatic choice (e.g. to time the test suite on the plain cpu backend).
-  const env = process.env.CMKG_BACKEND ?? ""
-  if (preference === "auto" && env !== "") {
-    if (!(BACKENDS as readonly string[]).includes(env))
-      throw new Error(`CMKG_BACKEND=${env}: expected one of ${BACKENDS.join(", ")}`)
-    preference = env as BackendPreference
-  }
+  if (preference === "auto") preference = Settings.read(Settings.backend) ?? "auto"
   if (selected !== undefined && (preference === "auto" || selected.name === preference)) return selected
-  // tfjs's own warnings (e.g. "install tfjs-node") are noise here: cmkg prints the backend it chose.
-  tf.env().set("PROD", true)
-  selected = await selectBackend(preference, options)
-  // After the stock gradients, so that ours replace the broken ones.
-  registerHigherOrderGradients()
+  selected = await activate(preference, options)
   return selected
 }
 

@@ -13,6 +13,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
+import { Data } from "effect"
 import type * as Net from "../../dsl/Net.ts"
 import * as Shape from "../../dsl/Shape.ts"
 import { mulberry32 } from "../../random.ts"
@@ -73,11 +74,13 @@ export const initialValue = (spec: Check.ParamSpec, seed: number, isConv: boolea
 }
 
 /** Error thrown when a network does not type-check: interpreters refuse ill-formed programs. */
-export class IllFormed extends Error {
-  constructor(readonly errors: readonly Check.ShapeError[]) {
-    super(errors.map(Check.formatError).join("\n"))
-  }
-}
+export class IllFormed extends Data.TaggedError("IllFormed")<{
+  readonly errors: readonly Check.ShapeError[]
+  readonly message: string
+}> {}
+
+const illFormed = (errors: readonly Check.ShapeError[]): IllFormed =>
+  new IllFormed({ errors, message: errors.map(Check.formatError).join("\n") })
 
 /**
  * `init(net, input, seed)`: every parameter of `net` applied to per-sample
@@ -85,7 +88,7 @@ export class IllFormed extends Error {
  */
 export const init = (net: Net.AnyNet, input: Shape.Shape, seed: number): Initialised => {
   const checked = Check.check(net, input)
-  if (!checked.ok) throw new IllFormed(checked.errors)
+  if (!checked.ok) throw illFormed(checked.errors)
   const params: Record<string, tf.Tensor> = {}
   for (const spec of checked.summary.params)
     params[spec.path] = tf.tensor(

@@ -16,7 +16,7 @@
  */
 import { existsSync, readFileSync, rmSync, statSync, truncateSync } from "node:fs"
 import { join } from "node:path"
-import type { Schema } from "effect"
+import { Data, type Schema } from "effect"
 import { appendFile } from "../../run-dir/write-file.ts"
 import * as Checkpoint from "./checkpoint.ts"
 
@@ -56,9 +56,7 @@ export interface Options {
 }
 
 /** `--resume` found checkpoints or metrics but nothing it can continue from, and `restart` was not given. */
-export class CannotResume extends Error {
-  override readonly name = "CannotResume"
-}
+export class CannotResume extends Data.TaggedError("CannotResume")<{ readonly message: string }> {}
 
 const lineCount = (path: string): number =>
   existsSync(path)
@@ -100,9 +98,9 @@ export const open = <P extends Progress>(out: string, options: Options): Journal
       ].join(" and ")
       if (found !== "") {
         if (options.restart !== true)
-          throw new CannotResume(
-            `${out}: nothing to resume from, but it holds ${found}; nothing was removed (--restart starts over, removing them)`,
-          )
+          throw new CannotResume({
+            message: `${out}: nothing to resume from, but it holds ${found}; nothing was removed (--restart starts over, removing them)`,
+          })
         note(`--restart: nothing to resume from in ${out}; starting over, removing ${found}`)
       } else note(`--resume: no checkpoint in ${out}, starting from the beginning`)
       startOver()

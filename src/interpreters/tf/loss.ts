@@ -37,6 +37,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
+import { Data } from "effect"
 import type * as Loss from "../../dsl/Loss.ts"
 import type { Tree } from "./init.ts"
 
@@ -60,10 +61,10 @@ export interface Env {
 }
 
 /** A loss that reads something `env` does not have, or signals of incompatible shapes. */
-export class LossError extends Error {}
+export class LossError extends Data.TaggedError("LossError")<{ readonly message: string }> {}
 
 const fail = (message: string): never => {
-  throw new LossError(message)
+  throw new LossError({ message })
 }
 
 /** The tensor a signal denotes, batch first. */

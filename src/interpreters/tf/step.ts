@@ -41,6 +41,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
+import { Data } from "effect"
 import type * as Loss from "../../dsl/Loss.ts"
 import * as LossDsl from "../../dsl/Loss.ts"
 import type * as Optimizer from "../../dsl/Optimizer.ts"
@@ -74,10 +75,10 @@ export interface Context {
 export type Batch = Readonly<Partial<Record<Loss.Field, tf.Tensor>>>
 
 /** A step that cannot run on this world (unknown names, unsupported meta mode, ...). */
-export class StepError extends Error {}
+export class StepError extends Data.TaggedError("StepError")<{ readonly message: string }> {}
 
 const fail = (message: string): never => {
-  throw new StepError(message)
+  throw new StepError({ message })
 }
 
 // ---- paths and flat trees -------------------------------------------------------------------

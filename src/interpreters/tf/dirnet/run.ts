@@ -476,7 +476,7 @@ export const run = async (
           done += 1
           ctx.metric({ stage: phase.name, epoch, step, loss })
           if (!Number.isFinite(loss))
-            throw new Runner.NonFiniteLoss(phase.name, epoch, step, { loss }, journal.last(), "phase")
+            throw Runner.nonFiniteLoss(phase.name, epoch, step, { loss }, journal.last(), "phase")
           const secondsPerStep = (Date.now() - phaseStart) / 1000 / done
           reporter.progress({
             stage: phase.name,
