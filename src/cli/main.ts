@@ -1,5 +1,6 @@
 /**
- * The `cmkg` command line: `check`, `run`, `report` and `data preview`.
+ * The `cmkg` command line: `check`, `run`, `report`, `data preview`, and the
+ * sweep engine's `worker` and `status`.
  *
  * Exit codes: 0 success; 1 an ill-formed program or a failed run; 2 a bad
  * invocation (missing file, not a program module, unknown flag).
@@ -29,6 +30,16 @@ const scaleFlag = Flag.Literals("scale", Program.scales).pipe(
 const typecheckFlag = Flag.Boolean("typecheck").pipe(
   Flag.withDescription("Type-check the program module first (--no-typecheck skips it)"),
   Flag.withDefault(true),
+)
+
+const clusterFlag = Flag.String("cluster")
+const backendFlag = Flag.Literals("backend", BACKENDS).pipe(
+  Flag.withDescription("tfjs backend (auto: tfjs-node-gpu, tfjs-node, cmkg-cpu, wasm, cpu)"),
+  Flag.withDefault("auto" as const),
+)
+const threadsFlag = Flag.Int("threads").pipe(
+  Flag.withDescription("CPU threads for the native kernels (default: the machine's cores)"),
+  Flag.optional,
 )
 
 const check = Command.make(
@@ -64,20 +75,14 @@ const run = Command.make(
       Flag.withDescription("Number of seeds (1..N), results as mean ± std"),
       Flag.withDefault(1),
     ),
-    backend: Flag.Literals("backend", BACKENDS).pipe(
-      Flag.withDescription("tfjs backend (auto: tfjs-node-gpu, tfjs-node, cmkg-cpu, wasm, cpu)"),
-      Flag.withDefault("auto" as const),
-    ),
+    backend: backendFlag,
     firstSeed: Flag.Int("first-seed").pipe(
       Flag.withDescription(
         "Seeds run are first-seed … first-seed + seeds − 1 (default 1). Given, each seed gets its own seed-N/ directory: processes that split the seeds can share one --out",
       ),
       Flag.optional,
     ),
-    threads: Flag.Int("threads").pipe(
-      Flag.withDescription("CPU threads for the native kernels (default: the machine's cores)"),
-      Flag.optional,
-    ),
+    threads: threadsFlag,
     out: Flag.String("out").pipe(
       Flag.withDescription("Run directory (default runs/<program>-<scale>)"),
       Flag.optional,
@@ -94,6 +99,12 @@ const run = Command.make(
     ),
     data: Flag.String("data").pipe(
       Flag.withDescription("Real datasets: rhd=DIR,stb=DIR,freihand=DIR"),
+      Flag.optional,
+    ),
+    cluster: clusterFlag.pipe(
+      Flag.withDescription(
+        "Submit the seeds' stages to the sweep engine at this Redis URL (redis://host:port) and follow them; cmkg worker runs them",
+      ),
       Flag.optional,
     ),
   },
@@ -113,6 +124,7 @@ const run = Command.make(
           restart: a.restart,
           data: Option.getOrUndefined(a.data),
           typecheck: a.typecheck,
+          cluster: Option.getOrUndefined(a.cluster),
         }),
     ),
 ).pipe(
@@ -169,9 +181,55 @@ const report = Command.make(
     ),
 ).pipe(Command.withDescription("Draw a run's tables and plots: SVG, PNG and one self-contained HTML page"))
 
+const worker = Command.make(
+  "worker",
+  {
+    cluster: clusterFlag.pipe(Flag.withDescription("The sweep engine's Redis URL (redis://host:port)")),
+    backend: backendFlag,
+    threads: threadsFlag,
+    out: Flag.String("out").pipe(
+      Flag.withDescription(
+        "A run directory root to check for write access at start (runs must be on a filesystem every worker sees)",
+      ),
+      Flag.optional,
+    ),
+  },
+  (a) =>
+    Effect.flatMap(
+      lazy(() => import("./cluster.ts")),
+      (Cluster) =>
+        Cluster.worker({
+          cluster: a.cluster,
+          backend: a.backend,
+          threads: Option.getOrUndefined(a.threads),
+          out: Option.getOrUndefined(a.out),
+        }),
+    ),
+).pipe(
+  Command.withDescription(
+    "Run stages of cluster runs on this machine, one at a time (start one per core with --threads 1, or one per GPU)",
+  ),
+)
+
+const status = Command.make(
+  "status",
+  {
+    cluster: clusterFlag.pipe(Flag.withDescription("The sweep engine's Redis URL (redis://host:port)")),
+    run: Argument.String("run").pipe(
+      Argument.withDescription("A run id (default: every run)"),
+      Argument.optional,
+    ),
+  },
+  (a) =>
+    Effect.flatMap(
+      lazy(() => import("./cluster.ts")),
+      (Cluster) => Cluster.status({ cluster: a.cluster, run: Option.getOrUndefined(a.run) }),
+    ),
+).pipe(Command.withDescription("Show each stage of cluster runs: state, worker, progress and time"))
+
 const cmkg = Command.make("cmkg").pipe(
   Command.withDescription("Deep-learning experiments as typed program values"),
-  Command.withSubcommands([check, run, report, data]),
+  Command.withSubcommands([check, run, report, data, worker, status]),
 )
 
 /** One line for the argument parser's failure (help was requested or forced by errors such as a missing argument). */

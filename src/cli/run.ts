@@ -48,6 +48,8 @@ export interface RunArgs {
   readonly data: string | undefined
   /** Type-check the program module before running it (default true; `--no-typecheck`). */
   readonly typecheck?: boolean
+  /** The sweep engine's URL: submit the stages of every seed there and follow them (`cluster.ts`). */
+  readonly cluster?: string | undefined
 }
 
 /** A word of a shell command, quoted when the shell would split or expand it. */
@@ -239,6 +241,29 @@ export const run = (args: RunArgs) =>
         restarting = `--restart: ${mismatch}; starting over`
         resume = false
       }
+    }
+
+    if (args.cluster !== undefined) {
+      if (typed.experiment!._tag !== "Experiment")
+        return yield* new BadInvocation({
+          message: `--cluster: ${loaded.file}: DIR-Net experiments do not run on the sweep engine yet; run them without --cluster`,
+        })
+      yield* OutDir.create(out)
+      yield* OutDir.write(
+        join(out, "program.json"),
+        `${JSON.stringify({ program: typed, options: { ...args, data }, parameters }, null, 2)}\n`,
+      )
+      const Cluster = yield* Effect.promise(() => import("./cluster.ts"))
+      return yield* Cluster.submitAndFollow({
+        cluster: args.cluster,
+        program: typed as Program.Program<Experiment.Experiment>,
+        file: loaded.file,
+        scale: args.scale,
+        data,
+        out,
+        seeds: Array.from({ length: args.seeds }, (_, i) => firstSeed + i),
+        resume,
+      })
     }
 
     // The backend the layer chose, for the rest of this command: its sessions are released when it ends.

@@ -27,7 +27,7 @@
  * @module
  */
 import { hostname } from "node:os"
-import { type Job, Queue, Worker } from "bullmq"
+import { type Job, Queue, WaitingError, Worker } from "bullmq"
 import { Data, Schema } from "effect"
 import * as Url from "./url.ts"
 
@@ -147,6 +147,12 @@ export interface WorkOptions {
   readonly execute: (task: Task, running: Running) => Promise<void>
   /** A line per event (job started, done, failed). */
   readonly log: (line: string) => void
+  /**
+   * True once the worker is stopping (Ctrl-C): a stage that `execute` gave up
+   * then (after checkpointing) goes back to waiting for any worker, instead of
+   * failing.
+   */
+  readonly stopping?: () => boolean
   /** For tests: shorter lock and stalled-check intervals than {@link TIMING}. */
   readonly timing?:
     | typeof TIMING
@@ -162,16 +168,24 @@ export const work = async (c: Url.Connection, o: WorkOptions): Promise<Worker> =
   const queue = queueOf(c)
   const worker = new Worker(
     QUEUE,
-    async (job: Job) => {
+    async (job: Job, token?: string) => {
       const decoded = Schema.decodeUnknownExit(TaskSchema)(job.data)
       if (decoded._tag === "Failure")
         throw new BadTask({ message: `job ${job.id}: not a cmkg stage task (${String(decoded.cause)})` })
       const task = decoded.value
       o.log(`${job.id} · ${job.name}: started${(job.attemptsStarted ?? 1) > 1 ? " (resuming)" : ""}`)
-      await o.execute(task, {
-        progress: (p) => job.updateProgress(p),
-        attempt: Math.max(0, (job.attemptsStarted ?? 1) - 1) + (job.stalledCounter ?? 0),
-      })
+      try {
+        await o.execute(task, {
+          progress: (p) => job.updateProgress(p),
+          attempt: Math.max(0, (job.attemptsStarted ?? 1) - 1) + (job.stalledCounter ?? 0),
+        })
+      } catch (e) {
+        if (o.stopping?.() !== true) throw e
+        // BullMQ's way to hand an active job back: move it, then tell the worker so.
+        await job.moveToWait(token)
+        o.log(`${job.id} · ${job.name}: handed back to the queue`)
+        throw new WaitingError()
+      }
       return { node: task.node }
     },
     {

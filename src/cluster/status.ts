@@ -16,7 +16,10 @@ export const tally = (nodes: readonly Engine.NodeStatus[]): string => {
   const count = new Map<string, number>()
   for (const n of nodes) count.set(n.state, (count.get(n.state) ?? 0) + 1)
   const order = ["completed", "active", "waiting", "pending", "failed"]
-  const states = [...order.filter((s) => count.has(s)), ...[...count.keys()].filter((s) => !order.includes(s))]
+  const states = [
+    ...order.filter((s) => count.has(s)),
+    ...[...count.keys()].filter((s) => !order.includes(s)),
+  ]
   const name: Record<string, string> = { completed: "done", active: "running" }
   const parts = states.map((state) => `${count.get(state)} ${name[state] ?? state}`)
   return `${nodes.length} stages: ${parts.join(", ")}`

@@ -127,6 +127,21 @@ export interface Options {
   readonly reporter: Reporter
   /** Called with the checkpoint written when the run is interrupted (Ctrl-C), before the interruption ends it. */
   readonly onStopped?: (checkpoint: string) => void
+  /** Run one stage only, as the sweep engine does (one stage per job): see {@link Part}. */
+  readonly part?: Part
+}
+
+/**
+ * One stage of the experiment run on its own (`cluster/`): it starts from
+ * `world()` — the versions of what it reads, as earlier stages left them —
+ * instead of an empty world (unless the journal in `out` resumes it), runs
+ * stage `stage` only, and hands `done` the world and its rows before the world
+ * is disposed; no `results.json` is written (the engine assembles the seed's).
+ */
+export interface Part {
+  readonly stage: number
+  readonly world: () => World
+  readonly done: (world: World, rows: readonly Row[]) => void
 }
 
 /**
@@ -560,8 +575,15 @@ const acquireState = (journal: Journal.Journal<Position>, options: Options) =>
   Effect.acquireRelease(
     Effect.sync(
       (): State => ({
-        world: journal.resumed?.world ?? { params: {}, state: {}, meta: {}, opt: {} },
-        position: journal.resumed?.position ?? { stage: 0, epoch: 0, step: 0, rows: [], seconds: 0 },
+        world: journal.resumed?.world ??
+          options.part?.world() ?? { params: {}, state: {}, meta: {}, opt: {} },
+        position: journal.resumed?.position ?? {
+          stage: options.part?.stage ?? 0,
+          epoch: 0,
+          step: 0,
+          rows: [],
+          seconds: 0,
+        },
       }),
     ),
     (state, exit) =>
@@ -628,9 +650,14 @@ export const run = (
             return ds
           }),
       }
-      for (let si = state.position.stage; si < e.stages.length; si++) {
+      const end = options.part === undefined ? e.stages.length : options.part.stage + 1
+      for (let si = state.position.stage; si < end; si++) {
         const stage = e.stages[si]!
         yield* stage._tag === "Evaluate" ? evaluateStage(r, si, stage) : trainStage(r, si, stage)
+      }
+      if (options.part !== undefined) {
+        const { world, position } = state
+        yield* attempt(() => options.part!.done(world, position.rows))
       }
       const results: Results = {
         program: program.name,
@@ -640,10 +667,11 @@ export const run = (
         rows: state.position.rows,
         seconds: journal.elapsed(),
       }
-      yield* attempt(() => {
-        writeFile(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
-        writeFile(join(out, "results.md"), markdown(results))
-      })
+      if (options.part === undefined)
+        yield* attempt(() => {
+          writeFile(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
+          writeFile(join(out, "results.md"), markdown(results))
+        })
       return results
     }),
   )

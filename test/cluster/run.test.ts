@@ -1,0 +1,71 @@
+/**
+ * `cmkg run --cluster` end to end on a real Redis server with two `cmkg
+ * worker` processes: a two-seed run of a train → evaluate → meta-train →
+ * evaluate program ends with the same rows, number for number, as the
+ * single-process `cmkg run` of the same program, seeds and backend; and
+ * `cmkg status` shows its stages done, each with the worker that ran it.
+ */
+import assert from "node:assert/strict"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, before, describe, test } from "node:test"
+import { start } from "../cli/helpers.ts"
+import { type Redis, redisSkip, startRedis } from "./redis.ts"
+
+const PROGRAM = "test/fixtures/programs/tiny-meta.ts"
+const env = { ...process.env, CMKG_TEST_EVAL_COUNT: "64" }
+const rowsOf = (dir: string, seed: number) =>
+  JSON.parse(readFileSync(join(dir, `seed-${seed}`, "results.json"), "utf8")).rows
+
+const skip = redisSkip()
+describe("cmkg run --cluster", { skip }, () => {
+  let redis: Redis
+  let dir: string
+  before(async () => {
+    redis = await startRedis()
+    dir = mkdtempSync(join(tmpdir(), "cmkg-cluster-run-"))
+  })
+  after(async () => {
+    await redis?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  test("two workers give the single-process run's results, number for number, and status names who ran what", async () => {
+    const common = ["--seeds", "2", "--backend", "cmkg-cpu", "--threads", "1", "--no-typecheck"]
+    const single = start(["run", PROGRAM, ...common, "--out", join(dir, "single")], env)
+    assert.equal(await single.closed, 0, single.output.stderr)
+
+    const workers = [0, 1].map(() =>
+      start(["worker", "--cluster", redis.url, "--backend", "cmkg-cpu", "--threads", "1"], env),
+    )
+    try {
+      const cluster = start(
+        ["run", PROGRAM, ...common, "--out", join(dir, "cluster"), "--cluster", redis.url],
+        env,
+      )
+      assert.equal(await cluster.closed, 0, `${cluster.output.stdout}\n${cluster.output.stderr}`)
+      assert.match(cluster.output.stdout, /submitted run tiny-meta-\w+ .*: 8 stages \(2 seed\(s\)\)/)
+      for (const seed of [1, 2])
+        assert.deepEqual(rowsOf(join(dir, "cluster"), seed), rowsOf(join(dir, "single"), seed))
+      const summary = JSON.parse(readFileSync(join(dir, "cluster", "summary.json"), "utf8"))
+      assert.deepEqual(summary, JSON.parse(readFileSync(join(dir, "single", "summary.json"), "utf8")))
+
+      const status = execFileSync(process.execPath, ["bin/cmkg.js", "status", "--cluster", redis.url], {
+        encoding: "utf8",
+      })
+      assert.match(status, /tiny-meta-\w+ {2}8 stages: 8 done/)
+      const run = /(tiny-meta-\w+)/.exec(status)![1]!
+      const detail = execFileSync(process.execPath, ["bin/cmkg.js", "status", "--cluster", redis.url, run], {
+        encoding: "utf8",
+      })
+      const ran = [...detail.matchAll(/ done on (\S+)/g)].map((m) => m[1])
+      assert.equal(ran.length, 8, detail)
+      assert.equal(new Set(ran).size, 2, `both workers ran stages:\n${detail}`)
+    } finally {
+      for (const w of workers) w.child.kill("SIGINT")
+      await Promise.all(workers.map((w) => w.closed))
+    }
+  })
+})
