@@ -54,3 +54,9 @@ test("src/run-dir (what a run directory holds) depends on no interpreter and not
     for (const m of readFileSync(f, "utf8").matchAll(/from\s+"([^"]+)"/g))
       assert.ok(!m[1]!.includes("interpreters/") && !m[1]!.includes("report/"), `${f} imports ${m[1]}`)
 })
+
+test("the sweep engine's queue layer (src/cluster but the stage runner) loads neither tfjs nor an interpreter", () => {
+  for (const f of files("src/cluster").filter((f) => !f.endsWith("stage-run.ts")))
+    for (const m of readFileSync(f, "utf8").matchAll(/from\s+"([^"]+)"/g))
+      assert.ok(!m[1]!.startsWith("@tensorflow") && !m[1]!.includes("interpreters/"), `${f} imports ${m[1]}`)
+})
