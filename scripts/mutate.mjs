@@ -57,7 +57,9 @@ const MODULES = [
 const only = process.argv.slice(2)
 const selected = only.length === 0 ? MODULES : MODULES.filter((m) => only.some((o) => m.name.includes(o)))
 if (selected.length === 0) {
-  console.error(`mutate: no module matches ${only.join(", ")}; modules: ${MODULES.map((m) => m.name).join(", ")}`)
+  console.error(
+    `mutate: no module matches ${only.join(", ")}; modules: ${MODULES.map((m) => m.name).join(", ")}`,
+  )
   process.exit(2)
 }
 
@@ -70,7 +72,11 @@ for (const m of selected) {
   const stryker = new Stryker({
     testRunner: "tap",
     plugins: ["@stryker-mutator/tap-runner"],
-    tap: { testFiles: m.tests, nodeArgs: ["--test-reporter=tap", "--import", "tsx", "-r", "{{hookFile}}", "{{testFile}}"], forceBail: true },
+    tap: {
+      testFiles: m.tests,
+      nodeArgs: ["--test-reporter=tap", "--import", "tsx", "-r", "{{hookFile}}", "{{testFile}}"],
+      forceBail: true,
+    },
     mutate: m.mutate,
     coverageAnalysis: "perTest",
     concurrency: Number(process.env.MUTATE_CONCURRENCY ?? 1),
@@ -99,7 +105,10 @@ for (const m of selected) {
   const survivors = Object.entries(json.files).flatMap(([file, f]) =>
     f.mutants
       .filter((x) => x.status === "Survived" || x.status === "NoCoverage")
-      .map((x) => `${file}:${x.location.start.line} ${x.mutatorName} → ${JSON.stringify(x.replacement ?? "")} (${x.status})`),
+      .map(
+        (x) =>
+          `${file}:${x.location.start.line} ${x.mutatorName} → ${JSON.stringify(x.replacement ?? "")} (${x.status})`,
+      ),
   )
   writeFileSync(`${report}.survivors.txt`, `${survivors.join("\n")}\n`)
 }
@@ -110,4 +119,6 @@ for (const r of rows) {
   const score = r.killed + r.survived === 0 ? 0 : (100 * r.killed) / (r.killed + r.survived)
   console.log(`| ${r.name} | ${r.killed} | ${r.survived} | ${score.toFixed(1)} % | ${r.ignored} |`)
 }
-console.log("\nsurvivors: reports/mutation/<module>.survivors.txt; full reports: reports/mutation/<module>.html")
+console.log(
+  "\nsurvivors: reports/mutation/<module>.survivors.txt; full reports: reports/mutation/<module>.html",
+)
