@@ -10,7 +10,7 @@
  * Ours runs in float32 (unit round-off 6e-8) through a handful of ops per
  * step, six steps; a scale relative to the tensor rather than to the element,
  * because a parameter that an update sends to ~0 (0.05 − 0.1·0.5) is
- * cancellation, whose float32 error is relative to the operands. A dropped
+ * cancellation, whose float32 error is relative to the operands.
  * The largest error seen, 7e-7, is not rounding: torch's clip_grad_norm_
  * divides by ‖g‖ + 1e-6 and ours by ‖g‖ + 1e-12 (5.6e-7 relative at the
  * fixture's ‖g‖ = 1.8). A dropped
@@ -155,3 +155,13 @@ const follows = (c: Case, backend: string): void => {
   if (process.env.CMKG_VERBOSE)
     console.log(`# ${c.name} on ${backend}: worst error ${worst.toExponential(2)} of max|torch|`)
 }
+
+test("applyUpdates moves only the parameters that have an update, and leaves the others as they were", () => {
+  tf.tidy(() => {
+    const params = { a: tf.tensor1d([1, 2]), b: tf.tensor1d([3, 4]) }
+    const moved = Optim.applyUpdates(params, { a: tf.tensor1d([0.5, -0.5]) })
+    assert.deepEqual(Array.from(moved.a!.dataSync()), [1.5, 1.5])
+    // The very same tensor: a parameter outside a step's `wrt` (a frozen subset) is not even copied.
+    assert.equal(moved.b, params.b)
+  })
+})
