@@ -147,10 +147,16 @@ export const worker = (o: {
   readonly backend: Tf.BackendPreference
   readonly threads: number | undefined
   readonly out: string | undefined
+  /** How long a stage of a lost worker waits before another worker takes it over (default Engine.TIMING). */
+  readonly lockSeconds: number | undefined
 }) =>
   Effect.scoped(
     Effect.gen(function* () {
       const conn = yield* connect(o.cluster)
+      if (o.lockSeconds !== undefined && !(o.lockSeconds >= 1))
+        return yield* new BadInvocation({
+          message: `--lock-seconds must be at least 1, got ${o.lockSeconds}`,
+        })
       if (o.out !== undefined)
         yield* Effect.try({
           try: () => writable(resolve(o.out!), "--out"),

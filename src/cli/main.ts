@@ -193,6 +193,12 @@ const worker = Command.make(
       ),
       Flag.optional,
     ),
+    lockSeconds: Flag.Int("lock-seconds").pipe(
+      Flag.withDescription(
+        "How long a stage of a lost worker waits before another worker takes it over (default 30; the lock is renewed between training steps, so keep it above the longest step)",
+      ),
+      Flag.optional,
+    ),
   },
   (a) =>
     Effect.flatMap(
@@ -203,6 +209,7 @@ const worker = Command.make(
           backend: a.backend,
           threads: Option.getOrUndefined(a.threads),
           out: Option.getOrUndefined(a.out),
+          lockSeconds: Option.getOrUndefined(a.lockSeconds),
         }),
     ),
 ).pipe(

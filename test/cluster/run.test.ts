@@ -3,11 +3,14 @@
  * worker` processes: a two-seed run of a train → evaluate → meta-train →
  * evaluate program ends with the same rows, number for number, as the
  * single-process `cmkg run` of the same program, seeds and backend; and
- * `cmkg status` shows its stages done, each with the worker that ran it.
+ * `cmkg status` shows its stages done, each with the worker that ran it;
+ * and a worker lost in the middle of a stage (frozen by SIGSTOP, as a machine
+ * that stops answering) has its stage taken over by another, which resumes
+ * it from the stage's last checkpoint, with the same results.
  */
 import assert from "node:assert/strict"
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
@@ -66,6 +69,64 @@ describe("cmkg run --cluster", { skip }, () => {
     } finally {
       for (const w of workers) w.child.kill("SIGINT")
       await Promise.all(workers.map((w) => w.closed))
+    }
+  })
+
+  test("a worker lost mid-stage: another takes the stage over from its last checkpoint, results unchanged", async () => {
+    // 20 steps an epoch, so that the stage is still running when its first epoch's checkpoint appears.
+    const longer = { ...env, CMKG_TEST_TRAIN_COUNT: "320" }
+    const common = [
+      "--seeds",
+      "1",
+      "--first-seed",
+      "1",
+      "--backend",
+      "cmkg-cpu",
+      "--threads",
+      "1",
+      "--no-typecheck",
+    ]
+    const single = start(["run", PROGRAM, ...common, "--out", join(dir, "single-long")], longer)
+    assert.equal(await single.closed, 0, single.output.stderr)
+
+    const workerArgs = [
+      "worker",
+      "--cluster",
+      redis.url,
+      "--backend",
+      "cmkg-cpu",
+      "--threads",
+      "1",
+      "--lock-seconds",
+      "2",
+    ]
+    const lost = start(workerArgs, longer)
+    let rescuer: ReturnType<typeof start> | undefined
+    try {
+      const out = join(dir, "cluster-long")
+      const cluster = start(["run", PROGRAM, ...common, "--out", out, "--cluster", redis.url], longer)
+      const latest = join(out, "seed-1", "stages", "0", "checkpoints", "LATEST")
+      while (!existsSync(latest)) {
+        assert.equal(cluster.child.exitCode, null, cluster.output.stderr)
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      lost.child.kill("SIGSTOP")
+      rescuer = start(workerArgs, longer)
+      assert.equal(await cluster.closed, 0, `${cluster.output.stdout}\n${cluster.output.stderr}`)
+      assert.match(rescuer.output.stdout, /\/0\] resuming from .*stage 1\/4, epoch 2/, rescuer.output.stdout)
+      assert.deepEqual(rowsOf(out, 1), rowsOf(join(dir, "single-long"), 1))
+      // Steps the lost worker logged after its checkpoint were cut back: each step of the stage once.
+      const steps = readFileSync(join(out, "seed-1", "stages", "0", "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l))
+        .map((m) => `${m.epoch}/${m.step}`)
+      assert.equal(steps.length, 40)
+      assert.equal(new Set(steps).size, 40)
+    } finally {
+      lost.child.kill("SIGKILL")
+      rescuer?.child.kill("SIGINT")
+      await Promise.all([lost.closed, rescuer?.closed])
     }
   })
 })
