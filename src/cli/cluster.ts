@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { Context, Effect, Layer, Schema } from "effect"
@@ -29,6 +29,11 @@ import { reporter } from "./progress.ts"
 export const Spec = Schema.Struct({
   /** The program module, as an absolute path every worker sees (a shared filesystem). */
   program: Schema.String,
+  /**
+   * SHA-256 of the module's file when submitted: a worker runs only the code
+   * already on its machine, and only if it is that code (never code from the queue).
+   */
+  programSha256: Schema.String,
   scale: Schema.Literals(Program.scales),
   data: Schema.Record(Schema.String, Schema.String),
   /** The run directory, absolute, on the shared filesystem. */
@@ -38,10 +43,18 @@ export const Spec = Schema.Struct({
 export type Spec = typeof Spec.Type
 
 const failed = (e: unknown) => new RunFailed({ message: e instanceof Error ? e.message : String(e) })
+/** The parsed URL, once a server there answered: a bad URL, nobody there or a wrong password is one line. */
 const connect = (url: string) =>
-  Effect.try({
-    try: () => Url.parse(url),
-    catch: (e) => new BadInvocation({ message: (e as Error).message }),
+  Effect.gen(function* () {
+    const conn = yield* Effect.try({
+      try: () => Url.parse(url),
+      catch: (e) => new BadInvocation({ message: (e as Error).message }),
+    })
+    yield* Effect.tryPromise({
+      try: () => Url.check(conn),
+      catch: (e) => new BadInvocation({ message: (e as Error).message }),
+    })
+    return conn
   })
 
 /** The run's id, kept in `out/cluster.json` so that `--resume` follows the same jobs. */
@@ -52,6 +65,8 @@ const runId = (out: string, name: string, resume: boolean): string => {
   writeFileSync(file, `${JSON.stringify({ run }, null, 2)}\n`)
   return run
 }
+
+const sha256 = (file: string): string => createHash("sha256").update(readFileSync(file)).digest("hex")
 
 const sleep = (ms: number) => Effect.promise(() => new Promise((r) => setTimeout(r, ms)))
 
@@ -78,6 +93,7 @@ export const submitAndFollow = (o: {
     const plan = Plan.plan(o.program.experiment!, o.seeds)
     const spec: Spec = {
       program: resolve(o.file),
+      programSha256: sha256(resolve(o.file)),
       scale: o.scale,
       data: { ...o.data },
       out,
@@ -186,6 +202,12 @@ export const worker = (o: {
       const execute = async (task: Engine.Task, running: Engine.Running) => {
         const spec = Schema.decodeUnknownSync(Spec)(task.spec)
         writable(spec.out, "run directory")
+        // Only code already on this machine runs, and only if it is the code the submitter checked.
+        const here = existsSync(spec.program) ? sha256(spec.program) : "(no such file)"
+        if (here !== spec.programSha256)
+          throw new Error(
+            `refusing ${task.run} ${task.node}: program ${spec.program} on this machine has SHA-256 ${here.slice(0, 16)}…, the submitter's had ${spec.programSha256.slice(0, 16)}… (every worker needs the same checkout)`,
+          )
         const { seed, stage } = Plan.nodeOf(task.node)
         let last = 0
         const stageReporter = {

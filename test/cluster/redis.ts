@@ -39,11 +39,11 @@ export interface Redis {
 }
 
 /** Starts a server and waits until it accepts connections. */
-export const startRedis = async (): Promise<Redis> => {
+export const startRedis = async (extra: readonly string[] = []): Promise<Redis> => {
   const port = await freePort()
   const child: ChildProcess = spawn(
     "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...extra],
     { stdio: ["ignore", "pipe", "inherit"] },
   )
   await new Promise<void>((resolve, reject) => {
