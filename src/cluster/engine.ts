@@ -224,6 +224,8 @@ export interface NodeStatus {
   readonly state: string
   readonly worker: string | undefined
   readonly progress: number | undefined
+  /** When its job was added (its needs done), started by a worker and finished (ms since the epoch). */
+  readonly addedAt: number | undefined
   readonly startedAt: number | undefined
   readonly finishedAt: number | undefined
   readonly error: string | undefined
@@ -238,6 +240,7 @@ const statusOf = async (queue: Queue, run: string, n: Node): Promise<NodeStatus>
       state: "pending",
       worker: undefined,
       progress: undefined,
+      addedAt: undefined,
       startedAt: undefined,
       finishedAt: undefined,
       error: undefined,
@@ -248,6 +251,7 @@ const statusOf = async (queue: Queue, run: string, n: Node): Promise<NodeStatus>
     state: await job.getState(),
     worker: job.processedBy,
     progress: typeof job.progress === "number" ? job.progress : undefined,
+    addedAt: job.timestamp,
     startedAt: job.processedOn,
     finishedAt: job.finishedOn,
     error: job.failedReason === undefined || job.failedReason === "" ? undefined : job.failedReason,
