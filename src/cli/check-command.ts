@@ -102,7 +102,7 @@ export const check = (a: {
         )
         for (const s of report.stages)
           yield* Console.log(
-            `  ${s.stage.padEnd(48)} ${String(s.steps).padStart(7)} steps × ${human(s.macsPerStep)}MACs = ${human(s.macs)}MACs`,
+            `  ${s.stage.padEnd(48)} ${String(s.steps).padStart(7)} steps × ${human(s.macsPerStep)}MACs = ${human(s.macs)}MACs${s.trainedParams === undefined ? "" : ` · trains ${s.trainedParams.toLocaleString("en-US")} params`}`,
           )
         yield* Console.log(`  total ${human(report.macsTotal)}MACs (${human(2 * report.macsTotal)}FLOPs)`)
         if (estimate !== undefined)

@@ -15,6 +15,8 @@ export interface StageCost {
   /** MACs of one training step (whole batch). */
   readonly macsPerStep: number
   readonly macs: number
+  /** Parameters the stage's step updates (its `wrt` less what `select` and a partition's frozen labels keep fixed), when known. */
+  readonly trainedParams?: number
 }
 
 export interface ExperimentReport {

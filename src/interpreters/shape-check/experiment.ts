@@ -145,6 +145,7 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
       samplesPerStep: stage.batchSize,
       macsPerStep,
       macs: steps * macsPerStep,
+      trainedParams: r.trainedParams,
     })
   })
   // A table's reference row must be a row the experiment files under that table.

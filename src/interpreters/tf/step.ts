@@ -46,6 +46,7 @@ import * as LossDsl from "../../dsl/Loss.ts"
 import type * as Optimizer from "../../dsl/Optimizer.ts"
 import type * as Program from "../../dsl/Program.ts"
 import type * as Step from "../../dsl/Step.ts"
+import * as StepDsl from "../../dsl/Step.ts"
 import * as Check from "../shape-check/index.ts"
 import * as LossCheck from "../shape-check/loss.ts"
 import { apply, type Mode } from "./apply.ts"
@@ -121,6 +122,9 @@ const flatten = (
   }
   return out
 }
+
+const pickKeys = (tree: Tree, keys: readonly string[]): Record<string, tf.Tensor> =>
+  Object.fromEntries(keys.map((k) => [k, tree[k]!]))
 
 /** `base` with the entries of a flat tree substituted. */
 const overlay = (base: Readonly<Record<string, Tree>>, flat: Tree): Record<string, Tree> => {
@@ -265,29 +269,11 @@ const unflatten = (flat: Tree): Record<string, Record<string, tf.Tensor>> => {
  */
 const optimizerState = (world: World, path: string, o: Optimizer.Optimizer, params: Tree): Optim.State => {
   const old = world.opt[path]
-  if (old === undefined) return Optim.init(o, params)
-  // The slot names of a fresh state, without allocating one (over no parameters there are no tensors);
-  // each slot of a fresh state holds one tensor per parameter, of its shape.
-  const names = Optim.init(o, {}).slots.map((slot) => Object.keys(slot))
-  const entries = Object.entries(params)
-  const fits =
-    old.slots.length === names.length &&
-    names.every((slotNames, i) => {
-      const prev = old.slots[i]!
-      return (
-        slotNames.length === Object.keys(prev).length &&
-        slotNames.every((n) => {
-          const b = prev[n]
-          return (
-            b !== undefined &&
-            entries.length === Object.keys(b).length &&
-            entries.every(([k, t]) => b[k]?.shape.join() === t.shape.join())
-          )
-        })
-      )
-    })
-  return fits ? old : Optim.init(o, params)
+  return old !== undefined && Optim.fits(o, old, params, pathOf) ? old : Optim.init(o, params, pathOf)
 }
+
+/** The parameter path of a flat key `group␀path` (what a partition's rules read). */
+const pathOf = (k: string): string => (k.includes(SEP) ? split(k)[1] : k)
 
 const minimize = (
   s: Extract<Step.Step, { _tag: "Minimize" }>,
@@ -296,7 +282,13 @@ const minimize = (
   batch: Batch,
   ctx: Context,
 ): Effect => {
-  const theta = flatten(world.params, s.wrt, `step ${path}`)
+  // Only what the step trains: the paths its `select` keeps, less a partition's frozen ones (no gradient is taken for the rest).
+  const all = flatten(world.params, s.wrt, `step ${path}`)
+  const selected = Object.keys(all).filter((k) => {
+    const [group, p] = split(k)
+    return StepDsl.trainedPaths(s, group, [p]).length === 1
+  })
+  const theta = pickKeys(all, Optim.trainable(s.optimizer, selected, pathOf))
   const e: Evaluation = { loss: s.loss, trained: new Set(s.wrt), mode: policyMode(s.batchNorm, false) }
   const frozen = new Frozen([s.loss], e.trained, world, batch, ctx)
   let state: Record<string, Record<string, tf.Tensor>> = {}
@@ -305,7 +297,7 @@ const minimize = (
     state = r.state
     return r.value
   }, theta)
-  const u = Optim.update(s.optimizer, grads, optimizerState(world, path, s.optimizer, theta), theta)
+  const u = Optim.update(s.optimizer, grads, optimizerState(world, path, s.optimizer, theta), theta, pathOf)
   return { params: unflatten(u.updates), meta: {}, state, opt: { [path]: u.state }, loss: value }
 }
 
