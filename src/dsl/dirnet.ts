@@ -34,7 +34,7 @@
  * root-relative 3D joints directly (in the data's units, see `Data`), with
  * the rotation R folded into the joints (R = I), and the 2D joints are their
  * weak-perspective re-projection `J2D = S·(s·Π J3D + t + ½)` (see
- * {@link Camera}; `reproject` in `src/interpreters/tf/dirnet/` computes it).
+ * {@link Camera}; the loss algebra's `Loss.reproject` signal).
  * The paper's regularisers on θ and β have no counterpart.
  *
  * The gate 𝒢 (Sec. 4.2) is a separate two-layer network ({@link gate}) on
@@ -358,16 +358,18 @@ export const gateExit = (temperature: number, seed = 0): ExitPolicy => ({ _tag: 
 // ---- losses (Eqs. 3, 8, 9, 12) -----------------------------------------------------------------
 
 /**
- * The re-projected 2D joints of iteration `k` (or of the last iteration): a
- * **derived** tap, `reproject(pose@k, camera@k)`, that the DIR-Net tf
- * interpreter adds to the network's taps (a `Net` cannot multiply two of its
- * own activations, so the bilinear re-projection is not a node).
+ * The re-projected 2D joints of iteration `k` (or of the last iteration):
+ * `Loss.reproject(pose@k, camera@k)` into pixels of the model's input side
+ * with the default {@link camera} (a `Net` cannot multiply two of its own
+ * activations, so the bilinear re-projection is a signal of the loss
+ * algebra, which every interpreter of losses gives a meaning).
  */
-export const reprojected = (model: Program.Model<Tap>, k?: number): Loss.Signal => ({
-  _tag: "Tap",
-  model: model.name,
-  tap: k === undefined ? "reprojected" : `reprojected@${k}`,
-})
+export const reprojected = (model: Program.Model<Tap>, k?: number): Loss.Signal =>
+  Loss.reproject(
+    Loss.tap(model, k === undefined ? "pose" : (`pose@${k}` as Tap)),
+    Loss.tap(model, k === undefined ? "camera" : (`camera@${k}` as Tap)),
+    { imageSize: model.input[0]!, baseScale: camera.baseScale },
+  )
 
 /** L_2D of iteration k (Eq. 3): mean absolute error of the re-projected joints, in pixels. */
 export const loss2d = (model: Program.Model<Tap>, k: number): Loss.Loss =>

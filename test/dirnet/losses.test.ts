@@ -4,11 +4,11 @@ import { before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import * as Dirnet from "../../src/dsl/dirnet.ts"
 import * as Loss from "../../src/dsl/Loss.ts"
-import { reproject } from "../../src/interpreters/tf/dirnet/reproject.ts"
 import * as Train from "../../src/interpreters/tf/dirnet/train.ts"
 import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
 import * as Losses from "../../src/interpreters/tf/loss.ts"
+import { reproject } from "../../src/interpreters/tf/reproject.ts"
 
 before(async () => {
   await Tf.ready("cpu")
@@ -21,7 +21,12 @@ test("weak-perspective re-projection: J2D = S·(s₀·e^{c₀}·(x, y) + (c₁, 
   tf.tidy(() => {
     const pose = new Float32Array(63).map((_, i) => (i % 3 === 2 ? 100 : i / 10))
     const cam = [Math.log(2), 0.1, -0.2]
-    const uv = reproject(tf.tensor2d(pose, [1, 63]), tf.tensor2d(cam, [1, 3]), 64).dataSync()
+    const uv = reproject(
+      tf.tensor2d(pose, [1, 63]),
+      tf.tensor2d(cam, [1, 3]),
+      64,
+      Dirnet.camera.baseScale,
+    ).dataSync()
     for (let j = 0; j < 21; j++) {
       close(uv[2 * j]!, 64 * (0.25 * 2 * pose[3 * j]! + 0.1 + 0.5))
       close(uv[2 * j + 1]!, 64 * (0.25 * 2 * pose[3 * j + 1]! - 0.2 + 0.5))
@@ -98,19 +103,16 @@ test("Eq. 12 is summed over every loop's taps; a training step leaks no tensors"
   const net = Dirnet.dirnet(options)
   const model = Train.model(net, 32)
   const total = Dirnet.totalLoss(model, 2)
-  const taps = new Set(
-    Loss.signals(total).flatMap((s) =>
-      s._tag === "Tap" ? [s.tap] : s._tag === "Slice" && s.signal._tag === "Tap" ? [s.signal.tap] : [],
-    ),
-  )
-  assert.deepEqual([...taps].sort(), [
-    "logvar@0",
-    "logvar@1",
-    "pose@0",
-    "pose@1",
-    "reprojected@0",
-    "reprojected@1",
-  ])
+  const tapsOf = (s: Loss.Signal): string[] =>
+    s._tag === "Tap"
+      ? [s.tap]
+      : s._tag === "Slice"
+        ? tapsOf(s.signal)
+        : s._tag === "Reproject"
+          ? [...tapsOf(s.pose), ...tapsOf(s.camera)]
+          : []
+  const taps = new Set(Loss.signals(total).flatMap(tapsOf))
+  assert.deepEqual([...taps].sort(), ["camera@0", "camera@1", "logvar@0", "logvar@1", "pose@0", "pose@1"])
   let { params, state } = Init.init(net, [32, 32, 3], 0)
   const groups = [
     Train.group(

@@ -161,9 +161,7 @@ const policyMode = (policy: Step.BatchNormPolicy, meta: boolean): Mode =>
 
 /** Models whose outputs or taps a loss reads. */
 const readModels = (loss: Loss.Loss): string[] => {
-  const of = (s: Loss.Signal): string[] =>
-    s._tag === "Output" || s._tag === "Tap" ? [s.model] : s._tag === "Slice" ? of(s.signal) : []
-  return [...new Set(LossDsl.signals(loss).flatMap(of))]
+  return [...new Set(LossDsl.signals(loss).flatMap(LossDsl.signalModels))]
 }
 
 const input = (model: string, batch: Batch, ctx: Context): tf.Tensor => {

@@ -55,7 +55,10 @@ export const iterations = (t: Trained, batch: Batch): Iterations => {
       iterations: n,
       size: batch.x.shape[0],
       pose: read("pose"),
-      joints2d: read("reprojected"),
+      joints2d: Array.from(
+        { length: n },
+        (_, k) => Losses.signal(Dirnet.reprojected(m, k), env).dataSync() as Float32Array,
+      ),
       logvar: read("logvar"),
       gateFeatures: read("gateFeatures"),
       hidden: t.options.hidden,

@@ -19,7 +19,6 @@ import { valueAndGrad } from "../autodiff.ts"
 import * as Init from "../init.ts"
 import * as Losses from "../loss.ts"
 import * as Opt from "../optimizer.ts"
-import { reproject } from "./reproject.ts"
 
 export type Tree = Init.Tree
 
@@ -55,26 +54,15 @@ const MODEL = "dirnet"
 export const model = (net: Net.Net<Dirnet.Tap>, imageSize: number): Program.Model<Dirnet.Tap> =>
   Program.model(MODEL, net, [imageSize, imageSize, 3])
 
-/** `apply`, plus the derived taps `reprojected@k` (and `reprojected`) from `pose@k` and `camera@k`. */
+/** `apply` of a DIR-Net (its re-projections are `Loss.reproject` signals, computed by the losses that read them). */
 export const forward = (
   net: Net.AnyNet,
   params: Tree,
   state: Tree,
   x: tf.Tensor,
   mode: Mode,
-  imageSize: number,
-): Applied => {
-  const a = apply(net, params, state, x, mode)
-  const taps: Record<string, tf.Tensor> = { ...a.taps }
-  for (const name of Object.keys(a.taps)) {
-    const m = /^pose(@\d+)?$/.exec(name)
-    if (m === null) continue
-    const suffix = m[1] ?? ""
-    const camera = a.taps[`camera${suffix}`]
-    if (camera !== undefined) taps[`reprojected${suffix}`] = reproject(a.taps[name]!, camera, imageSize)
-  }
-  return { y: a.y, taps, state: a.state }
-}
+  _imageSize: number,
+): Applied => apply(net, params, state, x, mode)
 
 /** What a loss on {@link model} reads: a forward pass's output and taps, and the batch's fields. */
 export const signals = (a: Applied, batch: Batch): Losses.Env => ({
