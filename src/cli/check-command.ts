@@ -8,7 +8,6 @@
 import { Console, Effect } from "effect"
 import type * as Experiment from "../dsl/Experiment.ts"
 import type * as Program from "../dsl/Program.ts"
-import type * as DirnetCheck from "../interpreters/shape-check/dirnet-experiment.ts"
 import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
 import * as CheckView from "./check.ts"
 import { ProgramRejected } from "./errors.ts"
@@ -36,10 +35,6 @@ const timedModel = (
         p.models.find((m) => first.step._tag === "Minimize" && first.step.wrt.includes(m.name)) ?? p.models[0]
       return model === undefined ? undefined : { model, batchSize: first.batchSize }
     }
-    case "DirNetExperiment": {
-      const model = p.models.find((m) => m.name === e.variants[0]?.name)
-      return model === undefined ? undefined : { model, batchSize: e.batchSize }
-    }
   }
 }
 
@@ -64,7 +59,7 @@ export const check = (a: {
       const macsPerSecond = Throughput.measure(timed.model, timed.batchSize)
       estimate = { backend: backend.name, macsPerSecond, seconds: report.macsTotal / macsPerSecond }
     }
-    const loops = "loops" in report ? (report as DirnetCheck.Report).loops : []
+    const loops = report.loops ?? []
     if (a.json) {
       const experiment =
         resolved.experiment === undefined

@@ -8,11 +8,9 @@ import { existsSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
 import type * as Data from "../dsl/Data.ts"
-import type * as Dirnet from "../dsl/dirnet.ts"
 import type * as Experiment from "../dsl/Experiment.ts"
 import type * as Program from "../dsl/Program.ts"
 import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
-import * as DirnetRun from "../interpreters/tf/dirnet/run.ts"
 import * as Runner from "../interpreters/tf/experiment.ts"
 import * as Tf from "../interpreters/tf/index.ts"
 import * as RunDir from "../report/run-dir.ts"
@@ -116,23 +114,11 @@ const missingData = (specs: readonly Data.Spec[]): string[] => [
   ),
 ]
 
-/** The tf interpreter's fold for the program's kind of experiment. */
+/** The tf interpreter's meaning of the program's experiment (DIR-Net's too: it is a staged one). */
 const runKind = (
   program: Program.Program<Experiment.Any>,
   options: Runner.RunOptions,
-): Promise<Runner.Outcome> => {
-  const e = program.experiment!
-  switch (e._tag) {
-    case "Experiment":
-      return Runner.run(program as Program.Program<Experiment.Experiment>, options)
-    case "DirNetExperiment":
-      return DirnetRun.run(program as Program.Program<Dirnet.Experiment>, options)
-    default: {
-      const unhandled: never = e
-      throw new Error(`unknown experiment kind ${(unhandled as { _tag: string })._tag}`)
-    }
-  }
-}
+): Promise<Runner.Outcome> => Runner.run(program, options)
 
 export const run = (args: RunArgs) =>
   Effect.gen(function* () {

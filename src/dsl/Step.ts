@@ -16,7 +16,9 @@
  *
  * @module
  */
+import type * as Exits from "./Exits.ts"
 import type * as Loss from "./Loss.ts"
+import * as LossDsl from "./Loss.ts"
 import type * as Optimizer from "./Optimizer.ts"
 import * as Params from "./Params.ts"
 import type * as Program from "./Program.ts"
@@ -72,6 +74,8 @@ export type Step =
     }
   /** Every step computed from the same starting parameters, then all updates applied (Algorithm 1, line 8). */
   | { readonly _tag: "Together"; readonly steps: readonly Step[] }
+  /** REINFORCE updates of a gate deciding a frozen looped network's exits (see `Exits.Reinforce`). */
+  | Exits.Reinforce
 
 const names = (wrt: Program.Model | string | readonly (Program.Model | string)[]): string[] =>
   (Array.isArray(wrt) ? wrt : [wrt]).map((m: Program.Model | string) => (typeof m === "string" ? m : m.name))
@@ -154,7 +158,17 @@ export const losses = (s: Step): Loss.Loss[] =>
     ? [s.loss]
     : s._tag === "MetaMinimize"
       ? [s.outer, s.inner.loss]
-      : s.steps.flatMap(losses)
+      : s._tag === "Reinforce"
+        ? []
+        : s.steps.flatMap(losses)
+
+/** The models a step reads or updates (those that need parameters before it runs). */
+export const models = (s: Step): string[] =>
+  s._tag === "Reinforce"
+    ? [s.network, s.gate]
+    : s._tag === "Together"
+      ? [...new Set(s.steps.flatMap(models))]
+      : [...new Set(losses(s).flatMap(LossDsl.models))]
 
 /** Parameter groups (models, adapters, meta-parameters) a step updates. */
 export const updates = (s: Step): string[] =>
@@ -162,7 +176,9 @@ export const updates = (s: Step): string[] =>
     ? [...s.wrt]
     : s._tag === "MetaMinimize"
       ? [s.wrt]
-      : [...new Set(s.steps.flatMap(updates))]
+      : s._tag === "Reinforce"
+        ? [s.gate]
+        : [...new Set(s.steps.flatMap(updates))]
 
 /**
  * The parameter paths of group `name` (a model or adapter with parameters `paths`) that a `Minimize`

@@ -12,12 +12,12 @@
  * @module
  */
 import * as Data from "../../dsl/Data.ts"
-import type * as Dirnet from "../../dsl/dirnet.ts"
 import * as Experiment from "../../dsl/Experiment.ts"
 import * as Loss from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
-import * as DirnetExperimentCheck from "./dirnet-experiment.ts"
+import type * as Costs from "./dirnet.ts"
+import * as ExitsCheck from "./exits.ts"
 import type { ExperimentReport, StageCost } from "./experiment-report.ts"
 import type * as Check from "./index.ts"
 import * as LossCheck from "./loss.ts"
@@ -30,12 +30,11 @@ export type { ExperimentReport, StageCost }
 export const dataSpecs = (p: Program.Program<Experiment.Any>): Data.Spec[] => {
   const e = p.experiment
   if (e === undefined) return []
-  switch (e._tag) {
-    case "Experiment":
-      return e.stages.map((s) => s.data)
-    case "DirNetExperiment":
-      return [e.train, e.test]
-  }
+  return [
+    ...e.stages.flatMap((s) =>
+      s._tag === "EvaluateExits" && s.policy._tag === "VarianceQuantile" ? [s.data, s.policy.of] : [s.data],
+    ),
+  ]
 }
 
 /** Samples a data spec yields (synthetic sets know it statically; real ones are estimated as unknown). */
@@ -60,6 +59,8 @@ const stepMacs = (
       )
     case "Together":
       return step.steps.reduce((a, s) => a + stepMacs(s, forward, lossMacs), 0)
+    case "Reinforce":
+      return 0 // counted by the step checker (`exits.ts`), which knows the loop
   }
 }
 
@@ -74,6 +75,10 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
   const forward = (m: string) => summaries[m]?.cost.macs ?? 0
   const adapters: Record<string, readonly Check.ParamSpec[]> = {}
   const stages: StageCost[] = []
+  const programModels = Object.fromEntries(p.models.map((m) => [m.name, m]))
+  // Exit evaluations: each variant's per-loop costs (from its full network) and its "No Iter." parameters.
+  const loops = new Map<string, { costs?: Costs.LoopCosts; noIterParams?: number }>()
+  let gateParams = 0
   for (const mp of e.metaParams)
     if (!modelNames.has(mp.like))
       errors.push({
@@ -109,6 +114,23 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
           message: `expects input ${summary.input.join("×")}, the data's "${feed}" is ${have.join("×")}`,
         })
     }
+    if (stage._tag === "EvaluateExits") {
+      const costs = ExitsCheck.checkEvaluate(
+        stage,
+        { models: summaries, programModels, fields },
+        at,
+        (path, message) => errors.push({ _tag: "ShapeError", path, message }),
+      )
+      if (modelNames.has(stage.model)) feedOf(stage.model)
+      if (costs !== undefined && stage.into._tag === "Row") {
+        const { variant, label } = stage.into
+        const entry = loops.get(variant)
+        if (label._tag === "NoIter") loops.set(variant, { ...entry, noIterParams: costs.params })
+        else loops.set(variant, { ...entry, costs })
+      }
+      if (stage.policy._tag === "Gate") gateParams = summaries[stage.policy.gate]?.cost.params ?? gateParams
+      return
+    }
     if (stage._tag === "Evaluate") {
       if (!modelNames.has(stage.model))
         errors.push({ _tag: "ShapeError", path: at, message: `evaluates unknown model "${stage.model}"` })
@@ -129,16 +151,17 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
           path: `${at}/init/${name}`,
           message: `copies unknown model "${init.from}"`,
         })
-    const ctx: StepCheck.StepContext = { models: summaries, fields, metaParams: e.metaParams }
+    const ctx: StepCheck.StepContext = { models: summaries, fields, metaParams: e.metaParams, programModels }
     const r = StepCheck.checkStep(stage.step, ctx, `${at}/step`)
     errors.push(...r.errors)
     Object.assign(adapters, r.adapters)
     for (const loss of Step.losses(stage.step))
       for (const m of Loss.models(loss)) if (modelNames.has(m)) feedOf(m)
+    if (stage.step._tag === "Reinforce" && modelNames.has(stage.step.network)) feedOf(stage.step.network)
     const lossMacs = (l: Loss.Loss) => LossCheck.checkLoss(l, ctx).macs
     const size = sizeOf(stage.data)
     const steps = size === undefined ? 0 : Experiment.stepsOf(stage, size)
-    const macsPerStep = stage.batchSize * stepMacs(stage.step, forward, lossMacs)
+    const macsPerStep = stage.batchSize * (stepMacs(stage.step, forward, lossMacs) + r.macs)
     stages.push({
       stage: stage.name,
       steps,
@@ -165,6 +188,11 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
       })
   }
   const dedup = [...new Map(errors.map((x) => [`${x.path}: ${x.message}`, x])).values()]
+  const variantCosts = [...loops].flatMap(([model, l]) =>
+    l.costs === undefined
+      ? []
+      : [{ model, costs: l.costs, noIterParams: l.noIterParams ?? l.costs.paramsUpTo[0]! }],
+  )
   return {
     models: base.models,
     errors: dedup,
@@ -172,21 +200,9 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
     trainStages: stages.length,
     macsTotal: stages.reduce((a, s) => a + s.macs, 0),
     adapters,
+    ...(loops.size === 0 ? {} : { loops: variantCosts, gateParams }),
   }
 }
 
-/** The static check of a program holding any kind of experiment (or none): dispatches on the experiment's kind. */
-export const checkAny = (p: Program.Program<Experiment.Any>): ExperimentReport => {
-  const e = p.experiment
-  if (e === undefined) return check(p as Program.Program<Experiment.Experiment>)
-  switch (e._tag) {
-    case "Experiment":
-      return check(p as Program.Program<Experiment.Experiment>)
-    case "DirNetExperiment":
-      return DirnetExperimentCheck.check(p as Program.Program<Dirnet.Experiment>)
-    default: {
-      const unhandled: never = e
-      throw new Error(`unknown experiment kind ${(unhandled as { _tag: string })._tag}`)
-    }
-  }
-}
+/** The static check of a program holding an experiment (or none). */
+export const checkAny = (p: Program.Program<Experiment.Any>): ExperimentReport => check(p)

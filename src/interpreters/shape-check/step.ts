@@ -16,14 +16,18 @@
 import * as Loss from "../../dsl/Loss.ts"
 import * as Optimizer from "../../dsl/Optimizer.ts"
 import * as Params from "../../dsl/Params.ts"
+import type * as Program from "../../dsl/Program.ts"
 import * as Shape from "../../dsl/Shape.ts"
 import * as Step from "../../dsl/Step.ts"
+import * as ExitsCheck from "./exits.ts"
 import type * as Check from "./index.ts"
 import * as LossCheck from "./loss.ts"
 
 export interface StepContext extends LossCheck.LossContext {
   /** Adapters known from elsewhere (e.g. trained by another stage's loss); those of the step's own losses are always known. */
   readonly adapters?: readonly string[]
+  /** The program's models, by name (a `Reinforce` step reads its network's loop costs). */
+  readonly programModels?: Readonly<Record<string, Program.Model>>
 }
 
 export interface StepReport extends LossCheck.LossReport {
@@ -170,6 +174,13 @@ export const checkStep = (step: Step.Step, ctx: StepContext, path = "step"): Ste
         }
         return
       }
+      case "Reinforce": {
+        const at = `${prefix}reinforce`
+        macs += ExitsCheck.checkReinforce(s, { ...ctx, programModels: ctx.programModels ?? {} }, at, fail)
+        optimizer(s.optimizer, `${at}/optimizer`)
+        trainedParams += (ctx.models[s.gate]?.params ?? []).reduce((a, p) => a + Shape.size(p.shape), 0)
+        return
+      }
       case "Together":
         if (s.steps.length === 0) fail(`${prefix}together`, "together of no steps")
         for (const [i, c] of s.steps.entries()) go(c, `${prefix}${i}/`)
@@ -195,9 +206,4 @@ export const checkStep = (step: Step.Step, ctx: StepContext, path = "step"): Ste
   return { errors, adapters, macs, trainedParams }
 }
 
-const leafLosses = (s: Step.Step): Loss.Loss[] =>
-  s._tag === "Minimize"
-    ? [s.loss]
-    : s._tag === "MetaMinimize"
-      ? [s.outer, s.inner.loss]
-      : s.steps.flatMap(leafLosses)
+const leafLosses = (s: Step.Step): Loss.Loss[] => Step.losses(s)

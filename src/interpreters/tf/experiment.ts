@@ -30,7 +30,7 @@ import { type Dataset, open } from "../../data/open.ts"
 import * as Stream from "../../data/stream.ts"
 import * as Data from "../../dsl/Data.ts"
 import type * as Experiment from "../../dsl/Experiment.ts"
-import * as Loss from "../../dsl/Loss.ts"
+import type * as Loss from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
 import * as Names from "../../run-dir/names.ts"
@@ -38,6 +38,8 @@ import type * as RunFiles from "../../run-dir/schema.ts"
 import { writeFile } from "../../run-dir/write-file.ts"
 import { apply } from "./apply.ts"
 import * as Checkpoint from "./checkpoint.ts"
+import * as ExitResults from "./exit-results.ts"
+import * as Exits from "./exits.ts"
 import * as Init from "./init.ts"
 import * as Journal from "./journal.ts"
 import * as StepRun from "./step.ts"
@@ -306,7 +308,7 @@ export const run = async (
   const { out, seed, reporter } = options
   mkdirSync(out, { recursive: true })
   const models = Object.fromEntries(program.models.map((m) => [m.name, m]))
-  const ctx: StepRun.Context = { models, feeds: e.feeds }
+  const ctx: StepRun.Context = { models, feeds: e.feeds, seed }
 
   const journal = Journal.open<Position>(out, {
     resume: options.resume,
@@ -326,6 +328,11 @@ export const run = async (
   try {
     for (let si = position.stage; si < e.stages.length; si++) {
       const stage = e.stages[si]!
+      if (stage._tag === "EvaluateExits") {
+        const row = Exits.evaluateStage(stage, { ...world, models, dataset, seed, out, log: reporter.log })
+        position = { ...position, stage: si + 1, epoch: 0, step: 0, rows: [...position.rows, row] }
+        continue
+      }
       if (stage._tag === "Evaluate") {
         const row = evaluate(stage, world, program, e, dataset(stage.data))
         saveModel(out, stage, world)
@@ -422,22 +429,29 @@ export const run = async (
     throw err
   }
 
-  const results: Results = {
+  const base = { program: program.name, seed, backend: options.backend, seconds: elapsed() }
+  // An experiment that evaluates exits writes DIR-Net's results (costs, sweep); any other the staged kind.
+  const exitResults = ExitResults.fromRows(program, base, position.rows)
+  const results: RunFiles.Results = exitResults ?? {
     program: program.name,
     seed,
     backend: options.backend,
     ...(Object.keys(e.references).length > 0 ? { references: e.references } : {}),
     rows: position.rows,
-    seconds: elapsed(),
+    seconds: base.seconds,
   }
   writeFile(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
-  writeFile(join(out, "results.md"), markdown(results))
+  writeFile(
+    join(out, "results.md"),
+    exitResults === undefined ? markdown(results as Results) : ExitResults.markdown(exitResults),
+  )
+  if (exitResults !== undefined) for (const note of ExitResults.closingNotes(exitResults)) reporter.log(note)
   Checkpoint.disposeWorld(world)
   return { _tag: "Done", results }
 }
 
-/** The models a step's losses read or update (those that need parameters before it runs). */
-const modelsOf = (step: Step.Step): string[] => [...new Set(Step.losses(step).flatMap(Loss.models))]
+/** The models a step reads or updates (those that need parameters before it runs). */
+const modelsOf = (step: Step.Step): string[] => Step.models(step)
 
 /** Results as Markdown: one table per report table, rows × columns of EPE (mm) / AUC. */
 export const markdown = (r: Results): string => {

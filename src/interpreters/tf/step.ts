@@ -41,6 +41,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
+import type * as ExitsDsl from "../../dsl/Exits.ts"
 import type * as Loss from "../../dsl/Loss.ts"
 import * as LossDsl from "../../dsl/Loss.ts"
 import type * as Optimizer from "../../dsl/Optimizer.ts"
@@ -50,6 +51,7 @@ import * as StepDsl from "../../dsl/Step.ts"
 import * as Check from "../shape-check/index.ts"
 import * as LossCheck from "../shape-check/loss.ts"
 import { apply, type Mode } from "./apply.ts"
+import * as Exits from "./exits.ts"
 import type { Tree } from "./init.ts"
 import * as Init from "./init.ts"
 import * as TfLoss from "./loss.ts"
@@ -70,6 +72,8 @@ export interface Context {
   readonly models: Readonly<Record<string, Program.Model>>
   /** Which batch field each model reads as its input. */
   readonly feeds: Readonly<Record<string, Loss.Field>>
+  /** The run's seed, which keys a step's own sampling (`Reinforce`'s exits). Default 0. */
+  readonly seed?: number
 }
 
 export type Batch = Readonly<Partial<Record<Loss.Field, tf.Tensor>>>
@@ -93,6 +97,8 @@ export const leaves = (
       return [{ path: `${prefix}minimize`, step }]
     case "MetaMinimize":
       return [{ path: `${prefix}metaMinimize`, step }]
+    case "Reinforce":
+      return [{ path: `${prefix}reinforce`, step }]
     case "Together":
       return step.steps.flatMap((s, i) => leaves(s, `${prefix}${i}/`))
     default: {
@@ -456,6 +462,31 @@ const metaMinimize = (s: MetaStep, path: string, world: World, batch: Batch, ctx
   return { params: {}, meta: { [s.wrt]: { ...u.updates } }, state: {}, opt: { [path]: u.state }, loss: value }
 }
 
+/** A `Reinforce` step (`exits.ts`): the gate's update, the network frozen. */
+const reinforce = (s: ExitsDsl.Reinforce, path: string, world: World, batch: Batch, ctx: Context): Effect => {
+  const model = ctx.models[s.network] ?? fail(`step ${path}: unknown model "${s.network}"`)
+  const gate = ctx.models[s.gate] ?? fail(`step ${path}: unknown model "${s.gate}"`)
+  const gateParams = world.params[s.gate] ?? fail(`step ${path}: the gate "${s.gate}" has no parameters`)
+  const network: Exits.Network = {
+    model,
+    params: world.params[s.network] ?? fail(`step ${path}: "${s.network}" has no parameters`),
+    state: world.state[s.network] ?? {},
+  }
+  const r = Exits.reinforceStep(
+    s,
+    network,
+    { net: gate.net, params: gateParams },
+    {
+      x: input(s.network, batch, ctx),
+      joints3d: batch.joints3d ?? fail(`step ${path}: the batch has no joints3d`),
+      joints2d: batch.joints2d ?? fail(`step ${path}: the batch has no joints2d`),
+    },
+    optimizerState(world, path, s.optimizer, gateParams),
+    ctx.seed ?? 0,
+  )
+  return { params: { [s.gate]: r.update }, meta: {}, state: {}, opt: { [path]: r.state }, loss: r.loss }
+}
+
 // ---- run -------------------------------------------------------------------------------------
 
 /** Adds a group of updates to a group of trees; returns the replaced tensors. */
@@ -490,7 +521,9 @@ export const run = (
       () =>
         (s._tag === "Minimize"
           ? minimize(s, path, world, batch, ctx)
-          : metaMinimize(s, path, world, batch, ctx)) as unknown as tf.TensorContainer,
+          : s._tag === "MetaMinimize"
+            ? metaMinimize(s, path, world, batch, ctx)
+            : reinforce(s, path, world, batch, ctx)) as unknown as tf.TensorContainer,
     ) as unknown as Effect
     return { path, effect }
   })
@@ -548,7 +581,7 @@ export const prepare = (
   fields: Readonly<Partial<Record<Loss.Field, readonly number[]>>> = {},
 ): World => {
   const losses = leaves(step).flatMap(({ step: s }) =>
-    s._tag === "Minimize" ? [s.loss] : [s.outer, s.inner.loss],
+    s._tag === "Minimize" ? [s.loss] : s._tag === "MetaMinimize" ? [s.outer, s.inner.loss] : [],
   )
   const wanted = [...new Set(losses.flatMap(LossDsl.adapters))].filter((a) => world.params[a] === undefined)
   if (wanted.length === 0) return world
