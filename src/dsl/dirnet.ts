@@ -752,37 +752,3 @@ export const models = (e: Spec): Program.Model[] => {
   for (const v of gated(e)) all.set(gateModel(e, v).name, gateModel(e, v))
   return [...all.values()]
 }
-
-/** One training phase of an experiment: a stage of Algorithm 1 for one variant, or a stage 0 several variants share. */
-export interface Phase {
-  readonly name: string
-  /** The variants it trains (those of a shared stage 0, or one). */
-  readonly variants: readonly string[]
-  /** Algorithm 1's `l_prog`: the phase trains `stage + 1` loops. */
-  readonly stage: number
-  readonly epochs: number
-}
-
-/**
- * The training phases in the order they run: for each group of variants
- * with the same {@link stage0Key} (in order of first appearance), their one
- * shared stage 0, then stages 1 … l_max of each of them. Sharing is exact:
- * stage 0 never runs the feedback, and initialisation is keyed by path.
- */
-export const schedule = (e: Spec): Phase[] =>
-  stage0Groups(e).flatMap((vs) => [
-    {
-      name: `${vs.map((v) => v.name).join(" + ")} · stage 0`,
-      variants: vs.map((v) => v.name),
-      stage: 0,
-      epochs: e.epochs.first,
-    },
-    ...vs.flatMap((v) =>
-      Array.from({ length: v.options.iterations - 1 }, (_, i) => ({
-        name: `${v.name} · stage ${i + 1}`,
-        variants: [v.name],
-        stage: i + 1,
-        epochs: e.epochs.later,
-      })),
-    ),
-  ])

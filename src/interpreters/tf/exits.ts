@@ -470,6 +470,28 @@ const evalBatches = (ds: Dataset): Iterable<Stream.Batch> =>
   ds.batches({ batchSize: 64, seed: 0, epoch: 0, shuffle: false })
 
 /**
+ * Every iteration of a network over a data set, computed once per parameter
+ * tree and data set: the rows and sweep points of one trained network read
+ * the same predictions (a training step replaces the tree, so an entry never
+ * outlives the parameters it was computed with).
+ */
+const evaluatedCache = new WeakMap<Init.Tree, Map<string, Evaluated>>()
+const evaluatedOver = (n: Network, spec: ExitsDsl.Evaluate["data"], ds: Dataset): Evaluated => {
+  let byData = evaluatedCache.get(n.params)
+  if (byData === undefined) {
+    byData = new Map()
+    evaluatedCache.set(n.params, byData)
+  }
+  const key = JSON.stringify(spec)
+  let ev = byData.get(key)
+  if (ev === undefined) {
+    ev = iterationsOver(n, evalBatches(ds))
+    byData.set(key, ev)
+  }
+  return ev
+}
+
+/**
  * A results row of an exit evaluation as the runner keeps it until the
  * results are written: a DIR-Net row, and for a sweep stage the point it is.
  */
@@ -505,7 +527,7 @@ export const evaluateStage = (stage: ExitsDsl.Evaluate, ctx: StageContext): Row 
     throw new Error(`stage "${stage.name}": model "${stage.model}" was never trained or initialised`)
   const network: Network = { model, params, state }
   const costs = loopCosts(model)
-  const ev = iterationsOver(network, evalBatches(ctx.dataset(stage.data)))
+  const ev = evaluatedOver(network, stage.data, ctx.dataset(stage.data))
   const p = stage.policy
   let exits: Int32Array
   let tau: number | undefined
@@ -520,7 +542,7 @@ export const evaluateStage = (stage: ExitsDsl.Evaluate, ctx: StageContext): Row 
       break
     case "VarianceQuantile": {
       // τ_var as a quantile of the average variances on `of`, over every sample and loop.
-      const on = iterationsOver(network, evalBatches(ctx.dataset(p.of)))
+      const on = evaluatedOver(network, p.of, ctx.dataset(p.of))
       const variances: number[] = []
       for (let k = 0; k < on.its.iterations; k++)
         for (let b = 0; b < on.its.size; b++) variances.push(averageVariance(on.its, k, b))
