@@ -4,6 +4,9 @@
  * - a partitioned optimizer's updates equal, bit for bit, those of each
  *   label's optimizer run alone on its subset of the parameters (with its
  *   own state), including a subset-wide clip by global norm;
+ * - the tf interpreter agrees with the float64 reference (`reference/optimizer.ts`)
+ *   on the partitioned optimizer's parameters after every step, within
+ *   1e-5·(1 + |θ|) (float32 round-off of a few steps of Adam's ratio, ≤ 0.5 × ≤ 1);
  * - a frozen subset gets no update: through the step interpreter
  *   (`Step.minimize` with a partition, several steps of Adam on the rest),
  *   its parameters stay bit-identical while the others move.
@@ -16,6 +19,8 @@ import * as Loss from "../../src/dsl/Loss.ts"
 import * as Optimizer from "../../src/dsl/Optimizer.ts"
 import * as Params from "../../src/dsl/Params.ts"
 import * as Step from "../../src/dsl/Step.ts"
+import * as Ref from "../../src/interpreters/reference/index.ts"
+import * as RefOptim from "../../src/interpreters/reference/optimizer.ts"
 import * as Optim from "../../src/interpreters/tf/optimizer.ts"
 import * as Steps from "../../src/interpreters/tf/step.ts"
 import { readyForLaws, runs } from "../arbitraries/Runs.ts"
@@ -123,6 +128,57 @@ test("a partitioned optimizer equals each label's optimizer run alone on its sub
       })
     }),
     runs({ seed: 4242, numRuns: 60 }),
+  )
+})
+
+test("tf's partitioned optimizer agrees with the float64 reference, step by step", () => {
+  fc.assert(
+    fc.property(problem, ({ o, theta, grads }) => {
+      const paths = o.paths.map(([p, q]) => `${p}/${q}`)
+      const partition = Optimizer.partition({
+        optimizers: {
+          fast: chainOf(o.kinds[0], o.lrs[0]),
+          slow: chainOf(o.kinds[1], o.lrs[1]),
+          frozen: Optimizer.frozen,
+        },
+        rules: [Optimizer.rule("fast", Params.prefix("a")), Optimizer.rule("frozen", Params.prefix("c"))],
+        otherwise: "slow",
+      })
+      const ref = (rows: number[][]): Ref.Params =>
+        Object.fromEntries(
+          paths.map((k, i) => [k, Ref.Tensors.make([o.size], Float64Array.from(rows[i]!, Math.fround))]),
+        )
+      tf.tidy(() => {
+        let params = Object.fromEntries(paths.map((k, i) => [k, tf.tensor1d(theta[i]!)]))
+        let state = Optim.init(partition, params)
+        let refParams = ref(theta)
+        let refState = RefOptim.init(partition, refParams)
+        for (const [s, g] of grads.entries()) {
+          const u = Optim.update(
+            partition,
+            Object.fromEntries(paths.map((k, i) => [k, tf.tensor1d(g[i]!)])),
+            state,
+            params,
+          )
+          params = Optim.applyUpdates(params, u.updates) as typeof params
+          state = u.state
+          const r = RefOptim.update(partition, ref(g), refState, refParams)
+          refParams = RefOptim.applyUpdates(refParams, r.updates)
+          refState = r.state
+          assert.deepEqual(Object.keys(u.updates).sort(), Object.keys(r.updates).sort())
+          for (const k of paths) {
+            const got = params[k]!.dataSync()
+            refParams[k]!.data.forEach((want, j) =>
+              assert.ok(
+                Math.abs(got[j]! - want) <= 1e-5 * (1 + Math.abs(want)),
+                `step ${s + 1}, ${k}[${j}]: tf ${got[j]} vs reference ${want}`,
+              ),
+            )
+          }
+        }
+      })
+    }),
+    runs({ seed: 4244, numRuns: 60 }),
   )
 })
 
