@@ -168,12 +168,11 @@ test("tf's partitioned optimizer agrees with the float64 reference, step by step
           assert.deepEqual(Object.keys(u.updates).sort(), Object.keys(r.updates).sort())
           for (const k of paths) {
             const got = params[k]!.dataSync()
-            refParams[k]!.data.forEach((want, j) =>
+            for (const [j, want] of refParams[k]!.data.entries())
               assert.ok(
                 Math.abs(got[j]! - want) <= 1e-5 * (1 + Math.abs(want)),
                 `step ${s + 1}, ${k}[${j}]: tf ${got[j]} vs reference ${want}`,
-              ),
-            )
+              )
           }
         }
       })
