@@ -618,7 +618,8 @@ const sizeOf = (spec: Data.Spec): number | undefined =>
  * and AMG at stage 1, start fresh), FE left out of `wrt` and AMG's rate
  * kept by a partitioned optimizer ({@link stageOptimizer}); the gates'
  * REINFORCE training as Train stages of a `Reinforce` step (full batch on
- * the training set, `steps` updates, when its size is known); then every
+ * the training set, `steps` updates, when its size is known; one epoch of
+ * mini-batches otherwise); then every
  * row and every point of the sweep as an `EvaluateExits` stage.
  */
 export const experiment = (e: Spec): Experiment.Experiment => {
@@ -676,8 +677,9 @@ export const experiment = (e: Spec): Experiment.Experiment => {
       Experiment.train({
         name: `${v.name} · gate (REINFORCE)`,
         data: e.train,
-        // Full batch, `steps` updates on the frozen network's features (mini-batches when the size is unknown).
-        epochs: trainSize === undefined ? e.gate.steps : 1,
+        // Full batch, `steps` updates on the frozen network's features; when the size is unknown (real data),
+        // one epoch of mini-batches, one update each.
+        epochs: 1,
         batchSize: trainSize ?? e.batchSize,
         step: Exits.reinforce({
           gate: g,
