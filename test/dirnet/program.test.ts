@@ -96,3 +96,17 @@ test("a program missing a model its stages train is refused, naming the stage", 
     JSON.stringify(errors),
   )
 })
+
+test("training compute: after stage 0 the backward pass stops before FE (3× forward − 2× FE per sample)", () => {
+  const p = at("tiny")
+  const report = ExperimentCheck.checkAny(p)
+  const c = report.loops!.find((l) => l.model === "ir9-loop3")!.costs
+  const fe = c.macsAtExit[0]! - c.macsPerIteration[0]!
+  const batch = (p.experiment!.stages.find((s) => s._tag === "Train") as Experiment.Train).batchSize
+  for (const k of [1, 2]) {
+    const stage = report.stages.find((s) => s.stage === `ir9-loop3 · stage ${k}`)!
+    assert.equal(stage.macsPerStep, batch * (3 * c.macsAtExit[k]! - 2 * fe), `stage ${k}`)
+  }
+  const stage0 = report.stages.find((s) => s.stage === "ir9-loop3 + ir9-loop3-no-amg · stage 0")!
+  assert.equal(stage0.macsPerStep, batch * 3 * c.macsAtExit[0]!)
+})

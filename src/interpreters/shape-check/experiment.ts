@@ -5,7 +5,9 @@
  * each stage × steps) for estimates of wall time.
  *
  * Training-step cost convention: a trained model costs 3× its forward MACs
- * per sample (forward, and the two backward products), a frozen one 1×; a
+ * per sample (forward, and the two backward products), a frozen one 1×, and
+ * leading layers with no parameter the step updates 1× (no backward reaches
+ * them: DIR-Net's FE after stage 0); a
  * meta-step costs its l inner steps plus the outer step, and the second-order
  * pass is counted as one more forward-backward of the trained model.
  *
@@ -14,6 +16,7 @@
 import * as Data from "../../dsl/Data.ts"
 import * as Experiment from "../../dsl/Experiment.ts"
 import * as Loss from "../../dsl/Loss.ts"
+import * as Optimizer from "../../dsl/Optimizer.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
 import type * as Costs from "./dirnet.ts"
@@ -41,16 +44,47 @@ export const dataSpecs = (p: Program.Program<Experiment.Any>): Data.Spec[] => {
 const sizeOf = (spec: Data.Spec): number | undefined =>
   spec._tag === "Synthetic" ? Math.floor(spec.count * (spec.subset.to - spec.subset.from)) : undefined
 
+/**
+ * MACs of the leading layers of `model` that hold no parameter a `Minimize` step updates (its
+ * `select` and a partition's frozen labels): the backward pass stops before them (DIR-Net's FE after stage 0).
+ */
+const untrainedPrefix = (
+  s: Extract<Step.Step, { _tag: "Minimize" }>,
+  summary: Check.Summary | undefined,
+  model: string,
+) => {
+  if (summary === undefined || (s.select?.[model] === undefined && s.optimizer._tag !== "Partition")) return 0
+  const o = s.optimizer
+  const updated = new Set(
+    Step.trainedPaths(
+      s,
+      model,
+      summary.params.map((p) => p.path),
+    ).filter((path) => o._tag !== "Partition" || o.optimizers[Optimizer.labelOf(o, path)]?._tag !== "Frozen"),
+  )
+  let macs = 0
+  for (const layer of summary.layers) {
+    if (summary.params.some((p) => p.path.startsWith(`${layer.path}/`) && updated.has(p.path))) break
+    macs += layer.cost.macs
+  }
+  return macs
+}
+
 const stepMacs = (
   step: Step.Step,
   forward: (model: string) => number,
   lossMacs: (l: Loss.Loss) => number,
+  summaries: Readonly<Record<string, Check.Summary>> = {},
 ): number => {
-  const lossCost = (l: Loss.Loss, trained: readonly string[]) =>
-    Loss.models(l).reduce((a, m) => a + (trained.includes(m) ? 3 : 1) * forward(m), 0) + 3 * lossMacs(l)
+  const lossCost = (l: Loss.Loss, trained: readonly string[], prefix: (m: string) => number = () => 0) =>
+    Loss.models(l).reduce(
+      (a, m) => a + (trained.includes(m) ? 3 * forward(m) - 2 * prefix(m) : forward(m)),
+      0,
+    ) +
+    3 * lossMacs(l)
   switch (step._tag) {
     case "Minimize":
-      return lossCost(step.loss, step.wrt)
+      return lossCost(step.loss, step.wrt, (m) => untrainedPrefix(step, summaries[m], m))
     case "MetaMinimize":
       return (
         step.inner.steps * lossCost(step.inner.loss, step.inner.wrt) +
@@ -58,7 +92,7 @@ const stepMacs = (
         (step.mode === "exact" ? step.inner.wrt.reduce((a, m) => a + 3 * forward(m), 0) : 0)
       )
     case "Together":
-      return step.steps.reduce((a, s) => a + stepMacs(s, forward, lossMacs), 0)
+      return step.steps.reduce((a, s) => a + stepMacs(s, forward, lossMacs, summaries), 0)
     case "Reinforce":
       return 0 // counted by the step checker (`exits.ts`), which knows the loop
   }
@@ -161,7 +195,7 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
     const lossMacs = (l: Loss.Loss) => LossCheck.checkLoss(l, ctx).macs
     const size = sizeOf(stage.data)
     const steps = size === undefined ? 0 : Experiment.stepsOf(stage, size)
-    const macsPerStep = stage.batchSize * (stepMacs(stage.step, forward, lossMacs) + r.macs)
+    const macsPerStep = stage.batchSize * (stepMacs(stage.step, forward, lossMacs, summaries) + r.macs)
     stages.push({
       stage: stage.name,
       steps,
