@@ -20,17 +20,21 @@
  *
  * REINFORCE (Eqs. 10, 11): with a reward favouring early exits the gate's
  * exit probability increases after training (and decreases with a reward
- * favouring late exits).
+ * favouring late exits); the `Reinforce` step the runner runs pays each
+ * sampled exit the shape checker's GFLOPs of that loop.
  */
 import assert from "node:assert/strict"
 import { before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import * as Dirnet from "../../src/dsl/dirnet.ts"
+import * as Step from "../../src/dsl/Exits.ts"
+import * as Optimizer from "../../src/dsl/Optimizer.ts"
+import * as Program from "../../src/dsl/Program.ts"
 import * as Costs from "../../src/interpreters/shape-check/dirnet.ts"
-import * as Exits from "../../src/interpreters/tf/dirnet/exits.ts"
-import * as Train from "../../src/interpreters/tf/dirnet/train.ts"
+import * as Exits from "../../src/interpreters/tf/exits.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
+import * as Steps from "../../src/interpreters/tf/step.ts"
 import { readyForLaws, runs } from "../arbitraries/Runs.ts"
 
 before(async () => {
@@ -79,7 +83,7 @@ test("τ_var = ±∞ on a real (untrained) DIR-Net's predicted variances", () =>
   const net = Dirnet.dirnet(options)
   const { params, state } = Init.init(net, [32, 32, 3], 5)
   const rand = Init.prng(5)
-  const batch: Train.Batch = {
+  const batch: Exits.Batch = {
     x: tf.tensor4d(
       Float32Array.from({ length: 4 * 32 * 32 * 3 }, () => rand()),
       [4, 32, 32, 3],
@@ -87,10 +91,10 @@ test("τ_var = ±∞ on a real (untrained) DIR-Net's predicted variances", () =>
     joints3d: tf.zeros([4, 63]),
     joints2d: tf.zeros([4, 42]),
   }
-  const its = Exits.iterations({ options, imageSize: 32, net, params, state }, batch)
+  const its = Exits.iterations({ model: Program.model("ir9", net, [32, 32, 3]), params, state }, batch)
   assert.deepEqual([...Exits.varianceExits(its, Number.POSITIVE_INFINITY)], [0, 0, 0, 0])
   assert.deepEqual([...Exits.varianceExits(its, Number.NEGATIVE_INFINITY)], [2, 2, 2, 2])
-  Train.disposeBatch(batch)
+  tf.dispose([batch.x, batch.joints3d, batch.joints2d])
   Init.dispose(params, state)
 })
 
@@ -220,4 +224,78 @@ test("REINFORCE reward (Eq. 11): GFLOPs are the shape checker's, and with a larg
   const r = Exits.rewards(its, costs, { lambda: 10, flopsWeight: 1 })
   for (let l = 0; l < 3; l++) assert.equal(r[l]![0], -10 * its.poseLoss[l]![0]! - costs.gflopsAtExit[l]!)
   assert.ok(r[2]![0]! > r[0]![0]!)
+})
+
+test("the Reinforce step (what the runner runs): −R̄ is μ·GFLOPs of the sampled exit, the shape checker's; it learns to exit early when loops cost", () => {
+  const options = { iterations: 3, width: 2, hidden: 4 }
+  const ir9 = Program.model("ir9", Dirnet.dirnet(options), [32, 32, 3])
+  const gate = Program.model("gate", Dirnet.gate({ inFeatures: 4, hidden: 8 }), [4])
+  const costs = Costs.loopCosts(ir9.net, ir9.input)
+  const mu = 1e4
+  const step = Step.reinforce({
+    gate,
+    network: ir9,
+    lambda: 0,
+    flopsWeight: mu,
+    temperature: 1,
+    updates: 1,
+    optimizer: Optimizer.adam({ lr: 0.05 }),
+  })
+  const net = Init.init(ir9.net, ir9.input, 2)
+  const g = Init.init(gate.net, gate.input, 3)
+  const rand = Init.prng(9)
+  // Four samples: the batch-mean baseline of one would leave no advantage to learn from.
+  const B = 4
+  const one: Steps.Batch = {
+    rgb: tf.tensor4d(Float32Array.from({ length: B * 32 * 32 * 3 }, rand), [B, 32, 32, 3]),
+    joints3d: tf.zeros([B, 63]),
+    joints2d: tf.zeros([B, 42]),
+  }
+  const ctx: Steps.Context = { models: { ir9, gate }, feeds: { ir9: "rgb" }, seed: 4 }
+  let world: Steps.World = {
+    params: { ir9: net.params, gate: g.params },
+    state: { ir9: net.state },
+    meta: {},
+    opt: {},
+  }
+  const pExitFirst = (w: Steps.World) => {
+    const its = Exits.iterations(
+      { model: ir9, params: w.params.ir9!, state: w.state.ir9! },
+      {
+        x: one.rgb!,
+        joints3d: one.joints3d!,
+        joints2d: one.joints2d!,
+      },
+    )
+    const p = Exits.exitProbabilities({ net: gate.net, params: w.params.gate! }, its, 1)[0]!
+    return p.reduce((a, x) => a + x, 0) / p.length
+  }
+  const before = pExitFirst(world)
+  // −R̄ is the mean of μ·GFLOPs(exit_b) over the batch: one of these means.
+  const paid = costs.gflopsAtExit.map((x) => mu * x)
+  const gflops = [
+    ...new Set(
+      Array.from({ length: paid.length ** B }, (_, i) =>
+        Array.from({ length: B }, (_, b) => paid[Math.floor(i / paid.length ** b) % paid.length]!).reduce(
+          (a, x) => a + x / B,
+          0,
+        ),
+      ),
+    ),
+  ]
+  for (let i = 0; i < 40; i++) {
+    const r = Steps.run(step, world, one, ctx)
+    world = r.world
+    const loss = r.losses.reinforce!
+    assert.ok(
+      // The logged loss is a float32 scalar: equal up to its rounding.
+      gflops.some((c) => Math.abs(loss - c) <= 1e-6 * c),
+      `−R̄ = ${loss} is no mean of μ·GFLOPs(l) over ${B} exits (μ·GFLOPs: ${paid.join(", ")})`,
+    )
+  }
+  const after = pExitFirst(world)
+  assert.ok(after - before > 0.1, `p_exit(1): ${before} → ${after}`)
+  // The network is frozen: the step updates the gate only.
+  for (const [k, t] of Object.entries(world.params.ir9!)) assert.ok(t === net.params[k], `${k} was replaced`)
+  tf.dispose([...(Object.values(one) as tf.Tensor[])])
 })

@@ -1,170 +1,152 @@
 /**
- * Laws of the training protocols (Sec. 5), on a tiny DIR-Net and random data:
- * - progressive training (Algorithm 1) leaves FE's parameters unchanged
- *   after stage 0 (bit for bit), while RF, AMG and the heads keep learning;
+ * Laws of the progressive protocol (Algorithm 1, Sec. 5) as `cmkg run` runs
+ * it: the DIR-Net program (`programs/dirnet-stb.ts`'s `build`, a staged
+ * `Experiment` from `Dirnet.experiment`) through the one runner
+ * (`tf/experiment.ts`), on a few synthetic hands; the trained stage models
+ * are read back from the run's last checkpoint.
+ * - FE's parameters are unchanged after stage 0 (bit for bit), in every
+ *   variant that continues from the shared stage 0, while RF, AMG and the
+ *   heads keep learning;
  * - each stage starts from the previous stage's parameters, except the new
- *   iteration's batch norms, which start at their initial values (γ = 1, β = 0);
- * - an end-to-end step changes every part, FE included.
+ *   iteration's batch norms (γ = 1, β = 0) and, at stage 1, AMG;
+ * - the stage steps say so: FE is outside `wrt` after stage 0, AMG keeps the
+ *   base rate and the rest trains at the base rate ÷ 10^k.
  */
 import assert from "node:assert/strict"
-import { before, test } from "node:test"
-import * as tf from "@tensorflow/tfjs-core"
-import type * as Stream from "../../src/data/stream.ts"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, before, test } from "node:test"
+import { Effect } from "effect"
 import * as Dirnet from "../../src/dsl/dirnet.ts"
-import * as Train from "../../src/interpreters/tf/dirnet/train.ts"
-import * as Init from "../../src/interpreters/tf/init.ts"
+import type * as Experiment from "../../src/dsl/Experiment.ts"
+import * as Optimizer from "../../src/dsl/Optimizer.ts"
+import * as Params from "../../src/dsl/Params.ts"
+import type * as Program from "../../src/dsl/Program.ts"
+import * as Checkpoint from "../../src/interpreters/tf/checkpoint.ts"
+import * as Runner from "../../src/interpreters/tf/experiment.ts"
+import * as Tf from "../../src/interpreters/tf/index.ts"
+import type * as Init from "../../src/interpreters/tf/init.ts"
+import { build, dirnetSettings } from "../../src/programs/dirnet-stb.ts"
 import { readyForLaws } from "../arbitraries/Runs.ts"
 
-before(async () => {
-  await readyForLaws()
-})
+const root = mkdtempSync(join(tmpdir(), "cmkg-progressive-"))
+const tiny = dirnetSettings("tiny")
+const program = (later: number) =>
+  build(
+    {
+      ...tiny,
+      data: { ...tiny.data, imageSize: 32, trainCount: 16, testCount: 8, batchSize: 8 },
+      width: 2,
+      hidden: 4,
+      iterations: 3,
+      epochs: { first: 2, later },
+      lr: 1e-2,
+      gate: { steps: 2 },
+      loopPoints: [3],
+      tauVarQuantiles: [],
+      tauGate: [],
+    },
+    { scale: "tiny", data: {} },
+  )
 
-const S = 32
-const randomBatch = (size: number, seed: number): Stream.Batch => {
-  const rand = Init.prng(seed)
-  const fill = (n: number, f: () => number) => Float32Array.from({ length: n }, f)
-  return {
-    size,
-    indices: Uint32Array.from({ length: size }, (_, i) => i),
-    rgb: fill(size * S * S * 3, rand),
-    joints3d: fill(size * 63, () => 4 * rand() - 2),
-    joints2d: fill(size * 42, () => S * rand()),
-    scale: fill(size, () => 10),
-  }
+type Snapshot = Record<string, Record<string, Float32Array>>
+/** Runs a program with the one runner and reads every model's parameters from its last checkpoint. */
+const trainedModels = async (p: Program.Program<Experiment.Experiment>, name: string): Promise<Snapshot> => {
+  const out = join(root, name)
+  await Effect.runPromise(
+    Runner.run(p, { out, seed: 1, resume: false, reporter: { progress: () => {}, log: () => {} } }).pipe(
+      Effect.provideService(Tf.Backend, backend),
+    ),
+  )
+  const loaded = Checkpoint.loadNumbered(join(Checkpoint.directory(out), Checkpoint.latestName(out)!))
+  const snap = (t: Init.Tree) =>
+    Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Float32Array.from(v.dataSync())]))
+  const models = Object.fromEntries(Object.entries(loaded.world.params).map(([m, t]) => [m, snap(t)]))
+  Checkpoint.disposeWorld(loaded.world)
+  return models
 }
 
-const snapshot = (t: Init.Tree): Record<string, Float32Array> =>
-  Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Float32Array.from(v.dataSync())]))
 const same = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((x, i) => x === b[i])
 
-const options: Dirnet.Options = { iterations: 3, width: 2, hidden: 4, loopPoint: 3 }
+let backend: Tf.Selected
+let trained: Snapshot
+let started: Snapshot
+before(async () => {
+  backend = await readyForLaws()
+  trained = await trainedModels(program(1), "trained")
+  // Later stages of no epochs: each stage model is what its stage starts from.
+  started = await trainedModels(program(0), "started")
+})
+after(() => rmSync(root, { recursive: true, force: true }))
 
-test("progressive training freezes FE after stage 0 and inherits everything but the new batch norms", () => {
-  const stages: Record<string, Float32Array>[] = []
-  const losses: number[] = []
-  const trained = Train.progressive({
-    dirnet: options,
-    imageSize: S,
-    batches: (epoch) => [randomBatch(4, epoch), randomBatch(4, 100 + epoch)],
-    epochs: () => 1,
-    lr: 1e-2,
-    onStep: (i) => losses.push(i.loss),
-    onStage: (_, t) => stages.push(snapshot(t.params)),
-  })
-  assert.equal(stages.length, 3)
-  assert.ok(losses.every(Number.isFinite))
-  const fe = Object.keys(stages[0]!).filter((k) => Dirnet.partOf(k) === "fe")
+const S0 = "ir9-loop3-stage0"
+const continued = ["ir9-loop3-stage1", "ir9-loop3", "ir9-loop3-no-amg-stage1", "ir9-loop3-no-amg"]
+
+test("FE is frozen after the shared stage 0 in every variant; RF, AMG and the heads keep learning", () => {
+  const stage0 = trained[S0]!
+  const fe = Object.keys(stage0).filter((k) => Dirnet.partOf(k) === "fe")
   assert.ok(fe.length > 0)
-  for (const s of [1, 2])
-    for (const k of fe) assert.ok(same(stages[s]![k]!, stages[0]![k]!), `stage ${s}: ${k} changed`)
-  // RF's shared convolutions and the heads did learn in stages 1 and 2.
-  const learning = Object.keys(stages[0]!).filter(
-    (k) => (Dirnet.partOf(k) === "rf" && k.endsWith("kernel")) || Dirnet.partOf(k) === "heads",
-  )
-  for (const s of [1, 2])
+  for (const m of continued)
+    for (const k of fe) assert.ok(same(trained[m]![k]!, stage0[k]!), `${m}: ${k} changed after stage 0`)
+  const chain = [S0, "ir9-loop3-stage1", "ir9-loop3"]
+  for (const [s, m] of chain.entries()) {
+    if (s === 0) continue
+    const prev = trained[chain[s - 1]!]!
+    const learning = Object.keys(prev).filter(
+      (k) => (Dirnet.partOf(k) === "rf" && k.endsWith("kernel")) || Dirnet.partOf(k) === "heads",
+    )
+    assert.ok(learning.length > 0)
     assert.ok(
-      learning.some((k) => !same(stages[s]![k]!, stages[s - 1]![k]!)),
+      learning.some((k) => !same(trained[m]![k]!, prev[k]!)),
       `stage ${s} learned nothing`,
     )
-  // AMG first exists at stage 1 and keeps learning at the base rate in stage 2.
-  const amg = Object.keys(stages[1]!).filter((k) => Dirnet.partOf(k) === "amg")
-  assert.ok(amg.length > 0 && !Object.keys(stages[0]!).some((k) => Dirnet.partOf(k) === "amg"))
-  assert.ok(amg.some((k) => !same(stages[2]![k]!, stages[1]![k]!)))
-  // Iteration 2's batch norms are new in stage 2; iterations 0 and 1's were inherited.
-  assert.ok(Object.keys(stages[2]!).some((k) => Dirnet.iterationOf(k) === 2))
-  assert.ok(!Object.keys(stages[1]!).some((k) => Dirnet.iterationOf(k) === 2))
-  Train.dispose(trained)
+  }
+  // AMG first exists at stage 1 and keeps learning in stage 2; iteration k's batch norms are new at stage k.
+  const amg = Object.keys(trained["ir9-loop3-stage1"]!).filter((k) => Dirnet.partOf(k) === "amg")
+  assert.ok(amg.length > 0 && !Object.keys(trained[S0]!).some((k) => Dirnet.partOf(k) === "amg"))
+  assert.ok(amg.some((k) => !same(trained["ir9-loop3"]![k]!, trained["ir9-loop3-stage1"]![k]!)))
+  assert.ok(Object.keys(trained["ir9-loop3"]!).some((k) => Dirnet.iterationOf(k) === 2))
+  assert.ok(!Object.keys(trained["ir9-loop3-stage1"]!).some((k) => Dirnet.iterationOf(k) === 2))
 })
 
-test("the stage-l network starts from stage l − 1's parameters; new batch norms start at γ = 1, β = 0", () => {
-  let captured: { before: Record<string, Float32Array>; start: Record<string, Float32Array> } | undefined
-  let previous: Record<string, Float32Array> | undefined
-  const trained = Train.progressive({
-    dirnet: { ...options, iterations: 2 },
-    imageSize: S,
-    batches: () => [randomBatch(4, 1)],
-    epochs: (s) => (s === 0 ? 1 : 0),
-    onStage: (s, t) => {
-      if (s === 0) previous = snapshot(t.params)
-      else captured = { before: previous!, start: snapshot(t.params) }
-    },
-  })
-  Train.dispose(trained)
-  assert.ok(captured !== undefined)
-  for (const [k, v] of Object.entries(captured.start)) {
-    if (captured.before[k] !== undefined) assert.ok(same(v, captured.before[k]!), `${k} not inherited`)
-    else if (Dirnet.iterationOf(k) === 1)
-      assert.ok(
-        v.every((x) => x === (k.endsWith("gamma") ? 1 : 0)),
-        `${k} not fresh`,
-      )
-    else assert.equal(Dirnet.partOf(k), "amg", `unexpected new parameter ${k}`)
+test("each stage starts from the previous stage's parameters; new batch norms start at γ = 1, β = 0", () => {
+  for (const [from, to] of [
+    [S0, "ir9-loop3-stage1"],
+    ["ir9-loop3-stage1", "ir9-loop3"],
+    [S0, "ir9-loop3-no-amg-stage1"],
+  ] as const) {
+    const before = started[from]!
+    for (const [k, v] of Object.entries(started[to]!)) {
+      if (before[k] !== undefined) assert.ok(same(v, before[k]!), `${to}: ${k} not inherited from ${from}`)
+      else if (Dirnet.iterationOf(k) !== undefined)
+        assert.ok(
+          v.every((x) => x === (k.endsWith("gamma") ? 1 : 0)),
+          `${to}: ${k} not fresh`,
+        )
+      else assert.equal(Dirnet.partOf(k), "amg", `${to}: unexpected new parameter ${k}`)
+    }
   }
 })
 
-test("continuing from a (shared) stage 0 is exactly one progressive run, and leaves that stage 0 intact", () => {
-  const common = {
-    imageSize: S,
-    batches: (epoch: number) => [randomBatch(4, epoch)],
-    epochs: () => 1,
-    lr: 1e-2,
+test("the stage steps: FE outside wrt after stage 0, AMG at the base rate, the rest at the base rate ÷ 10^k", () => {
+  const e = program(1).experiment!
+  const lr = 1e-2
+  for (const stage of e.stages) {
+    if (stage._tag !== "Train" || stage.step._tag !== "Minimize") continue
+    const k = Number(/stage (\d)/.exec(stage.name)![1])
+    const s = stage.step
+    if (k === 0) {
+      assert.equal(s.select, undefined)
+      assert.equal(Optimizer.learningRate(s.optimizer as Optimizer.Chain), lr)
+      continue
+    }
+    const model = s.wrt[0]!
+    assert.deepEqual(s.select, { [model]: Params.not(Params.prefix("fe")) })
+    const o = s.optimizer as Optimizer.Partition
+    assert.equal(Optimizer.labelOf(o, "loop/feedback/conv/kernel"), "amg")
+    assert.equal(Optimizer.labelOf(o, "loop/body/layer3/0/conv1/kernel"), "rest")
+    assert.equal(Optimizer.learningRate(o.optimizers.amg as Optimizer.Chain), lr)
+    assert.ok(Math.abs(Optimizer.learningRate(o.optimizers.rest as Optimizer.Chain) - lr / 10 ** k) < 1e-15)
   }
-  const whole = Train.progressive({ ...common, dirnet: options })
-  const stage0 = Train.progressive({ ...common, dirnet: { ...options, iterations: 1 } })
-  const kept = snapshot(stage0.params)
-  const continued = Train.progressive({ ...common, dirnet: options, from: stage0 })
-  const a = snapshot(whole.params)
-  const b = snapshot(continued.params)
-  assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort())
-  for (const k of Object.keys(a)) assert.ok(same(a[k]!, b[k]!), `${k} differs`)
-  for (const [k, v] of Object.entries(snapshot(stage0.params)))
-    assert.ok(same(v, kept[k]!), `stage 0's ${k} changed`)
-  for (const t of [whole, stage0, continued]) Train.dispose(t)
-})
-
-test("an end-to-end step updates every part, FE included, and leaves no tensor behind", () => {
-  const live = tf.memory().numTensors
-  const net = Dirnet.dirnet(options)
-  const { params, state } = Init.init(net, [S, S, 3], 0)
-  const before = snapshot(params)
-  const groups = [
-    Train.group(
-      Object.keys(params),
-      { _tag: "Optimizer", name: "sgd", chain: [{ _tag: "Scale", factor: -0.1 }] },
-      params,
-    ),
-  ]
-  const batch = Train.toTensors(randomBatch(4, 2), S)
-  const r = Train.step(
-    { net, imageSize: S, loss: Dirnet.totalLoss(Train.model(net, S), 3) },
-    params,
-    state,
-    groups,
-    batch,
-  )
-  const after = snapshot(r.params)
-  for (const part of ["fe", "rf", "amg", "heads"] as const)
-    assert.ok(
-      Object.keys(after).some((k) => Dirnet.partOf(k) === part && !same(after[k]!, before[k]!)),
-      `${part} unchanged`,
-    )
-  Train.disposeBatch(batch)
-  Init.dispose(r.params, r.state, params, state)
-  assert.equal(tf.memory().numTensors, live)
-})
-
-test("the end-to-end protocol trains one l_max-loop network on Eq. 12", () => {
-  const losses: number[] = []
-  const trained = Train.endToEnd({
-    dirnet: options,
-    imageSize: S,
-    batches: () => [randomBatch(4, 3), randomBatch(4, 4)],
-    epochs: 1,
-    onStep: (i) => losses.push(i.loss),
-  })
-  assert.equal(losses.length, 2)
-  assert.ok(losses.every(Number.isFinite))
-  assert.equal(trained.options.iterations, 3)
-  assert.ok(Object.keys(trained.params).some((k) => Dirnet.iterationOf(k) === 2))
-  Train.dispose(trained)
 })

@@ -4,7 +4,7 @@
  * squared/absolute error (sum and mean reductions, slices), attention
  * transfer (both variants, several pairs), supervision transfer (1×1-conv and
  * dense adapters, identity), uncertainty (ℓ1, ℓ2), weighted and default norms
- * (p = 1, 2), sums and scales. Gradients are with respect to everything the
+ * (p = 1, 2), sums and scales, and the re-projection signal (DIR-Net's Eq. 2). Gradients are with respect to everything the
  * loss reads (activations, taps, fields, parameters, adapters, φ, α); the
  * reference's are its float64 central finite differences (`Ref.gradient`,
  * h = 1e-5: truncation ~h²·|f'''| ≈ 1e-10, round-off ~1e-16/h ≈ 1e-11).
@@ -21,7 +21,7 @@ import assert from "node:assert/strict"
 import { before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
-import type * as Loss from "../../src/dsl/Loss.ts"
+import * as Loss from "../../src/dsl/Loss.ts"
 import * as Ref from "../../src/interpreters/reference/index.ts"
 import * as RefLoss from "../../src/interpreters/reference/loss.ts"
 import { valueAndGrad } from "../../src/interpreters/tf/autodiff.ts"
@@ -184,6 +184,33 @@ const cases: Record<string, Case> = {
       "out|v2": uniform([B], r, -1, 1),
     },
   }),
+  // DIR-Net's L_2D and L_var2D read the re-projection of pose@k through camera@k (D joints here);
+  // |c₀| up to 5 crosses the clip at ±4, where the scale stops depending on c₀.
+  "re-projection of a pose tap through a camera tap, in squared error and uncertainty": ({ B, D }, r) => {
+    const projected = Loss.reproject(tap("m", "pose"), tap("m", "camera"), { imageSize: 4, baseScale: 0.25 })
+    return {
+      loss: {
+        _tag: "Sum",
+        terms: [
+          { _tag: "SquaredError", prediction: projected, target: field("joints2d"), reduce: "mean" },
+          {
+            _tag: "Uncertainty",
+            prediction: projected,
+            target: field("joints2d"),
+            logVariance: out("v"),
+            norm: "l1",
+            reduce: "mean",
+          },
+        ],
+      },
+      flat: {
+        "tap|m|pose": tensor([B, 3 * D], r),
+        "tap|m|camera": tensor([B, 3], r, 0, 5),
+        "field|joints2d": uniform([B, 2 * D], r, -2, 8),
+        "out|v": uniform([B, 1], r, -1, 1),
+      },
+    }
+  },
   "weighted and default norms, p = 1 and 2, scaled and summed": ({ C, D }, r) => ({
     loss: {
       _tag: "Sum",

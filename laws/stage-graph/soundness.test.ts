@@ -203,8 +203,9 @@ const runStage = (stage: Experiment.Stage, j: number, world: World, tokens: Toke
     local.set(k, v)
     wrote.set(k, v)
   }
-  if (stage._tag === "Evaluate") {
+  if (stage._tag === "Evaluate" || stage._tag === "EvaluateExits") {
     get(`params/${stage.model}`)
+    if (stage._tag === "EvaluateExits" && stage.policy._tag === "Gate") get(`params/${stage.policy.gate}`)
     return { read: looked.join(" "), wrote }
   }
   for (const [name, i] of Object.entries(stage.init)) {

@@ -10,7 +10,6 @@
 import { Console, Effect } from "effect"
 import type * as Experiment from "../dsl/Experiment.ts"
 import type * as Program from "../dsl/Program.ts"
-import type * as DirnetCheck from "../interpreters/shape-check/dirnet-experiment.ts"
 import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
 import * as GraphCheck from "../interpreters/shape-check/stage-graph.ts"
 import * as CheckView from "./check.ts"
@@ -39,10 +38,6 @@ const timedModel = (
         p.models.find((m) => first.step._tag === "Minimize" && first.step.wrt.includes(m.name)) ?? p.models[0]
       return model === undefined ? undefined : { model, batchSize: first.batchSize }
     }
-    case "DirNetExperiment": {
-      const model = p.models.find((m) => m.name === e.variants[0]?.name)
-      return model === undefined ? undefined : { model, batchSize: e.batchSize }
-    }
   }
 }
 
@@ -67,11 +62,11 @@ export const check = (a: {
       const macsPerSecond = Throughput.measure(timed.model, timed.batchSize)
       estimate = { backend: backend.name, macsPerSecond, seconds: report.macsTotal / macsPerSecond }
     }
-    const loops = "loops" in report ? (report as DirnetCheck.Report).loops : []
+    const loops = report.loops ?? []
     const graph =
-      typed.experiment?._tag === "Experiment"
-        ? GraphCheck.graphReport(typed as Program.Program<Experiment.Experiment>, report)
-        : undefined
+      typed.experiment === undefined
+        ? undefined
+        : GraphCheck.graphReport(typed as Program.Program<Experiment.Experiment>, report)
     if (a.json) {
       const experiment =
         resolved.experiment === undefined
@@ -110,7 +105,7 @@ export const check = (a: {
         )
         for (const s of report.stages)
           yield* Console.log(
-            `  ${s.stage.padEnd(48)} ${String(s.steps).padStart(7)} steps × ${human(s.macsPerStep)}MACs = ${human(s.macs)}MACs`,
+            `  ${s.stage.padEnd(48)} ${String(s.steps).padStart(7)} steps × ${human(s.macsPerStep)}MACs = ${human(s.macs)}MACs${s.trainedParams === undefined ? "" : ` · trains ${s.trainedParams.toLocaleString("en-US")} params`}`,
           )
         yield* Console.log(`  total ${human(report.macsTotal)}MACs (${human(2 * report.macsTotal)}FLOPs)`)
         if (estimate !== undefined)

@@ -8,11 +8,9 @@ import { existsSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { Context, Effect, Layer } from "effect"
 import type * as Data from "../dsl/Data.ts"
-import type * as Dirnet from "../dsl/dirnet.ts"
 import type * as Experiment from "../dsl/Experiment.ts"
 import type * as Program from "../dsl/Program.ts"
 import * as ExperimentCheck from "../interpreters/shape-check/experiment.ts"
-import * as DirnetRun from "../interpreters/tf/dirnet/run.ts"
 import * as Runner from "../interpreters/tf/experiment.ts"
 import * as Tf from "../interpreters/tf/index.ts"
 import * as RunDir from "../report/run-dir.ts"
@@ -119,54 +117,11 @@ const missingData = (specs: readonly Data.Spec[]): string[] => [
   ),
 ]
 
-/**
- * DIR-Net's promise-based runner as an Effect: interrupted (Ctrl-C), it is told
- * to stop after its current step, and the interruption waits until it has
- * written its checkpoint.
- */
-const runDirnet = (
-  program: Program.Program<Dirnet.Experiment>,
-  options: Runner.Options,
-  backend: string,
-): Effect.Effect<RunFiles.Results, Runner.RunError> =>
-  Effect.callback<RunFiles.Results, Runner.RunError>((resume) => {
-    let stop = false
-    const running = DirnetRun.run(program, { ...options, backend, shouldStop: () => stop })
-    running.then(
-      (o) => resume(o._tag === "Done" ? Effect.succeed(o.results) : Effect.interrupt),
-      (e) => resume(Effect.fail(Runner.asRunError(e))),
-    )
-    return Effect.promise(() => {
-      stop = true
-      return running.then(
-        (o) => {
-          if (o._tag === "Stopped") options.onStopped?.(o.checkpoint)
-        },
-        () => undefined,
-      )
-    })
-  })
-
-/** The tf interpreter's fold for the program's kind of experiment. */
+/** The tf interpreter's meaning of the program's experiment (DIR-Net's too: it is a staged one). */
 const runKind = (
   program: Program.Program<Experiment.Any>,
   options: Runner.Options,
-): Effect.Effect<RunFiles.Results, Runner.RunError, Tf.Backend> => {
-  const e = program.experiment!
-  switch (e._tag) {
-    case "Experiment":
-      return Runner.run(program as Program.Program<Experiment.Experiment>, options)
-    case "DirNetExperiment":
-      return Effect.gen(function* () {
-        const backend = yield* Tf.Backend
-        return yield* runDirnet(program as Program.Program<Dirnet.Experiment>, options, backend.name)
-      })
-    default: {
-      const unhandled: never = e
-      throw new Error(`unknown experiment kind ${(unhandled as { _tag: string })._tag}`)
-    }
-  }
-}
+): Effect.Effect<RunFiles.Results, Runner.RunError, Tf.Backend> => Runner.run(program, options)
 
 export const run = (args: RunArgs) =>
   Effect.gen(function* () {
@@ -244,10 +199,6 @@ export const run = (args: RunArgs) =>
     }
 
     if (args.cluster !== undefined) {
-      if (typed.experiment!._tag !== "Experiment")
-        return yield* new BadInvocation({
-          message: `--cluster: ${loaded.file}: DIR-Net experiments do not run on the sweep engine yet; run them without --cluster`,
-        })
       yield* OutDir.create(out)
       yield* OutDir.write(
         join(out, "program.json"),

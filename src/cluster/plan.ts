@@ -27,7 +27,11 @@ export const nodeOf = (id: string): { seed: number; stage: number } => {
 }
 
 const stageLabel = (s: Experiment.Stage): string =>
-  s._tag === "Train" ? `train ${s.name}` : `evaluate ${s.model} (${s.table} · ${s.row})`
+  s._tag === "Train"
+    ? `train ${s.name}`
+    : s._tag === "Evaluate"
+      ? `evaluate ${s.model} (${s.table} · ${s.row})`
+      : `evaluate exits ${s.name}`
 
 /** One node per seed × stage; each needs the stages whose results it reads. */
 export const plan = (e: Experiment.Experiment, seeds: readonly number[]): Engine.Node[] => {

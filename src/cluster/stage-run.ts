@@ -21,6 +21,7 @@ import type * as Experiment from "../dsl/Experiment.ts"
 import type * as Program from "../dsl/Program.ts"
 import * as StageGraph from "../dsl/StageGraph.ts"
 import * as Checkpoint from "../interpreters/tf/checkpoint.ts"
+import * as ExitResults from "../interpreters/tf/exit-results.ts"
 import * as Runner from "../interpreters/tf/experiment.ts"
 import * as Read from "../run-dir/read.ts"
 import * as RunFiles from "../run-dir/schema.ts"
@@ -29,7 +30,13 @@ import * as Plan from "./plan.ts"
 
 /** What a stage's `row.json` holds: its rows (one for an evaluation, none for training), its time and backend. */
 export const StageRows = Schema.Struct({
-  rows: Schema.Array(RunFiles.StagedRow),
+  rows: Schema.Array(
+    Schema.Union([
+      RunFiles.StagedRow,
+      // An exit evaluation's row, with its Figure 7 point when it is one.
+      Schema.Struct({ ...RunFiles.DirnetRow.fields, point: Schema.optional(RunFiles.SweepPoint) }),
+    ]),
+  ),
   seconds: Schema.Number,
   backend: Schema.String,
 })
@@ -145,10 +152,10 @@ export const runStage = (
 export const collectSeed = (
   program: Program.Program<Experiment.Experiment>,
   o: { readonly out: string; readonly seed: number },
-): RunFiles.StagedResults => {
+): RunFiles.Results => {
   const e = program.experiment!
   const seedDir = Plan.seedDir(o.out, o.seed)
-  const rows: RunFiles.StagedRow[] = []
+  const rows: (typeof StageRows.Type)["rows"][number][] = []
   let seconds = 0
   const backends = new Set<string>()
   const metrics: string[] = []
@@ -164,17 +171,22 @@ export const collectSeed = (
       for (const name of readdirSync(models))
         cpSync(join(models, name), join(seedDir, "models", name), { recursive: true })
   })
-  const results: RunFiles.StagedResults = {
-    program: program.name,
-    seed: o.seed,
-    // Workers on different backends agree only within the backends' tolerance: say so.
-    backend: [...backends].join(" + "),
+  // Workers on different backends agree only within the backends' tolerance: say so.
+  const base = { program: program.name, seed: o.seed, backend: [...backends].join(" + "), seconds }
+  // As the runner writes them: DIR-Net's results for an experiment that evaluates exits, else the staged kind.
+  const exitResults = ExitResults.fromRows(program, base, rows)
+  const results: RunFiles.Results = exitResults ?? {
+    ...base,
     ...(Object.keys(e.references).length > 0 ? { references: e.references } : {}),
-    rows,
-    seconds,
+    rows: rows as RunFiles.StagedRow[],
   }
   writeFileSync(join(seedDir, "metrics.jsonl"), metrics.join(""))
   writeFile(join(seedDir, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
-  writeFile(join(seedDir, "results.md"), Runner.markdown(results))
+  writeFile(
+    join(seedDir, "results.md"),
+    exitResults === undefined
+      ? Runner.markdown(results as RunFiles.StagedResults)
+      : ExitResults.markdown(exitResults),
+  )
   return results
 }

@@ -11,7 +11,7 @@
  * @module
  */
 import type * as Data from "./Data.ts"
-import type * as Dirnet from "./dirnet.ts"
+import type * as Exits from "./Exits.ts"
 import type * as Loss from "./Loss.ts"
 import type * as Program from "./Program.ts"
 import * as Step from "./Step.ts"
@@ -47,7 +47,8 @@ export interface Evaluate {
   readonly column: string
 }
 
-export type Stage = Train | Evaluate
+/** A stage: training, evaluating a model's prediction, or evaluating a looped model under an exit policy (`Exits`). */
+export type Stage = Train | Evaluate | Exits.Evaluate
 
 /** A meta-parameter tree φ with one weight per parameter of `like` (CMKG's regulariser weights). */
 export interface MetaParam {
@@ -71,11 +72,11 @@ export interface Experiment {
 }
 
 /**
- * Every kind of experiment a program can hold: the generic staged
- * {@link Experiment}, and DIR-Net's (`Dirnet.Experiment`: progressive
- * training, exits, gate and sweeps). Interpreters switch over `_tag`.
+ * Every kind of experiment a program can hold: one, the staged
+ * {@link Experiment} (DIR-Net's progressive training, exits, gate and
+ * sweeps are stages and steps of it: `Dirnet.experiment`).
  */
-export type Any = Experiment | Dirnet.Experiment
+export type Any = Experiment
 
 // ---- constructors -----------------------------------------------------------------
 

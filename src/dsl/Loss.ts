@@ -25,6 +25,18 @@ export type Signal =
   | { readonly _tag: "Field"; readonly field: Field }
   /** A slice `[start, start + size)` of the last axis of another signal (e.g. the pose part of a head's output). */
   | { readonly _tag: "Slice"; readonly signal: Signal; readonly start: number; readonly size: number }
+  /**
+   * The weak-perspective re-projection of 3D joints `pose` (`[3J]`: x, y, z per joint) through a camera
+   * (`[3]`: c₀, c₁, c₂) into `[2J]` pixels of an `imageSize` input (DIR-Net's Eq. 2 without MANO, R = I):
+   * `J2D_j = S·(s·(x_j, y_j) + t + ½)` with `s = baseScale·exp(clip(c₀, −4, 4))`, `t = (c₁, c₂)`, `S = imageSize`.
+   */
+  | {
+      readonly _tag: "Reproject"
+      readonly pose: Signal
+      readonly camera: Signal
+      readonly imageSize: number
+      readonly baseScale: number
+    }
 
 /** A model's final output. */
 export const output = (model: Program.Model): Signal => ({ _tag: "Output", model: model.name })
@@ -43,6 +55,32 @@ export const slice = (signal: Signal, start: number, size: number): Signal => ({
   start,
   size,
 })
+
+/** {@link Signal}'s `Reproject`: `pose` through `camera` into pixels of an `imageSize` input. */
+export const reproject = (
+  pose: Signal,
+  camera: Signal,
+  o: { readonly imageSize: number; readonly baseScale: number },
+): Signal => ({ _tag: "Reproject", pose, camera, imageSize: o.imageSize, baseScale: o.baseScale })
+
+/** The models whose outputs or taps a signal reads. */
+export const signalModels = (s: Signal): string[] => {
+  switch (s._tag) {
+    case "Output":
+    case "Tap":
+      return [s.model]
+    case "Field":
+      return []
+    case "Slice":
+      return signalModels(s.signal)
+    case "Reproject":
+      return [...new Set([...signalModels(s.pose), ...signalModels(s.camera)])]
+    default: {
+      const _: never = s
+      return _
+    }
+  }
+}
 
 // ---- losses -------------------------------------------------------------------
 
@@ -227,8 +265,7 @@ export const signals = (l: Loss): Signal[] => {
 
 /** The models a loss reads activations or parameters of. */
 export const models = (l: Loss): string[] => {
-  const fromSignal = (s: Signal): string[] =>
-    s._tag === "Output" || s._tag === "Tap" ? [s.model] : s._tag === "Slice" ? fromSignal(s.signal) : []
+  const fromSignal = signalModels
   const direct = (x: Loss): string[] =>
     x._tag === "WeightedNorm" || x._tag === "Norm"
       ? [x.model]

@@ -6,8 +6,14 @@
  * meaning as a pure `(grads, state, params) → (updates, state)` function, so
  * an optimizer can sit inside a differentiable inner loop.
  *
+ * A {@link partition} (optax's `multi_transform`) gives each labelled subset
+ * of the parameter paths its own optimizer (or none: {@link frozen}), e.g.
+ * DIR-Net's progressive stages: the feature extractor frozen, the learning
+ * rate divided by 10 everywhere except the attention map generator.
+ *
  * @module
  */
+import * as Params from "./Params.ts"
 
 export type Transform =
   | { readonly _tag: "ClipByGlobalNorm"; readonly maxNorm: number }
@@ -25,14 +31,75 @@ export type Transform =
    */
   | { readonly _tag: "KeepParamsNonNegative" }
 
-export interface Optimizer {
+/** A chain of gradient transformations. */
+export interface Chain {
   readonly _tag: "Optimizer"
   readonly name: string
   /** Applied left to right. */
   readonly chain: readonly Transform[]
 }
 
-export const chain = (name: string, ...chain: Transform[]): Optimizer => ({ _tag: "Optimizer", name, chain })
+/** No update at all: the parameters stay bit-identical (optax's `set_to_zero`, without adding the zeros). */
+export interface Frozen {
+  readonly _tag: "Frozen"
+}
+
+/** One labelled subset of a {@link Partition}: the paths `filter` selects (first matching rule wins). */
+export interface Rule {
+  readonly label: string
+  readonly filter: Params.Filter
+}
+
+/**
+ * A different optimizer per labelled subset of the parameters (optax's
+ * `multi_transform`): a parameter takes the label of the first rule whose
+ * filter matches its path, or `otherwise`; each label's optimizer sees only
+ * its subset (a clip by global norm clips that subset's norm) and keeps its
+ * own state.
+ */
+export interface Partition {
+  readonly _tag: "Partition"
+  readonly name: string
+  readonly optimizers: Readonly<Record<string, Chain | Frozen>>
+  readonly rules: readonly Rule[]
+  readonly otherwise: string
+}
+
+export type Optimizer = Chain | Partition
+
+export const chain = (name: string, ...chain: Transform[]): Chain => ({ _tag: "Optimizer", name, chain })
+
+export const frozen: Frozen = { _tag: "Frozen" }
+
+export const rule = (label: string, filter: Params.Filter): Rule => ({ label, filter })
+
+/** A partitioned optimizer: `optimizers` by label, `rules` in order, `otherwise` for paths no rule matches. */
+export const partition = (o: {
+  readonly optimizers: Readonly<Record<string, Chain | Frozen>>
+  readonly rules: readonly Rule[]
+  readonly otherwise: string
+  readonly name?: string
+}): Partition => ({
+  _tag: "Partition",
+  name:
+    o.name ??
+    `partition(${Object.entries(o.optimizers)
+      .map(([l, x]) => `${l}: ${x._tag === "Frozen" ? "frozen" : x.name}`)
+      .join(", ")})`,
+  optimizers: o.optimizers,
+  rules: o.rules,
+  otherwise: o.otherwise,
+})
+
+/** The label a partition gives parameter path `path`. */
+export const labelOf = (p: Partition, path: string): string =>
+  p.rules.find((r) => Params.matches(r.filter, path))?.label ?? p.otherwise
+
+/** The labels a partition uses, in a fixed order (its optimizers' keys), each with its optimizer. */
+export const labels = (p: Partition): { readonly label: string; readonly optimizer: Chain | Frozen }[] =>
+  Object.keys(p.optimizers)
+    .sort()
+    .map((label) => ({ label, optimizer: p.optimizers[label]! }))
 
 export const clipByGlobalNorm = (maxNorm: number): Transform => ({ _tag: "ClipByGlobalNorm", maxNorm })
 export const clipByValue = (max: number): Transform => ({ _tag: "ClipByValue", max })
@@ -48,8 +115,7 @@ export const scale = (factor: number): Transform => ({ _tag: "Scale", factor })
 export const keepParamsNonNegative = (): Transform => ({ _tag: "KeepParamsNonNegative" })
 
 /** The same optimizer projected onto θ ≥ 0 after every update (e.g. a learned weight decay that may not turn into a reward for large weights). */
-export const nonNegative = (o: Optimizer): Optimizer =>
-  chain(`${o.name}, θ ≥ 0`, ...o.chain, keepParamsNonNegative())
+export const nonNegative = (o: Chain): Chain => chain(`${o.name}, θ ≥ 0`, ...o.chain, keepParamsNonNegative())
 
 export interface Common {
   readonly lr: number
@@ -64,7 +130,7 @@ const prefix = (o: Common): Transform[] => [
 ]
 
 /** SGD with optional momentum and weight decay (PyTorch semantics). */
-export const sgd = (o: Common & { readonly momentum?: number }): Optimizer =>
+export const sgd = (o: Common & { readonly momentum?: number }): Chain =>
   chain(
     "sgd",
     ...prefix(o),
@@ -75,20 +141,31 @@ export const sgd = (o: Common & { readonly momentum?: number }): Optimizer =>
 /** Adam (PyTorch semantics: weight decay is added to the gradient). */
 export const adam = (
   o: Common & { readonly b1?: number; readonly b2?: number; readonly eps?: number },
-): Optimizer => chain("adam", ...prefix(o), scaleByAdam(o.b1, o.b2, o.eps), scale(-o.lr))
+): Chain => chain("adam", ...prefix(o), scaleByAdam(o.b1, o.b2, o.eps), scale(-o.lr))
 
-/** The learning rate of an optimizer (the negated final scale), for reports. */
-export const learningRate = (o: Optimizer): number => {
+/** The learning rate of an optimizer chain (the negated final scale), for reports. */
+export const learningRate = (o: Chain): number => {
   const last = [...o.chain].reverse().find((t) => t._tag === "Scale")
   return last === undefined ? 0 : -(last as { factor: number }).factor
 }
 
-/** The same optimizer with its learning rate multiplied by `factor` (a step schedule; checked against torch's). */
-export const scaleLearningRate = (o: Optimizer, factor: number): Optimizer => {
-  const i = o.chain.map((t) => t._tag).lastIndexOf("Scale")
+/** The same optimizer with its learning rate multiplied by `factor` (a step schedule; checked against torch's); a partition's every label. */
+export const scaleLearningRate = <O extends Optimizer>(o: O, factor: number): O => {
+  if (o._tag === "Partition")
+    return {
+      ...o,
+      optimizers: Object.fromEntries(
+        Object.entries(o.optimizers).map(([l, x]) => [
+          l,
+          x._tag === "Frozen" ? x : scaleLearningRate(x, factor),
+        ]),
+      ),
+    }
+  const c = o as Chain
+  const i = c.chain.map((t) => t._tag).lastIndexOf("Scale")
   if (i < 0) return o
   return {
     ...o,
-    chain: o.chain.map((t, j) => (j === i && t._tag === "Scale" ? scale(t.factor * factor) : t)),
+    chain: c.chain.map((t, j) => (j === i && t._tag === "Scale" ? scale(t.factor * factor) : t)),
   }
 }

@@ -23,7 +23,9 @@
  *   its loss applies. A read of something the stage's own `init` already
  *   overwrote is internal to the stage, not a read of an earlier stage.
  * - `Evaluate` reads its model and writes nothing (its row and saved model
- *   are files of its own, not world state).
+ *   are files of its own, not world state); `EvaluateExits` also reads the
+ *   gate its policy samples exits from. A `Reinforce` step reads the frozen
+ *   network whose exits its gate learns, and updates the gate.
  * Nothing else carries over between stages: optimizer state starts afresh in
  * every stage, batch order is keyed by (seed, data) and fresh parameters,
  * adapters and φ are functions of (program, seed), so a read with no earlier
@@ -93,6 +95,8 @@ const updated = (s: Step.Step): Resource[] => {
       return s.wrt.map(params)
     case "MetaMinimize":
       return [meta(s.wrt)]
+    case "Reinforce":
+      return [params(s.gate)]
     case "Together":
       return s.steps.flatMap(updated)
     default: {
@@ -119,6 +123,7 @@ export const batchNormWrites = (s: Step.Step): string[] => {
     case "Minimize":
       return s.batchNorm === "train" ? s.wrt.filter((m) => applied(s.loss).includes(m)) : []
     case "MetaMinimize":
+    case "Reinforce": // the network it gates runs frozen, in eval mode
       return []
     case "Together":
       return s.steps.flatMap(batchNormWrites)
@@ -137,16 +142,23 @@ const stepReads = (s: Step.Step): Resource[] => {
     ...losses.flatMap(Loss.adapters).map(params),
     ...losses.flatMap(Loss.metaParams).map(meta),
     ...innerModels(s).map(params),
+    ...gatedNetworks(s).map(params),
     ...updated(s),
   ]
 }
+
+/** The frozen looped networks whose exits a REINFORCE step's gate learns (read: its rewards come from them). */
+const gatedNetworks = (s: Step.Step): string[] =>
+  s._tag === "Reinforce" ? [s.network] : s._tag === "Together" ? s.steps.flatMap(gatedNetworks) : []
 
 const stepLosses = (s: Step.Step): Loss.Loss[] =>
   s._tag === "Minimize"
     ? [s.loss]
     : s._tag === "MetaMinimize"
       ? [s.outer, s.inner.loss]
-      : s.steps.flatMap(stepLosses)
+      : s._tag === "Reinforce"
+        ? []
+        : s.steps.flatMap(stepLosses)
 
 /** The models a meta-step's inner steps differentiate through (read: θ̈ starts from them). */
 const innerModels = (s: Step.Step): string[] =>
@@ -157,6 +169,11 @@ const dedup = (rs: readonly Resource[]): Resource[] => [...new Map(rs.map((r) =>
 /** What `stage` reads of earlier stages and what it writes (see the module comment). */
 export const access = (stage: Experiment.Stage): Access => {
   if (stage._tag === "Evaluate") return { reads: [params(stage.model)], writes: [] }
+  if (stage._tag === "EvaluateExits")
+    return {
+      reads: [params(stage.model), ...(stage.policy._tag === "Gate" ? [params(stage.policy.gate)] : [])],
+      writes: [],
+    }
   const reads: Resource[] = []
   const writes: Resource[] = []
   // Reads of what the stage itself already overwrote see its own value, not an earlier stage's.

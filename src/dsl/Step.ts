@@ -16,8 +16,11 @@
  *
  * @module
  */
+import type * as Exits from "./Exits.ts"
 import type * as Loss from "./Loss.ts"
+import * as LossDsl from "./Loss.ts"
 import type * as Optimizer from "./Optimizer.ts"
+import * as Params from "./Params.ts"
 import type * as Program from "./Program.ts"
 
 /**
@@ -47,11 +50,15 @@ export interface Inner {
 }
 
 export type Step =
-  /** One optimizer update of the parameters of `wrt` (models and/or adapters) on `loss`. */
+  /**
+   * One optimizer update of the parameters of `wrt` (models and/or adapters) on `loss`;
+   * of a model named in `select`, only the parameter paths its filter selects (the rest stay as they are).
+   */
   | {
       readonly _tag: "Minimize"
       readonly loss: Loss.Loss
       readonly wrt: readonly string[]
+      readonly select?: Readonly<Record<string, Params.Filter>>
       readonly optimizer: Optimizer.Optimizer
       readonly batchNorm: BatchNormPolicy
     }
@@ -67,6 +74,8 @@ export type Step =
     }
   /** Every step computed from the same starting parameters, then all updates applied (Algorithm 1, line 8). */
   | { readonly _tag: "Together"; readonly steps: readonly Step[] }
+  /** REINFORCE updates of a gate deciding a frozen looped network's exits (see `Exits.Reinforce`). */
+  | Exits.Reinforce
 
 const names = (wrt: Program.Model | string | readonly (Program.Model | string)[]): string[] =>
   (Array.isArray(wrt) ? wrt : [wrt]).map((m: Program.Model | string) => (typeof m === "string" ? m : m.name))
@@ -86,19 +95,42 @@ export const inner = (o: {
   batchNorm: o.batchNorm ?? "batch-stats",
 })
 
-/** Train the parameters of `wrt` (models, or adapter names) on `loss`. */
+type Target = Program.Model | string | Params.Selection
+
+/** Train the parameters of `wrt` (models, adapter names, or a model's parameters a filter selects: `Params.only`) on `loss`. */
 export const minimize = (o: {
   readonly loss: Loss.Loss
-  readonly wrt: Program.Model | string | readonly (Program.Model | string)[]
+  readonly wrt: Target | readonly Target[]
   readonly optimizer: Optimizer.Optimizer
   readonly batchNorm?: BatchNormPolicy
-}): Step => ({
-  _tag: "Minimize",
-  loss: o.loss,
-  wrt: names(o.wrt),
-  optimizer: o.optimizer,
-  batchNorm: o.batchNorm ?? "train",
-})
+}): Step => {
+  const targets: readonly Target[] = Array.isArray(o.wrt) ? o.wrt : [o.wrt as Target]
+  const nameOf = (t: Target) => (typeof t === "string" ? t : t._tag === "Selection" ? t.model : t.name)
+  // A model named whole is trained whole; several selections of one model train their union.
+  const whole = new Set(targets.filter((t) => typeof t === "string" || t._tag === "Model").map(nameOf))
+  const select: Record<string, Params.Filter[]> = {}
+  for (const t of targets)
+    if (typeof t !== "string" && t._tag === "Selection" && !whole.has(t.model))
+      select[t.model] = [...(select[t.model] ?? []), t.filter]
+  return {
+    _tag: "Minimize",
+    loss: o.loss,
+    wrt: [...new Set(targets.map(nameOf))],
+    // Omitted when every model is trained whole, so such programs' values (and program.json) are unchanged.
+    ...(Object.keys(select).length === 0
+      ? {}
+      : {
+          select: Object.fromEntries(
+            Object.entries(select).map(([m, fs]) => [
+              m,
+              fs.length === 1 ? fs[0]! : { _tag: "Or", filters: fs },
+            ]),
+          ),
+        }),
+    optimizer: o.optimizer,
+    batchNorm: o.batchNorm ?? "train",
+  }
+}
 
 /** Meta-learn `wrt` (a meta-parameter name, e.g. φ) through `inner` on `outer`. */
 export const metaMinimize = (o: {
@@ -126,7 +158,17 @@ export const losses = (s: Step): Loss.Loss[] =>
     ? [s.loss]
     : s._tag === "MetaMinimize"
       ? [s.outer, s.inner.loss]
-      : s.steps.flatMap(losses)
+      : s._tag === "Reinforce"
+        ? []
+        : s.steps.flatMap(losses)
+
+/** The models a step reads or updates (those that need parameters before it runs). */
+export const models = (s: Step): string[] =>
+  s._tag === "Reinforce"
+    ? [s.network, s.gate]
+    : s._tag === "Together"
+      ? [...new Set(s.steps.flatMap(models))]
+      : [...new Set(losses(s).flatMap(LossDsl.models))]
 
 /** Parameter groups (models, adapters, meta-parameters) a step updates. */
 export const updates = (s: Step): string[] =>
@@ -134,4 +176,19 @@ export const updates = (s: Step): string[] =>
     ? [...s.wrt]
     : s._tag === "MetaMinimize"
       ? [s.wrt]
-      : [...new Set(s.steps.flatMap(updates))]
+      : s._tag === "Reinforce"
+        ? [s.gate]
+        : [...new Set(s.steps.flatMap(updates))]
+
+/**
+ * The parameter paths of group `name` (a model or adapter with parameters `paths`) that a `Minimize`
+ * step trains: those its `select` filter keeps for that model, else all of them.
+ */
+export const trainedPaths = (
+  s: Extract<Step, { _tag: "Minimize" }>,
+  name: string,
+  paths: readonly string[],
+): string[] => {
+  const filter = s.select?.[name]
+  return filter === undefined ? [...paths] : Params.select(filter, paths)
+}

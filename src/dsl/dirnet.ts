@@ -34,23 +34,32 @@
  * root-relative 3D joints directly (in the data's units, see `Data`), with
  * the rotation R folded into the joints (R = I), and the 2D joints are their
  * weak-perspective re-projection `J2D = S·(s·Π J3D + t + ½)` (see
- * {@link Camera}; `reproject` in `src/interpreters/tf/dirnet/` computes it).
+ * {@link Camera}; the loss algebra's `Loss.reproject` signal).
  * The paper's regularisers on θ and β have no counterpart.
  *
  * The gate 𝒢 (Sec. 4.2) is a separate two-layer network ({@link gate}) on
  * `gateFeatures`, giving logits for `[EXIT, CONTINUE]`.
  *
- * The experiment of the paper's Tables 2 and 3 and Figure 7 is a value too
- * ({@link Experiment}, kind `"DirNetExperiment"`): which variants to train,
- * the rows to evaluate and the exit-threshold sweeps.
+ * The experiment of the paper's Tables 2 and 3 and Figure 7 is an ordinary
+ * staged `Experiment` ({@link experiment} of a {@link Spec}: which variants
+ * to train, the rows to evaluate and the exit-threshold sweeps): Algorithm
+ * 1's stages as Train stages whose `wrt` (`Params`) and partitioned optimizer
+ * express its parameter groups, the gate's REINFORCE training as a
+ * `Reinforce` step, the rows and sweeps as `EvaluateExits` stages (`Exits`),
+ * all run by the one runner.
  *
  * @module
  */
 import type * as Data from "./Data.ts"
+import * as Exits from "./Exits.ts"
+import * as Experiment from "./Experiment.ts"
 import * as Loss from "./Loss.ts"
 import * as Net from "./Net.ts"
+import * as Optimizer from "./Optimizer.ts"
+import * as Params from "./Params.ts"
 import * as Program from "./Program.ts"
 import type * as Shape from "./Shape.ts"
+import * as Step from "./Step.ts"
 import * as Zoo from "./zoo.ts"
 
 // ---- options --------------------------------------------------------------------
@@ -341,7 +350,7 @@ export const gate = (o: GateOptions): Net.Net<"gateLogits"> =>
     Net.tap("gateLogits"),
   )
 
-// ---- exit policies (data; `src/interpreters/tf/dirnet/exits.ts` runs them) -------------------
+// ---- exit policies of a results row (`Exits.Policy` is what evaluates them) -------------------------
 
 export type ExitPolicy =
   /** Exit after every loop: the last iteration's prediction ("IR-Net", no dynamic exit). */
@@ -358,16 +367,18 @@ export const gateExit = (temperature: number, seed = 0): ExitPolicy => ({ _tag: 
 // ---- losses (Eqs. 3, 8, 9, 12) -----------------------------------------------------------------
 
 /**
- * The re-projected 2D joints of iteration `k` (or of the last iteration): a
- * **derived** tap, `reproject(pose@k, camera@k)`, that the DIR-Net tf
- * interpreter adds to the network's taps (a `Net` cannot multiply two of its
- * own activations, so the bilinear re-projection is not a node).
+ * The re-projected 2D joints of iteration `k` (or of the last iteration):
+ * `Loss.reproject(pose@k, camera@k)` into pixels of the model's input side
+ * with the default {@link camera} (a `Net` cannot multiply two of its own
+ * activations, so the bilinear re-projection is a signal of the loss
+ * algebra, which every interpreter of losses gives a meaning).
  */
-export const reprojected = (model: Program.Model<Tap>, k?: number): Loss.Signal => ({
-  _tag: "Tap",
-  model: model.name,
-  tap: k === undefined ? "reprojected" : `reprojected@${k}`,
-})
+export const reprojected = (model: Program.Model<Tap>, k?: number): Loss.Signal =>
+  Loss.reproject(
+    Loss.tap(model, k === undefined ? "pose" : (`pose@${k}` as Tap)),
+    Loss.tap(model, k === undefined ? "camera" : (`camera@${k}` as Tap)),
+    { imageSize: model.input[0]!, baseScale: camera.baseScale },
+  )
 
 /** L_2D of iteration k (Eq. 3): mean absolute error of the re-projected joints, in pixels. */
 export const loss2d = (model: Program.Model<Tap>, k: number): Loss.Loss =>
@@ -417,7 +428,7 @@ export const totalLoss = (model: Program.Model<Tap>, iterations: number, w: Weig
 export const poseLoss = (model: Program.Model<Tap>, k: number): Loss.Loss =>
   Loss.sum(loss2d(model, k), loss3d(model, k))
 
-// ---- the experiment (data; `src/interpreters/tf/dirnet/run.ts` is its tf meaning) -----------------
+// ---- the experiment: an ordinary staged `Experiment` ----------------------------------------------
 
 /** A DIR-Net the experiment trains with the progressive protocol (Algorithm 1); also a program model of that name. */
 export interface Variant {
@@ -471,8 +482,13 @@ export interface Sweep {
   readonly tauGate: readonly number[]
 }
 
-export interface Experiment {
-  readonly _tag: "DirNetExperiment"
+/**
+ * What the paper's Tables 2 and 3 and Figure 7 vary: which variants to
+ * train, the rows to evaluate, the gate and the sweeps. {@link experiment}
+ * turns it into the staged `Experiment` the one runner runs, and
+ * {@link models} into the program's models.
+ */
+export interface Spec {
   /** Side of the square RGB input (a multiple of 32). */
   readonly imageSize: number
   readonly train: Data.Spec
@@ -507,7 +523,7 @@ export const row = (table: string, name: string, model: Variant, evaluate: Evalu
   evaluate,
 })
 
-export const experiment = (o: {
+export const spec = (o: {
   readonly imageSize: number
   readonly train: Data.Spec
   readonly test: Data.Spec
@@ -519,8 +535,7 @@ export const experiment = (o: {
   readonly rows: readonly Row[]
   readonly gate?: Partial<GateSettings>
   readonly sweep?: Sweep
-}): Experiment => ({
-  _tag: "DirNetExperiment",
+}): Spec => ({
   imageSize: o.imageSize,
   train: o.train,
   test: o.test,
@@ -534,29 +549,11 @@ export const experiment = (o: {
   sweep: o.sweep,
 })
 
-/** The name of the program model that describes a variant's "No Iter." network ({@link plain}). */
-export const noIterName = (model: string): string => `${model}-no-iter`
-
-/**
- * The program models of an experiment, for `cmkg check`: each variant's
- * DIR-Net and, for every variant a `NoIter` row evaluates, its plain network.
- */
-export const models = (e: Experiment): Program.Model[] => {
-  const noIters = new Set(e.rows.filter((r) => r.evaluate._tag === "NoIter").map((r) => r.model))
-  return e.variants.flatMap((v) => {
-    const input = inputShape(e.imageSize, v.options)
-    return [
-      ...(noIters.has(v.name) ? [Program.model(noIterName(v.name), plain(v.options), input)] : []),
-      Program.model(v.name, dirnet(v.options), input),
-    ]
-  })
-}
-
 /** The variants that train stage 0 together: their options differ only in the loop's feedback and length. */
 export const stage0Key = (o: Resolved): string => JSON.stringify({ ...o, iterations: 1, feedback: undefined })
 
 /** The variants grouped by {@link stage0Key}, in order of first appearance. */
-export const stage0Groups = (e: Experiment): Variant[][] => {
+export const stage0Groups = (e: Spec): Variant[][] => {
   const groups = new Map<string, Variant[]>()
   for (const v of e.variants) {
     const key = stage0Key(v.options)
@@ -565,36 +562,195 @@ export const stage0Groups = (e: Experiment): Variant[][] => {
   return [...groups.values()]
 }
 
-/** One training phase of an experiment: a stage of Algorithm 1 for one variant, or a stage 0 several variants share. */
-export interface Phase {
-  readonly name: string
-  /** The variants it trains (those of a shared stage 0, or one). */
-  readonly variants: readonly string[]
-  /** Algorithm 1's `l_prog`: the phase trains `stage + 1` loops. */
-  readonly stage: number
-  readonly epochs: number
+/**
+ * The program model a variant trains in stage `k` of Algorithm 1: its
+ * network with `k + 1` loops, named after the variant (the last stage's is
+ * the variant itself). Variants sharing a stage 0 share its model (the
+ * first one's).
+ */
+export const stageModel = (e: Spec, v: Variant, k: number): Program.Model<Tap> => {
+  const owner = k === 0 ? stage0Groups(e).find((g) => g.includes(v))![0]! : v
+  const name = k === owner.options.iterations - 1 ? owner.name : `${owner.name}-stage${k}`
+  const options = { ...(k === 0 ? owner.options : v.options), iterations: k + 1 }
+  return Program.model(name, dirnet(options), inputShape(e.imageSize, options))
 }
 
-/**
- * The training phases in the order they run: for each group of variants
- * with the same {@link stage0Key} (in order of first appearance), their one
- * shared stage 0, then stages 1 … l_max of each of them. Sharing is exact:
- * stage 0 never runs the feedback, and initialisation is keyed by path.
- */
-export const schedule = (e: Experiment): Phase[] =>
-  stage0Groups(e).flatMap((vs) => [
-    {
-      name: `${vs.map((v) => v.name).join(" + ")} · stage 0`,
-      variants: vs.map((v) => v.name),
-      stage: 0,
-      epochs: e.epochs.first,
-    },
-    ...vs.flatMap((v) =>
-      Array.from({ length: v.options.iterations - 1 }, (_, i) => ({
-        name: `${v.name} · stage ${i + 1}`,
-        variants: [v.name],
-        stage: i + 1,
-        epochs: e.epochs.later,
-      })),
-    ),
+/** The gate model of a variant: 𝒢 on its `gateFeatures`. */
+export const gateModel = (e: Spec, v: Variant): Program.Model<"gateLogits"> =>
+  Program.model(`${v.name}-gate`, gate({ inFeatures: v.options.hidden, hidden: e.gate.hidden }), [
+    v.options.hidden,
   ])
+
+/** The variants whose gate a row or the sweep reads. */
+const gated = (e: Spec): Variant[] =>
+  e.variants.filter(
+    (v) =>
+      e.rows.some((r) => r.model === v.name && r.evaluate._tag === "Gate") ||
+      (e.sweep?.model === v.name && e.sweep.tauGate.length > 0),
+  )
+
+/**
+ * Algorithm 1's parameter groups at stage `k ≥ 1`: FE is not trained (the
+ * step's `wrt` leaves it out), AMG keeps the base rate, everything else
+ * trains at the base rate ÷ 10^k.
+ */
+export const stageOptimizer = (lr: number, k: number): Optimizer.Optimizer =>
+  k === 0
+    ? Optimizer.adam({ lr })
+    : Optimizer.partition({
+        optimizers: { amg: Optimizer.adam({ lr }), rest: Optimizer.adam({ lr: lr / 10 ** k }) },
+        rules: [Optimizer.rule("amg", Params.prefix("loop/feedback"))],
+        otherwise: "rest",
+      })
+
+/** What a stage `k ≥ 1` trains: everything but the feature extractor FE. */
+export const afterStage0: Params.Filter = Params.not(Params.prefix("fe"))
+
+/** Samples a data spec yields, when known statically (synthetic data). */
+const sizeOf = (spec: Data.Spec): number | undefined =>
+  spec._tag === "Synthetic" ? Math.floor(spec.count * (spec.subset.to - spec.subset.from)) : undefined
+
+/**
+ * The experiment as stages of the one runner: every variant's progressive
+ * training (Algorithm 1) as Train stages — a shared stage 0 per group of
+ * variants, then each variant's stages 1 … l_max, each starting from the
+ * previous stage's model (`Experiment.copy`: the new loop's batch norms,
+ * and AMG at stage 1, start fresh), FE left out of `wrt` and AMG's rate
+ * kept by a partitioned optimizer ({@link stageOptimizer}); the gates'
+ * REINFORCE training as Train stages of a `Reinforce` step (full batch on
+ * the training set, `steps` updates, when its size is known; one epoch of
+ * mini-batches otherwise); then every
+ * row and every point of the sweep as an `EvaluateExits` stage.
+ */
+export const experiment = (e: Spec): Experiment.Experiment => {
+  const stages: Experiment.Stage[] = []
+  const step = (m: Program.Model<Tap>, k: number) =>
+    Step.minimize({
+      loss: totalLoss(m, k + 1, e.weights),
+      wrt: k === 0 ? m : Params.only(m, afterStage0),
+      optimizer: stageOptimizer(e.lr, k),
+    })
+  for (const group of stage0Groups(e)) {
+    const m0 = stageModel(e, group[0]!, 0)
+    stages.push(
+      Experiment.train({
+        name: `${group.map((v) => v.name).join(" + ")} · stage 0`,
+        data: e.train,
+        epochs: e.epochs.first,
+        batchSize: e.batchSize,
+        step: step(m0, 0),
+        init: { [m0.name]: Experiment.scratch },
+      }),
+    )
+    for (const v of group) {
+      for (let k = 1; k < v.options.iterations; k++) {
+        const m = stageModel(e, v, k)
+        stages.push(
+          Experiment.train({
+            name: `${v.name} · stage ${k}`,
+            data: e.train,
+            epochs: e.epochs.later,
+            batchSize: e.batchSize,
+            step: step(m, k),
+            init: { [m.name]: Experiment.copy(stageModel(e, v, k - 1)) },
+          }),
+        )
+      }
+      if (v.options.iterations === 1 && v !== group[0])
+        // A one-loop variant is its group's stage 0, copied.
+        stages.push(
+          Experiment.train({
+            name: `${v.name} · stage 0 (shared)`,
+            data: e.train,
+            epochs: 0,
+            batchSize: e.batchSize,
+            step: step(stageModel(e, v, 0), 0),
+            init: { [v.name]: Experiment.copy(m0) },
+          }),
+        )
+    }
+  }
+  const trainSize = sizeOf(e.train)
+  for (const v of gated(e)) {
+    const g = gateModel(e, v)
+    stages.push(
+      Experiment.train({
+        name: `${v.name} · gate (REINFORCE)`,
+        data: e.train,
+        // Full batch, `steps` updates on the frozen network's features; when the size is unknown (real data),
+        // one epoch of mini-batches, one update each.
+        epochs: 1,
+        batchSize: trainSize ?? e.batchSize,
+        step: Exits.reinforce({
+          gate: g,
+          network: v.name,
+          lambda: e.gate.lambda,
+          flopsWeight: e.gate.flopsWeight,
+          temperature: e.gate.temperature,
+          updates: trainSize === undefined ? 1 : e.gate.steps,
+          optimizer: Optimizer.adam({ lr: e.gate.lr }),
+        }),
+        init: { [g.name]: Experiment.scratch },
+      }),
+    )
+  }
+  const variantOf = (name: string) => e.variants.find((v) => v.name === name)!
+  for (const r of e.rows) {
+    const v = variantOf(r.model)
+    const ev = r.evaluate
+    const policy: Exits.Policy =
+      ev._tag === "NoIter" || ev._tag === "Last"
+        ? Exits.last
+        : ev._tag === "Variance"
+          ? Exits.variance(ev.tau)
+          : Exits.gate(gateModel(e, v), ev.temperature, ev.seed)
+    stages.push(
+      Exits.evaluate({
+        name: `${r.table} · ${r.row}`,
+        model: ev._tag === "NoIter" ? stageModel(e, v, 0) : r.model,
+        data: e.test,
+        policy,
+        into: { _tag: "Row", table: r.table, row: r.row, column: "test", variant: r.model, label: ev },
+      }),
+    )
+  }
+  if (e.sweep !== undefined) {
+    const v = variantOf(e.sweep.model)
+    for (const q of e.sweep.tauVarQuantiles)
+      stages.push(
+        Exits.evaluate({
+          name: `Figure 7 · τ_var quantile ${q}`,
+          model: v.name,
+          data: e.test,
+          policy: Exits.varianceQuantile(q, e.train),
+          into: { _tag: "Sweep", series: "τ_var", variant: v.name },
+        }),
+      )
+    for (const t of e.sweep.tauGate)
+      stages.push(
+        Exits.evaluate({
+          name: `Figure 7 · τ_gate ${t}`,
+          model: v.name,
+          data: e.test,
+          policy: Exits.gate(gateModel(e, v), t, 0),
+          into: { _tag: "Sweep", series: "τ_gate", variant: v.name },
+        }),
+      )
+  }
+  return Experiment.experiment({
+    feeds: Object.fromEntries(models(e).map((m) => [m.name, "rgb" as const])),
+    stages,
+  })
+}
+
+/** The program models of an experiment: every stage's network of every variant, and the gates. */
+export const models = (e: Spec): Program.Model[] => {
+  const all = new Map<string, Program.Model>()
+  for (const v of e.variants)
+    for (let k = 0; k < v.options.iterations; k++) {
+      const m = stageModel(e, v, k)
+      all.set(m.name, m)
+    }
+  for (const v of gated(e)) all.set(gateModel(e, v).name, gateModel(e, v))
+  return [...all.values()]
+}

@@ -19,6 +19,7 @@
  * epochs per stage, lr 1e-3).
  */
 import * as Dirnet from "../dsl/dirnet.ts"
+import type * as Experiment from "../dsl/Experiment.ts"
 import * as Program from "../dsl/Program.ts"
 import * as S from "./settings.ts"
 
@@ -91,14 +92,17 @@ const TABLE3 = "Table 3: recursive refinement"
 const TABLE2 = "Table 2: loop points"
 
 /** The experiment for some settings (tests build it with smaller ones). */
-export const build = (s: DirnetSettings, options: Program.Options): Program.Program<Dirnet.Experiment> => {
+export const build = (
+  s: DirnetSettings,
+  options: Program.Options,
+): Program.Program<Experiment.Experiment> => {
   const net = { width: s.width, hidden: s.hidden, iterations: s.iterations }
   const loop = (p: Dirnet.LoopPoint) => Dirnet.variant(`ir9-loop${p}`, { ...net, loopPoint: p })
   const main = loop(3)
   const noAmg = Dirnet.variant("ir9-loop3-no-amg", { ...net, loopPoint: 3, feedback: "upsample" })
   const others = s.loopPoints.filter((p) => p !== 3).map(loop)
   const data = S.splits(s.data, options, "stb", ["rgb"])
-  const experiment = Dirnet.experiment({
+  const spec = Dirnet.spec({
     imageSize: s.data.imageSize,
     train: data.train,
     test: data.test,
@@ -119,8 +123,8 @@ export const build = (s: DirnetSettings, options: Program.Options): Program.Prog
   return Program.program({
     name: "dirnet-stb",
     description: `DIR-Net's IR9 (width ${s.width}, ${s.hidden}-unit heads, l_max = ${s.iterations - 1}) on ${s.data.imageSize}×${s.data.imageSize} STB-like hands, progressive training: Table 3 (with and without AMG, the gate), Table 2 (loop points ${s.loopPoints.join(", ")}) and Figure 7 (τ_var, τ_gate) in miniature`,
-    models: Dirnet.models(experiment),
-    experiment,
+    models: Dirnet.models(spec),
+    experiment: Dirnet.experiment(spec),
   })
 }
 

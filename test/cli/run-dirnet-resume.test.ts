@@ -80,15 +80,15 @@ test("an uninterrupted DIR-Net run writes checkpoints beside its results", () =>
   assert.equal(r.status, 0, r.stderr)
   assertCheckpointsWhole(out)
   reference = { results: results(out), losses: losses(out) }
-  // 8 phases × 3 steps, and the gate's 20 steps.
-  assert.equal(reference.losses.length, 8 * 3 + 20)
+  // 8 training stages × 3 steps, and the gate's one full-batch step (its 20 updates).
+  assert.equal(reference.losses.length, 8 * 3 + 1)
 })
 
 test("SIGKILL, then Ctrl-C (exit 130), then --resume: the uninterrupted run's results and losses; a diverging copy keeps its last good checkpoint", async () => {
   assert.ok(reference !== undefined, "the uninterrupted run failed")
   const out = join(root, "interrupted")
-  // Metrics lines: stage 0 is 1–3, ir9-loop3's stages 4–9 and its gate 10–29, ir9-loop3-no-amg's stages
-  // 30–35, ir9-loop4's stage 0 36–38 and stages 39–44.
+  // Metrics lines: stage 0 is 1–3, ir9-loop3's stages 4–9, ir9-loop3-no-amg's stages 10–15, ir9-loop4's
+  // stage 0 16–18 and stages 19–24, the gate 25; then the rows and the sweep are evaluated.
   // SIGKILL during ir9-loop3's stage 1: its checkpoints hold the shared stage 0.
   const killed = start("run", fixture, "--out", out)
   await waitForSteps(out, 5)
@@ -103,9 +103,9 @@ test("SIGKILL, then Ctrl-C (exit 130), then --resume: the uninterrupted run's re
 
   // Ctrl-C during ir9-loop4's stage 1: a checkpoint after the current step, exit 130.
   const interrupted = start("run", fixture, "--out", out, "--resume")
-  // Lands in ir9-loop4's training (phase 7 or 8 of 8, depending on the machine's speed; the
+  // Lands in ir9-loop4's training (stage 7 or 8 of 21, depending on the machine's speed; the
   // assertions below hold for either).
-  await waitForSteps(out, 40)
+  await waitForSteps(out, 20)
   interrupted.kill("SIGINT")
   assert.equal(await exited(interrupted), 130)
   assertCheckpointsWhole(out)
@@ -118,19 +118,19 @@ test("SIGKILL, then Ctrl-C (exit 130), then --resume: the uninterrupted run's re
   const d = cmkg(["run", fixture, "--out", diverging, "--resume"], { CMKG_TEST_LR: "1e30" })
   assert.equal(d.status, 1, d.stderr)
   const m =
-    /phase "ir9-loop4 · stage [12]", epoch 1, step (\d+): loss is not finite .*last good checkpoint kept at (\S+)/.exec(
+    /stage "ir9-loop4 · stage [12]", epoch 1, step (\d+): loss is not finite .*last good checkpoint kept at (\S+)/.exec(
       d.stderr,
     )
   assert.ok(m !== null, d.stderr)
   assert.equal(m[2], latest(diverging))
   assertCheckpointsWhole(diverging)
-  assert.ok(Object.keys(Checkpoint.load(m[2]!).groups).includes("params/training"))
+  assert.ok(Object.keys(Checkpoint.load(m[2]!).groups).includes("params/ir9-loop4-stage1"))
 
   // Resumed once more with the program's own settings, it ends as if never interrupted.
   const r = cmkg(["run", fixture, "--out", out, "--resume"])
   assert.equal(r.status, 0, r.stderr)
   assert.ok(r.stdout.includes(`resuming from ${stoppedAt}: `), r.stdout)
-  assert.match(r.stdout, /resuming from .*: phase [78]\/8 "ir9-loop4 · stage [12]", epoch 1, step [1-3]\n/)
+  assert.match(r.stdout, /resuming from .*: stage [78]\/21, epoch 1, step [1-3]\n/)
   assert.deepEqual(results(out), reference.results)
   assert.deepEqual(losses(out), reference.losses)
   for (const name of ["ir9-loop3", "ir9-loop3-gate"])

@@ -12,11 +12,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, test } from "node:test"
-import type * as Dirnet from "../../src/dsl/dirnet.ts"
+import type * as Experiment from "../../src/dsl/Experiment.ts"
 import * as Program from "../../src/dsl/Program.ts"
-import * as DirnetCheck from "../../src/interpreters/shape-check/dirnet-experiment.ts"
-import type * as DirnetRun from "../../src/interpreters/tf/dirnet/results.ts"
+import * as ExperimentCheck from "../../src/interpreters/shape-check/experiment.ts"
 import * as Report from "../../src/report/index.ts"
+import type * as RunFiles from "../../src/run-dir/schema.ts"
 import fixtureModule from "../fixtures/programs/tiny-dirnet.ts"
 
 const fixture = "test/fixtures/programs/tiny-dirnet.ts"
@@ -29,18 +29,18 @@ const cmkg = (args: readonly string[], env: Record<string, string> = {}) =>
   })
 
 let stdout = ""
-let results: DirnetRun.Results
+let results: RunFiles.DirnetResults
 const program = Program.resolve(fixtureModule, {
   scale: "tiny",
   data: {},
-}) as Program.Program<Dirnet.Experiment>
-const statics = DirnetCheck.check(program)
+}) as Program.Program<Experiment.Experiment>
+const statics = ExperimentCheck.check(program)
 
 before(() => {
   const r = cmkg(["run", fixture, "--out", out])
   assert.equal(r.status, 0, r.stderr)
   stdout = r.stdout
-  results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as DirnetRun.Results
+  results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as RunFiles.DirnetResults
 })
 after(() => rmSync(root, { recursive: true, force: true }))
 
@@ -64,21 +64,25 @@ test("writes the run directory: program, metrics per step, trained models, resul
   ])
     assert.ok(existsSync(join(out, f)), f)
   const program = JSON.parse(readFileSync(join(out, "program.json"), "utf8"))
-  assert.equal(program.program.experiment._tag, "DirNetExperiment")
+  assert.equal(program.program.experiment._tag, "Experiment")
   assert.equal(program.options.scale, "tiny")
-  // One line per training step of every phase (3 steps of 16 from 48 samples, 1 epoch), then the gate's 20 steps.
+  // One line per training step of every phase (3 steps of 16 from 48 samples, 1 epoch), then the gate's
+  // one full-batch step (its 20 updates), logging −R̄.
   const lines = readFileSync(join(out, "metrics.jsonl"), "utf8")
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l))
-  const phases = statics.stages
+  const phases = statics.stages.filter((p) => !p.stage.includes("gate"))
   assert.deepEqual(
-    [...new Set(lines.filter((l) => "loss" in l).map((l) => l.stage))],
+    [...new Set(lines.filter((l) => "minimize" in l).map((l) => l.stage))],
     phases.map((p) => p.stage),
   )
-  assert.equal(lines.filter((l) => "loss" in l).length, phases.length * 3)
-  assert.equal(lines.filter((l) => "gate" in l).length, 20)
-  assert.ok(lines.every((l) => Number.isFinite(l.loss ?? l.gate)))
+  assert.equal(lines.filter((l) => "minimize" in l).length, phases.length * 3)
+  assert.deepEqual(
+    lines.filter((l) => "reinforce" in l).map((l) => l.stage),
+    ["ir9-loop3 · gate (REINFORCE)"],
+  )
+  assert.ok(lines.every((l) => Number.isFinite(l.minimize ?? l.reinforce)))
   const md = readFileSync(join(out, "results.md"), "utf8")
   assert.match(md, /## Figure 7/)
   assert.match(
@@ -118,7 +122,7 @@ test("Table 3: every row, finite AUC and GFLOPs; no-iter < iterations at l_max, 
 
 test("GFLOPs and parameters are the shape checker's count per loop", () => {
   assert.deepEqual(statics.errors, [])
-  const loops = new Map(statics.loops.map((l) => [l.model, l]))
+  const loops = new Map(statics.loops!.map((l) => [l.model, l]))
   for (const r of results.rows) {
     const l = loops.get(r.model)!
     const expected = r.exits.reduce((a, p, k) => a + p * l.costs.gflopsAtExit[k]!, 0)
@@ -177,7 +181,11 @@ test("an ill-formed DIR-Net program exits 1 naming the problem, before any train
   const bad = join(root, "bad")
   const r = cmkg(["run", fixture, "--out", bad], { CMKG_TEST_IMAGE_SIZE: "48" })
   assert.equal(r.status, 1, r.stderr)
-  assert.match(r.stderr, /experiment\/imageSize: 48 is not a positive multiple of 32/)
+  // 48 is no multiple of 32: the loop's feedback (RF's output shuffled up) misses FE's size.
+  assert.match(
+    r.stderr,
+    /ir9-loop3\/loop\/feedback: loop feedback gives 8×8×8 but must match the loop input 6×6×8/,
+  )
   assert.match(r.stderr, /nothing was trained/)
   assert.ok(!existsSync(join(bad, "metrics.jsonl")))
 })

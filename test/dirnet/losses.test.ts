@@ -4,11 +4,15 @@ import { before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import * as Dirnet from "../../src/dsl/dirnet.ts"
 import * as Loss from "../../src/dsl/Loss.ts"
-import { reproject } from "../../src/interpreters/tf/dirnet/reproject.ts"
-import * as Train from "../../src/interpreters/tf/dirnet/train.ts"
+import * as Params from "../../src/dsl/Params.ts"
+import * as Program from "../../src/dsl/Program.ts"
+import * as Step from "../../src/dsl/Step.ts"
+import * as Checkpoint from "../../src/interpreters/tf/checkpoint.ts"
 import * as Tf from "../../src/interpreters/tf/index.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
 import * as Losses from "../../src/interpreters/tf/loss.ts"
+import { reproject } from "../../src/interpreters/tf/reproject.ts"
+import * as Steps from "../../src/interpreters/tf/step.ts"
 
 before(async () => {
   await Tf.ready("cpu")
@@ -21,7 +25,12 @@ test("weak-perspective re-projection: J2D = S·(s₀·e^{c₀}·(x, y) + (c₁, 
   tf.tidy(() => {
     const pose = new Float32Array(63).map((_, i) => (i % 3 === 2 ? 100 : i / 10))
     const cam = [Math.log(2), 0.1, -0.2]
-    const uv = reproject(tf.tensor2d(pose, [1, 63]), tf.tensor2d(cam, [1, 3]), 64).dataSync()
+    const uv = reproject(
+      tf.tensor2d(pose, [1, 63]),
+      tf.tensor2d(cam, [1, 3]),
+      64,
+      Dirnet.camera.baseScale,
+    ).dataSync()
     for (let j = 0; j < 21; j++) {
       close(uv[2 * j]!, 64 * (0.25 * 2 * pose[3 * j]! + 0.1 + 0.5))
       close(uv[2 * j + 1]!, 64 * (0.25 * 2 * pose[3 * j + 1]! - 0.2 + 0.5))
@@ -96,45 +105,48 @@ test("L_3D, L_2D and the uncertainty losses per sample", () => {
 test("Eq. 12 is summed over every loop's taps; a training step leaks no tensors", () => {
   const options = { iterations: 2, width: 2, hidden: 4 }
   const net = Dirnet.dirnet(options)
-  const model = Train.model(net, 32)
+  const model = Program.model("dirnet", net, [32, 32, 3])
   const total = Dirnet.totalLoss(model, 2)
-  const taps = new Set(
-    Loss.signals(total).flatMap((s) =>
-      s._tag === "Tap" ? [s.tap] : s._tag === "Slice" && s.signal._tag === "Tap" ? [s.signal.tap] : [],
-    ),
-  )
-  assert.deepEqual([...taps].sort(), [
-    "logvar@0",
-    "logvar@1",
-    "pose@0",
-    "pose@1",
-    "reprojected@0",
-    "reprojected@1",
-  ])
-  let { params, state } = Init.init(net, [32, 32, 3], 0)
-  const groups = [
-    Train.group(
-      Object.keys(params),
-      { _tag: "Optimizer", name: "sgd", chain: [{ _tag: "Scale", factor: -1e-3 }] },
-      params,
-    ),
-  ]
+  const tapsOf = (s: Loss.Signal): string[] =>
+    s._tag === "Tap"
+      ? [s.tap]
+      : s._tag === "Slice"
+        ? tapsOf(s.signal)
+        : s._tag === "Reproject"
+          ? [...tapsOf(s.pose), ...tapsOf(s.camera)]
+          : []
+  const taps = new Set(Loss.signals(total).flatMap(tapsOf))
+  assert.deepEqual([...taps].sort(), ["camera@0", "camera@1", "logvar@0", "logvar@1", "pose@0", "pose@1"])
+  // One step of the runner's step interpreter on Eq. 12 (stage 1's: FE left out, AMG at its own rate) leaks nothing.
+  const step = Step.minimize({
+    loss: total,
+    wrt: Params.only(model, Dirnet.afterStage0),
+    optimizer: Dirnet.stageOptimizer(1e-3, 1),
+  })
+  const { params, state } = Init.init(net, [32, 32, 3], 0)
   const rand = Init.prng(1)
-  const batch: Train.Batch = {
-    x: tf.tensor4d(Float32Array.from({ length: 2 * 32 * 32 * 3 }, rand), [2, 32, 32, 3]),
+  const batch: Steps.Batch = {
+    rgb: tf.tensor4d(Float32Array.from({ length: 2 * 32 * 32 * 3 }, rand), [2, 32, 32, 3]),
     joints3d: tf.zeros([2, 63]),
     joints2d: tf.fill([2, 42], 16),
   }
+  const ctx: Steps.Context = { models: { [model.name]: model }, feeds: { [model.name]: "rgb" } }
+  let world: Steps.World = {
+    params: { [model.name]: params },
+    state: { [model.name]: state },
+    meta: {},
+    opt: {},
+  }
   const counts: number[] = []
   for (let i = 0; i < 3; i++) {
-    const r = Train.step({ net, imageSize: 32, loss: total }, params, state, groups, batch)
-    ;({ params, state } = r)
-    assert.ok(Number.isFinite(r.loss))
+    const r = Steps.run(step, world, batch, ctx)
+    world = r.world
+    assert.ok(Number.isFinite(r.losses.minimize))
     counts.push(tf.memory().numTensors)
   }
   assert.equal(counts[2], counts[1])
-  Train.disposeBatch(batch)
-  Init.dispose(params, state)
+  tf.dispose(Object.values(batch) as tf.Tensor[])
+  Checkpoint.disposeWorld(world)
 })
 
 test("the parameter norms have no per-sample values", () => {

@@ -1,47 +1,62 @@
 /**
  * The built-in DIR-Net program (src/programs/dirnet-stb.ts) at every scale:
- * a well-formed `DirNetExperiment` value with the paper's rows, statically
+ * a well-formed staged `Experiment` value with the paper's rows, statically
  * (no training), and the shape checker's schedule and per-loop costs.
  */
 import assert from "node:assert/strict"
 import { test } from "node:test"
-import type * as Dirnet from "../../src/dsl/dirnet.ts"
+import * as Dirnet from "../../src/dsl/dirnet.ts"
+import type * as Exits from "../../src/dsl/Exits.ts"
+import type * as Experiment from "../../src/dsl/Experiment.ts"
+import * as Optimizer from "../../src/dsl/Optimizer.ts"
 import * as Program from "../../src/dsl/Program.ts"
-import * as DirnetCheck from "../../src/interpreters/shape-check/dirnet-experiment.ts"
 import * as ExperimentCheck from "../../src/interpreters/shape-check/experiment.ts"
 import dirnetStb from "../../src/programs/dirnet-stb.ts"
 
 const at = (scale: Program.Scale) =>
-  Program.resolve(dirnetStb, { scale, data: {} }) as Program.Program<Dirnet.Experiment>
+  Program.resolve(dirnetStb, { scale, data: {} }) as Program.Program<Experiment.Experiment>
+
+const exitStages = (e: Experiment.Experiment): Exits.Evaluate[] =>
+  e.stages.flatMap((s) => (s._tag === "EvaluateExits" ? [s] : []))
 
 for (const scale of Program.scales)
-  test(`dirnet-stb at scale ${scale} is a well-formed DIR-Net experiment with Tables 3 and 2 and the Figure 7 sweep`, () => {
+  test(`dirnet-stb at scale ${scale} is a well-formed staged experiment with Tables 3 and 2 and the Figure 7 sweep`, () => {
     const p = at(scale)
     const e = p.experiment!
-    assert.equal(e._tag, "DirNetExperiment")
+    assert.equal(e._tag, "Experiment")
     const report = ExperimentCheck.checkAny(p)
     assert.deepEqual(report.errors, [])
-    const rows = (table: string) => e.rows.filter((r) => r.table.startsWith(table))
+    const rows = (table: string) =>
+      exitStages(e).flatMap((s) =>
+        s.into._tag === "Row" && s.into.table.startsWith(table)
+          ? [[s.into.row, s.into.variant, s.into.label._tag]]
+          : [],
+      )
+    assert.deepEqual(rows("Table 3"), [
+      ["No Iter.", "ir9-loop3", "NoIter"],
+      ["Iter. w/out AMG", "ir9-loop3-no-amg", "Last"],
+      ["Iter. w/ AMG", "ir9-loop3", "Last"],
+      ["Iter. w/ AMG + 𝒢", "ir9-loop3", "Gate"],
+    ])
     assert.deepEqual(
-      rows("Table 3").map((r) => [r.row, r.model, r.evaluate._tag]),
-      [
-        ["No Iter.", "ir9-loop3", "NoIter"],
-        ["Iter. w/out AMG", "ir9-loop3-no-amg", "Last"],
-        ["Iter. w/ AMG", "ir9-loop3", "Last"],
-        ["Iter. w/ AMG + 𝒢", "ir9-loop3", "Gate"],
-      ],
-    )
-    assert.deepEqual(
-      rows("Table 2").map((r) => r.row),
+      rows("Table 2").map((r) => r[0]),
       ["(1)", "(2)", "(3)", "(4)"],
     )
-    assert.ok(e.sweep !== undefined && e.sweep.tauGate.length >= 3 && e.sweep.tauVarQuantiles.length >= 3)
-    // cmkg check shows every variant (and the No Iter. network) with its per-loop costs.
-    assert.deepEqual(
-      p.models.map((m) => m.name),
-      ["ir9-loop3-no-iter", "ir9-loop3", "ir9-loop3-no-amg", "ir9-loop1", "ir9-loop2", "ir9-loop4"],
-    )
-    const loops = (report as DirnetCheck.Report).loops
+    const sweep = (series: string) =>
+      exitStages(e).filter((s) => s.into._tag === "Sweep" && s.into.series === series).length
+    assert.ok(sweep("τ_gate") >= 3 && sweep("τ_var") >= 3)
+    // Every stage's network of every variant (the last stage's named after the variant), and the gate.
+    const names = p.models.map((m) => m.name)
+    for (const v of [
+      "ir9-loop3",
+      "ir9-loop3-no-amg",
+      "ir9-loop1",
+      "ir9-loop2",
+      "ir9-loop4",
+      "ir9-loop3-gate",
+    ])
+      assert.ok(names.includes(v), `${v} in ${names.join(", ")}`)
+    const loops = report.loops!
     assert.equal(loops.length, 5)
     for (const l of loops) {
       const g = l.costs.gflopsAtExit
@@ -53,25 +68,45 @@ for (const scale of Program.scales)
   })
 
 test("the paper scale is the paper's STB model: 224×224, 32 base channels, 512-unit heads, l_max = 5", () => {
-  const e = at("paper").experiment!
-  assert.equal(e.imageSize, 224)
-  for (const v of e.variants) {
-    assert.equal(v.options.width, 32)
-    assert.equal(v.options.hidden, 512)
-    assert.equal(v.options.iterations, 6)
+  const p = at("paper")
+  for (const point of [1, 2, 3, 4] as const) {
+    const m = p.models.find((x) => x.name === `ir9-loop${point}`)!
+    assert.deepEqual(m.input, [224, 224, 3])
+    assert.deepEqual(
+      m.net,
+      Dirnet.dirnet({ width: 32, hidden: 512, iterations: 6, loopPoint: point }),
+      `ir9-loop${point}`,
+    )
   }
-  assert.deepEqual(e.epochs, { first: 50, later: 20 })
-  assert.equal(e.lr, 1e-3)
+  const train = p.experiment!.stages.flatMap((s) =>
+    s._tag === "Train" && s.step._tag === "Minimize" ? [s] : [],
+  )
+  assert.ok(train.filter((s) => s.name.endsWith("stage 0")).every((s) => s.epochs === 50))
+  assert.ok(train.filter((s) => !s.name.endsWith("stage 0")).every((s) => s.epochs === 20))
+  const first = train[0]!.step as Extract<(typeof train)[0]["step"], { _tag: "Minimize" }>
+  assert.equal(Optimizer.learningRate(first.optimizer as Optimizer.Chain), 1e-3)
 })
 
-test("a program whose models do not match its variants is refused, naming the variant", () => {
+test("a program missing a model its stages train is refused, naming the stage", () => {
   const p = at("tiny")
   const broken = Program.program({ ...p, models: p.models.filter((m) => m.name !== "ir9-loop4") })
-  const errors = DirnetCheck.check(broken as Program.Program<Dirnet.Experiment>).errors
+  const errors = ExperimentCheck.checkAny(broken as Program.Program<Experiment.Experiment>).errors
   assert.ok(
-    errors.some(
-      (x) => x.path === "experiment/variants/ir9-loop4" && /must declare model "ir9-loop4"/.test(x.message),
-    ),
+    errors.some((x) => /"ir9-loop4 · stage 2"/.test(x.path) && /"ir9-loop4"/.test(x.message)),
     JSON.stringify(errors),
   )
+})
+
+test("training compute: after stage 0 the backward pass stops before FE (3× forward − 2× FE per sample)", () => {
+  const p = at("tiny")
+  const report = ExperimentCheck.checkAny(p)
+  const c = report.loops!.find((l) => l.model === "ir9-loop3")!.costs
+  const fe = c.macsAtExit[0]! - c.macsPerIteration[0]!
+  const batch = (p.experiment!.stages.find((s) => s._tag === "Train") as Experiment.Train).batchSize
+  for (const k of [1, 2]) {
+    const stage = report.stages.find((s) => s.stage === `ir9-loop3 · stage ${k}`)!
+    assert.equal(stage.macsPerStep, batch * (3 * c.macsAtExit[k]! - 2 * fe), `stage ${k}`)
+  }
+  const stage0 = report.stages.find((s) => s.stage === "ir9-loop3 + ir9-loop3-no-amg · stage 0")!
+  assert.equal(stage0.macsPerStep, batch * 3 * c.macsAtExit[0]!)
 })

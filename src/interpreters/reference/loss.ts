@@ -49,6 +49,30 @@ export const signal = (s: Loss.Signal, env: Env): Tensor => {
         for (let j = 0; j < s.size; j++) y.data[o * s.size + j] = x.data[o * last + s.start + j]!
       return y
     }
+    case "Reproject": {
+      // J2D_j = S·(s·(x_j, y_j) + t + ½), s = s₀·exp(clip(c₀, −4, 4)), t = (c₁, c₂).
+      const pose = signal(s.pose, env)
+      const camera = signal(s.camera, env)
+      const B = pose.shape[0]!
+      const n = pose.shape[1]!
+      if (pose.shape.length !== 2 || n % 3 !== 0 || n === 0)
+        fail(`Reproject: the pose must be [B, 3J], got ${formatShape(pose.shape)}`)
+      if (!sameShape(camera.shape, [B, 3]))
+        fail(
+          `Reproject: the camera must be [B, 3] for a pose ${formatShape(pose.shape)}, got ${formatShape(camera.shape)}`,
+        )
+      const J = n / 3
+      const y = fill([B, 2 * J])
+      for (let b = 0; b < B; b++) {
+        const c0 = camera.data[3 * b]!
+        const scale = s.baseScale * Math.exp(Math.min(4, Math.max(-4, c0)))
+        for (let j = 0; j < J; j++)
+          for (let a = 0; a < 2; a++)
+            y.data[b * 2 * J + 2 * j + a] =
+              s.imageSize * (scale * pose.data[b * n + 3 * j + a]! + camera.data[3 * b + 1 + a]! + 0.5)
+      }
+      return y
+    }
     default: {
       const _: never = s
       return _

@@ -5,19 +5,22 @@
  * each stage × steps) for estimates of wall time.
  *
  * Training-step cost convention: a trained model costs 3× its forward MACs
- * per sample (forward, and the two backward products), a frozen one 1×; a
+ * per sample (forward, and the two backward products), a frozen one 1×, and
+ * leading layers with no parameter the step updates 1× (no backward reaches
+ * them: DIR-Net's FE after stage 0); a
  * meta-step costs its l inner steps plus the outer step, and the second-order
  * pass is counted as one more forward-backward of the trained model.
  *
  * @module
  */
 import * as Data from "../../dsl/Data.ts"
-import type * as Dirnet from "../../dsl/dirnet.ts"
 import * as Experiment from "../../dsl/Experiment.ts"
 import * as Loss from "../../dsl/Loss.ts"
+import * as Optimizer from "../../dsl/Optimizer.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
-import * as DirnetExperimentCheck from "./dirnet-experiment.ts"
+import type * as Costs from "./dirnet.ts"
+import * as ExitsCheck from "./exits.ts"
 import type { ExperimentReport, StageCost } from "./experiment-report.ts"
 import type * as Check from "./index.ts"
 import * as LossCheck from "./loss.ts"
@@ -30,28 +33,58 @@ export type { ExperimentReport, StageCost }
 export const dataSpecs = (p: Program.Program<Experiment.Any>): Data.Spec[] => {
   const e = p.experiment
   if (e === undefined) return []
-  switch (e._tag) {
-    case "Experiment":
-      return e.stages.map((s) => s.data)
-    case "DirNetExperiment":
-      return [e.train, e.test]
-  }
+  return [
+    ...e.stages.flatMap((s) =>
+      s._tag === "EvaluateExits" && s.policy._tag === "VarianceQuantile" ? [s.data, s.policy.of] : [s.data],
+    ),
+  ]
 }
 
 /** Samples a data spec yields (synthetic sets know it statically; real ones are estimated as unknown). */
 export const sizeOf = (spec: Data.Spec): number | undefined =>
   spec._tag === "Synthetic" ? Math.floor(spec.count * (spec.subset.to - spec.subset.from)) : undefined
 
+/**
+ * MACs of the leading layers of `model` that hold no parameter a `Minimize` step updates (its
+ * `select` and a partition's frozen labels): the backward pass stops before them (DIR-Net's FE after stage 0).
+ */
+const untrainedPrefix = (
+  s: Extract<Step.Step, { _tag: "Minimize" }>,
+  summary: Check.Summary | undefined,
+  model: string,
+) => {
+  if (summary === undefined || (s.select?.[model] === undefined && s.optimizer._tag !== "Partition")) return 0
+  const o = s.optimizer
+  const updated = new Set(
+    Step.trainedPaths(
+      s,
+      model,
+      summary.params.map((p) => p.path),
+    ).filter((path) => o._tag !== "Partition" || o.optimizers[Optimizer.labelOf(o, path)]?._tag !== "Frozen"),
+  )
+  let macs = 0
+  for (const layer of summary.layers) {
+    if (summary.params.some((p) => p.path.startsWith(`${layer.path}/`) && updated.has(p.path))) break
+    macs += layer.cost.macs
+  }
+  return macs
+}
+
 const stepMacs = (
   step: Step.Step,
   forward: (model: string) => number,
   lossMacs: (l: Loss.Loss) => number,
+  summaries: Readonly<Record<string, Check.Summary>> = {},
 ): number => {
-  const lossCost = (l: Loss.Loss, trained: readonly string[]) =>
-    Loss.models(l).reduce((a, m) => a + (trained.includes(m) ? 3 : 1) * forward(m), 0) + 3 * lossMacs(l)
+  const lossCost = (l: Loss.Loss, trained: readonly string[], prefix: (m: string) => number = () => 0) =>
+    Loss.models(l).reduce(
+      (a, m) => a + (trained.includes(m) ? 3 * forward(m) - 2 * prefix(m) : forward(m)),
+      0,
+    ) +
+    3 * lossMacs(l)
   switch (step._tag) {
     case "Minimize":
-      return lossCost(step.loss, step.wrt)
+      return lossCost(step.loss, step.wrt, (m) => untrainedPrefix(step, summaries[m], m))
     case "MetaMinimize":
       return (
         step.inner.steps * lossCost(step.inner.loss, step.inner.wrt) +
@@ -59,7 +92,9 @@ const stepMacs = (
         (step.mode === "exact" ? step.inner.wrt.reduce((a, m) => a + 3 * forward(m), 0) : 0)
       )
     case "Together":
-      return step.steps.reduce((a, s) => a + stepMacs(s, forward, lossMacs), 0)
+      return step.steps.reduce((a, s) => a + stepMacs(s, forward, lossMacs, summaries), 0)
+    case "Reinforce":
+      return 0 // counted by the step checker (`exits.ts`), which knows the loop
   }
 }
 
@@ -74,6 +109,10 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
   const forward = (m: string) => summaries[m]?.cost.macs ?? 0
   const adapters: Record<string, readonly Check.ParamSpec[]> = {}
   const stages: StageCost[] = []
+  const programModels = Object.fromEntries(p.models.map((m) => [m.name, m]))
+  // Exit evaluations: each variant's per-loop costs (from its full network) and its "No Iter." parameters.
+  const loops = new Map<string, { costs?: Costs.LoopCosts; noIterParams?: number }>()
+  let gateParams = 0
   for (const mp of e.metaParams)
     if (!modelNames.has(mp.like))
       errors.push({
@@ -109,6 +148,23 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
           message: `expects input ${summary.input.join("×")}, the data's "${feed}" is ${have.join("×")}`,
         })
     }
+    if (stage._tag === "EvaluateExits") {
+      const costs = ExitsCheck.checkEvaluate(
+        stage,
+        { models: summaries, programModels, fields },
+        at,
+        (path, message) => errors.push({ _tag: "ShapeError", path, message }),
+      )
+      if (modelNames.has(stage.model)) feedOf(stage.model)
+      if (costs !== undefined && stage.into._tag === "Row") {
+        const { variant, label } = stage.into
+        const entry = loops.get(variant)
+        if (label._tag === "NoIter") loops.set(variant, { ...entry, noIterParams: costs.params })
+        else loops.set(variant, { ...entry, costs })
+      }
+      if (stage.policy._tag === "Gate") gateParams = summaries[stage.policy.gate]?.cost.params ?? gateParams
+      return
+    }
     if (stage._tag === "Evaluate") {
       if (!modelNames.has(stage.model))
         errors.push({ _tag: "ShapeError", path: at, message: `evaluates unknown model "${stage.model}"` })
@@ -129,22 +185,24 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
           path: `${at}/init/${name}`,
           message: `copies unknown model "${init.from}"`,
         })
-    const ctx: StepCheck.StepContext = { models: summaries, fields, metaParams: e.metaParams }
+    const ctx: StepCheck.StepContext = { models: summaries, fields, metaParams: e.metaParams, programModels }
     const r = StepCheck.checkStep(stage.step, ctx, `${at}/step`)
     errors.push(...r.errors)
     Object.assign(adapters, r.adapters)
     for (const loss of Step.losses(stage.step))
       for (const m of Loss.models(loss)) if (modelNames.has(m)) feedOf(m)
+    if (stage.step._tag === "Reinforce" && modelNames.has(stage.step.network)) feedOf(stage.step.network)
     const lossMacs = (l: Loss.Loss) => LossCheck.checkLoss(l, ctx).macs
     const size = sizeOf(stage.data)
     const steps = size === undefined ? 0 : Experiment.stepsOf(stage, size)
-    const macsPerStep = stage.batchSize * stepMacs(stage.step, forward, lossMacs)
+    const macsPerStep = stage.batchSize * (stepMacs(stage.step, forward, lossMacs, summaries) + r.macs)
     stages.push({
       stage: stage.name,
       steps,
       samplesPerStep: stage.batchSize,
       macsPerStep,
       macs: steps * macsPerStep,
+      trainedParams: r.trainedParams,
     })
   })
   // A table's reference row must be a row the experiment files under that table.
@@ -164,6 +222,11 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
       })
   }
   const dedup = [...new Map(errors.map((x) => [`${x.path}: ${x.message}`, x])).values()]
+  const variantCosts = [...loops].flatMap(([model, l]) =>
+    l.costs === undefined
+      ? []
+      : [{ model, costs: l.costs, noIterParams: l.noIterParams ?? l.costs.paramsUpTo[0]! }],
+  )
   return {
     models: base.models,
     errors: dedup,
@@ -171,21 +234,9 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
     trainStages: stages.length,
     macsTotal: stages.reduce((a, s) => a + s.macs, 0),
     adapters,
+    ...(loops.size === 0 ? {} : { loops: variantCosts, gateParams }),
   }
 }
 
-/** The static check of a program holding any kind of experiment (or none): dispatches on the experiment's kind. */
-export const checkAny = (p: Program.Program<Experiment.Any>): ExperimentReport => {
-  const e = p.experiment
-  if (e === undefined) return check(p as Program.Program<Experiment.Experiment>)
-  switch (e._tag) {
-    case "Experiment":
-      return check(p as Program.Program<Experiment.Experiment>)
-    case "DirNetExperiment":
-      return DirnetExperimentCheck.check(p as Program.Program<Dirnet.Experiment>)
-    default: {
-      const unhandled: never = e
-      throw new Error(`unknown experiment kind ${(unhandled as { _tag: string })._tag}`)
-    }
-  }
-}
+/** The static check of a program holding an experiment (or none). */
+export const checkAny = (p: Program.Program<Experiment.Any>): ExperimentReport => check(p)

@@ -57,6 +57,8 @@ const describe = (s: Loss.Signal): string => {
       return `field "${s.field}"`
     case "Slice":
       return `${describe(s.signal)}[${s.start}:${s.start + s.size}]`
+    case "Reproject":
+      return `reproject(${describe(s.pose)}, ${describe(s.camera)})`
     default: {
       const _: never = s
       return _
@@ -112,6 +114,40 @@ const signalShape = (s: Loss.Signal, ctx: LossContext, acc: Acc, path: string): 
           `slice [${s.start}, ${s.start + s.size}) is outside the last axis of ${describe(s.signal)} (${Shape.format(x)})`,
         )
       return [...x.slice(0, -1), s.size]
+    }
+    case "Reproject": {
+      const here = `${path}/reproject`
+      const pose = signalShape(s.pose, ctx, acc, `${here}/pose`)
+      const camera = signalShape(s.camera, ctx, acc, `${here}/camera`)
+      let ok = pose !== undefined && camera !== undefined
+      if (pose !== undefined && !(pose.length === 1 && pose[0]! > 0 && pose[0]! % 3 === 0)) {
+        fail(
+          acc,
+          `${here}/pose`,
+          `the re-projected pose must be 3D joints [3J] (e.g. [63]), but ${describe(s.pose)} has shape ${Shape.format(pose)}`,
+        )
+        ok = false
+      }
+      if (camera !== undefined && !Shape.equals(camera, [3])) {
+        fail(
+          acc,
+          `${here}/camera`,
+          `the camera must be [3] (scale, x and y translation), but ${describe(s.camera)} has shape ${Shape.format(camera)}`,
+        )
+        ok = false
+      }
+      if (
+        !(Number.isInteger(s.imageSize) && s.imageSize > 0) ||
+        !(s.baseScale > 0 && Number.isFinite(s.baseScale))
+      ) {
+        fail(
+          acc,
+          here,
+          `imageSize must be a positive integer and baseScale positive, got ${s.imageSize} and ${s.baseScale}`,
+        )
+        ok = false
+      }
+      return ok ? [(2 * pose![0]!) / 3] : undefined
     }
     default: {
       const _: never = s

@@ -14,16 +14,29 @@
  * @module
  */
 import * as Loss from "../../dsl/Loss.ts"
-import type * as Step from "../../dsl/Step.ts"
+import * as Optimizer from "../../dsl/Optimizer.ts"
+import * as Params from "../../dsl/Params.ts"
+import type * as Program from "../../dsl/Program.ts"
+import * as Shape from "../../dsl/Shape.ts"
+import * as Step from "../../dsl/Step.ts"
+import * as ExitsCheck from "./exits.ts"
 import type * as Check from "./index.ts"
 import * as LossCheck from "./loss.ts"
 
 export interface StepContext extends LossCheck.LossContext {
   /** Adapters known from elsewhere (e.g. trained by another stage's loss); those of the step's own losses are always known. */
   readonly adapters?: readonly string[]
+  /** The program's models, by name (a `Reinforce` step reads its network's loop costs). */
+  readonly programModels?: Readonly<Record<string, Program.Model>>
 }
 
-export type StepReport = LossCheck.LossReport
+export interface StepReport extends LossCheck.LossReport {
+  /**
+   * The number of parameters the step updates (what its `wrt` and `select` keep of models and adapters,
+   * less a partition's frozen ones; a meta-step: its meta-parameters), summed over its leaf steps.
+   */
+  readonly trainedParams: number
+}
 
 /** The φ-reading terms of a loss, if they are all weighted norms: `undefined` otherwise. */
 const weightedNorms = (l: Loss.Loss, phi: string): { model: string }[] | undefined => {
@@ -55,6 +68,7 @@ export const checkStep = (step: Step.Step, ctx: StepContext, path = "step"): Ste
   const errors: Check.ShapeError[] = []
   const adapters: Record<string, readonly Check.ParamSpec[]> = {}
   let macs = 0
+  let trainedParams = 0
   const fail = (at: string, message: string) => errors.push({ _tag: "ShapeError", path: at, message })
   const loss = (l: Loss.Loss, at: string) => {
     const r = LossCheck.checkLoss(l, ctx, at)
@@ -76,13 +90,48 @@ export const checkStep = (step: Step.Step, ctx: StepContext, path = "step"): Ste
               `${at}/wrt`,
               `"${name}" is neither a model (${models.join(", ") || "none"}) nor an adapter of the step's losses`,
             )
+        for (const name of Object.keys(s.select ?? {}))
+          if (!s.wrt.includes(name))
+            fail(`${at}/select/${name}`, `selects parameters of "${name}", which wrt does not name`)
+        optimizer(s.optimizer, `${at}/optimizer`)
+        // What the step trains: per group, the selected paths that no partition label freezes.
+        let selected = 0
+        for (const name of s.wrt) {
+          const specs = ctx.models[name]?.params ?? adapters[name]
+          if (specs === undefined) continue
+          const kept = Step.trainedPaths(
+            s,
+            name,
+            specs.map((p) => p.path),
+          )
+          if (s.select?.[name] !== undefined && kept.length === 0)
+            fail(
+              `${at}/select/${name}`,
+              `the filter ${Params.describe(s.select[name]!)} selects none of the ${specs.length} parameters of "${name}"`,
+            )
+          selected += kept.length
+          const updated = new Set(
+            s.optimizer._tag === "Partition"
+              ? kept.filter((p) => {
+                  const o = s.optimizer as Optimizer.Partition
+                  return o.optimizers[Optimizer.labelOf(o, p)]?._tag !== "Frozen"
+                })
+              : kept,
+          )
+          trainedParams += specs.reduce((a, p) => a + (updated.has(p.path) ? Shape.size(p.shape) : 0), 0)
+        }
+        if (selected > 0 && trainedParams === 0 && s.optimizer._tag === "Partition")
+          fail(`${at}/optimizer`, "the partition freezes every parameter the step selects: it trains nothing")
         return
       }
       case "MetaMinimize": {
         const at = `${prefix}metaMinimize`
         loss(s.outer, `${at}/outer`)
         loss(s.inner.loss, `${at}/inner/loss`)
+        optimizer(s.optimizer, `${at}/optimizer`)
         const phi = ctx.metaParams.find((p) => p.name === s.wrt)
+        if (phi !== undefined)
+          trainedParams += (ctx.models[phi.like]?.params ?? []).reduce((a, p) => a + Shape.size(p.shape), 0)
         if (phi === undefined)
           fail(
             `${at}/wrt`,
@@ -125,6 +174,13 @@ export const checkStep = (step: Step.Step, ctx: StepContext, path = "step"): Ste
         }
         return
       }
+      case "Reinforce": {
+        const at = `${prefix}reinforce`
+        macs += ExitsCheck.checkReinforce(s, { ...ctx, programModels: ctx.programModels ?? {} }, at, fail)
+        optimizer(s.optimizer, `${at}/optimizer`)
+        trainedParams += (ctx.models[s.gate]?.params ?? []).reduce((a, p) => a + Shape.size(p.shape), 0)
+        return
+      }
       case "Together":
         if (s.steps.length === 0) fail(`${prefix}together`, "together of no steps")
         for (const [i, c] of s.steps.entries()) go(c, `${prefix}${i}/`)
@@ -135,13 +191,19 @@ export const checkStep = (step: Step.Step, ctx: StepContext, path = "step"): Ste
       }
     }
   }
+  /** A partition names an optimizer for every label its rules (and `otherwise`) give. */
+  const optimizer = (o: Optimizer.Optimizer, at: string): void => {
+    if (o._tag !== "Partition") return
+    const known = Object.keys(o.optimizers)
+    const check = (label: string, where: string) => {
+      if (o.optimizers[label] === undefined)
+        fail(`${at}/${where}`, `label "${label}" has no optimizer (labels: ${known.join(", ") || "none"})`)
+    }
+    for (const [i, r] of o.rules.entries()) check(r.label, `rules/${i}`)
+    check(o.otherwise, "otherwise")
+  }
   go(step, `${path}/`)
-  return { errors, adapters, macs }
+  return { errors, adapters, macs, trainedParams }
 }
 
-const leafLosses = (s: Step.Step): Loss.Loss[] =>
-  s._tag === "Minimize"
-    ? [s.loss]
-    : s._tag === "MetaMinimize"
-      ? [s.outer, s.inner.loss]
-      : s.steps.flatMap(leafLosses)
+const leafLosses = (s: Step.Step): Loss.Loss[] => Step.losses(s)

@@ -40,7 +40,7 @@ import { type Dataset, open } from "../../data/open.ts"
 import * as Stream from "../../data/stream.ts"
 import * as Data from "../../dsl/Data.ts"
 import type * as Experiment from "../../dsl/Experiment.ts"
-import * as Loss from "../../dsl/Loss.ts"
+import type * as Loss from "../../dsl/Loss.ts"
 import type * as Program from "../../dsl/Program.ts"
 import * as Step from "../../dsl/Step.ts"
 import * as Names from "../../run-dir/names.ts"
@@ -49,6 +49,8 @@ import { type WriteFailed, writeFile } from "../../run-dir/write-file.ts"
 import { apply, type ParameterError } from "./apply.ts"
 import { Backend } from "./backend.ts"
 import * as Checkpoint from "./checkpoint.ts"
+import * as ExitResults from "./exit-results.ts"
+import * as Exits from "./exits.ts"
 import * as Init from "./init.ts"
 import * as Journal from "./journal.ts"
 import type * as TfLoss from "./loss.ts"
@@ -608,7 +610,7 @@ const acquireState = (journal: Journal.Journal<Position>, options: Options) =>
 export const run = (
   program: Program.Program<Experiment.Experiment>,
   options: Options,
-): Effect.Effect<Results, RunError, Backend> =>
+): Effect.Effect<RunFiles.Results, RunError, Backend> =>
   Effect.scoped(
     Effect.gen(function* () {
       const backend = yield* Backend
@@ -632,52 +634,80 @@ export const run = (
           `resuming from ${journal.resumed.dir}: stage ${state.position.stage + 1}/${e.stages.length}, epoch ${state.position.epoch + 1}, step ${state.position.step}`,
         )
       const opened = new Map<string, Dataset>()
+      const openOnce = (spec: Data.Spec): Dataset => {
+        const key = JSON.stringify(spec)
+        const ds = opened.get(key) ?? open(spec)
+        opened.set(key, ds)
+        return ds
+      }
       const r: Run = {
         program,
         experiment: e,
         models,
-        ctx: { models, feeds: e.feeds },
+        ctx: { models, feeds: e.feeds, seed },
         seed,
         out,
         reporter,
         journal,
         state,
-        dataset: (spec) =>
-          attempt(() => {
-            const key = JSON.stringify(spec)
-            const ds = opened.get(key) ?? open(spec)
-            opened.set(key, ds)
-            return ds
-          }),
+        dataset: (spec) => attempt(() => openOnce(spec)),
       }
       const end = options.part === undefined ? e.stages.length : options.part.stage + 1
       for (let si = state.position.stage; si < end; si++) {
         const stage = e.stages[si]!
-        yield* stage._tag === "Evaluate" ? evaluateStage(r, si, stage) : trainStage(r, si, stage)
+        if (stage._tag === "EvaluateExits")
+          yield* attempt(() => {
+            const world = state.world
+            const row = Exits.evaluateStage(stage, {
+              ...world,
+              models,
+              dataset: openOnce,
+              seed,
+              out,
+              log: reporter.log,
+            })
+            state.position = {
+              ...state.position,
+              stage: si + 1,
+              epoch: 0,
+              step: 0,
+              rows: [...state.position.rows, row],
+            }
+          })
+        else yield* stage._tag === "Evaluate" ? evaluateStage(r, si, stage) : trainStage(r, si, stage)
       }
       if (options.part !== undefined) {
         const { world, position } = state
         yield* attempt(() => options.part!.done(world, position.rows))
       }
-      const results: Results = {
+      const base = { program: program.name, seed, backend: backend.name, seconds: journal.elapsed() }
+      // An experiment that evaluates exits writes DIR-Net's results (costs, sweep); any other the staged kind.
+      const rows = state.position.rows
+      const exitResults = ExitResults.fromRows(program, base, rows)
+      const results: RunFiles.Results = exitResults ?? {
         program: program.name,
         seed,
         backend: backend.name,
         ...(Object.keys(e.references).length > 0 ? { references: e.references } : {}),
-        rows: state.position.rows,
-        seconds: journal.elapsed(),
+        rows,
+        seconds: base.seconds,
       }
       if (options.part === undefined)
         yield* attempt(() => {
           writeFile(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
-          writeFile(join(out, "results.md"), markdown(results))
+          writeFile(
+            join(out, "results.md"),
+            exitResults === undefined ? markdown(results as Results) : ExitResults.markdown(exitResults),
+          )
+          if (exitResults !== undefined)
+            for (const note of ExitResults.closingNotes(exitResults)) reporter.log(note)
         })
       return results
     }),
   )
 
-/** The models a step's losses read or update (those that need parameters before it runs). */
-const modelsOf = (step: Step.Step): string[] => [...new Set(Step.losses(step).flatMap(Loss.models))]
+/** The models a step reads or updates (those that need parameters before it runs). */
+const modelsOf = (step: Step.Step): string[] => Step.models(step)
 
 /** Results as Markdown: one table per report table, rows × columns of EPE (mm) / AUC. */
 export const markdown = (r: Results): string => {

@@ -29,7 +29,8 @@
  *   (smoothL1(d) = d²/2 below |d| = 1, |d| − 1/2 above);
  * - WeightedNorm: Σ over every parameter of the model φ ⊙ θ² (p = 2) or φ ⊙ |θ| (p = 1);
  * - Norm: σ·Σ|θ|^p; Sum: Σ terms (0 for no terms); Scale: factor × loss;
- * - Slice signals: `x[..., start : start + size]`.
+ * - Slice signals: `x[..., start : start + size]`;
+ * - Reproject signals: `pose [B, 3J]` through `camera [B, 3]` into `[B, 2J]` pixels (`reproject.ts`).
  *
  * `perSampleValues` gives the per-sample values `[B]` whose batch mean a loss is
  * (DIR-Net's gate reads them); the parameter norms have none.
@@ -40,6 +41,7 @@ import * as tf from "@tensorflow/tfjs-core"
 import { Data } from "effect"
 import type * as Loss from "../../dsl/Loss.ts"
 import type { Tree } from "./init.ts"
+import { reproject } from "./reproject.ts"
 
 /** ε inside the attention maps' ℓ2 norm: Ā = A / √(‖A‖² + ε). */
 export const ATTENTION_EPS = 1e-12
@@ -96,6 +98,17 @@ export const signal = (s: Loss.Signal, env: Env): tf.Tensor => {
         x.shape.map((_, i) => (i === x.shape.length - 1 ? s.start : 0)),
         x.shape.map((d, i) => (i === x.shape.length - 1 ? s.size : d)),
       )
+    }
+    case "Reproject": {
+      const pose = signal(s.pose, env)
+      const camera = signal(s.camera, env)
+      if (pose.rank !== 2 || pose.shape[1]! % 3 !== 0 || pose.shape[1]! === 0)
+        fail(`Reproject: the pose must be [B, 3J] (x, y, z per joint), got [${pose.shape.join(", ")}]`)
+      if (camera.rank !== 2 || camera.shape[1] !== 3 || camera.shape[0] !== pose.shape[0])
+        fail(
+          `Reproject: the camera must be [B, 3] for a pose [${pose.shape.join(", ")}], got [${camera.shape.join(", ")}]`,
+        )
+      return reproject(pose, camera, s.imageSize, s.baseScale)
     }
     default: {
       const _: never = s

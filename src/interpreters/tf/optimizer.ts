@@ -6,11 +6,21 @@
  * (an unrolled inner loop); the runner's step (`step.ts`) manages tensor
  * lifetimes around it.
  *
+ * A partition's state is its labels' states side by side: one step count,
+ * and the slots of each label's chain (labels in `Optimizer.labels` order,
+ * a frozen label has none) over that label's parameters only, so a
+ * checkpoint holds it as it holds a chain's. Its updates cover only the
+ * parameters of non-frozen labels: the frozen ones are never touched.
+ *
+ * Parameter trees may be keyed by something other than the path a
+ * partition's rules read (the staged runner's `model␀path`): `pathOf` maps
+ * a key to its path.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core"
 import { scaleByAdam } from "../../backend/ops/adam.ts"
-import type * as Optimizer from "../../dsl/Optimizer.ts"
+import * as Optimizer from "../../dsl/Optimizer.ts"
 import type { Tree } from "./init.ts"
 
 /** Per-transform state: moments keyed by parameter path, and a step count. */
@@ -24,8 +34,87 @@ const map = (tree: Tree, f: (t: tf.Tensor, k: string) => tf.Tensor): Record<stri
 
 const zerosLike = (params: Tree): Tree => map(params, (t) => tf.zerosLike(t))
 
+/** Maps a tree key to the parameter path a partition's rules read. */
+export type PathOf = (key: string) => string
+const samePath: PathOf = (k) => k
+
+const pick = (tree: Tree, keys: readonly string[]): Record<string, tf.Tensor> =>
+  Object.fromEntries(keys.map((k) => [k, tree[k]!]))
+
+/** The keys of `tree` each label of a partition owns, with the label's optimizer, in the state's order. */
+const blocks = (p: Optimizer.Partition, keys: readonly string[], pathOf: PathOf) =>
+  Optimizer.labels(p).map(({ label, optimizer }) => ({
+    optimizer,
+    keys: keys.filter((k) => Optimizer.labelOf(p, pathOf(k)) === label),
+  }))
+
+/** The parameters (of `keys`) an optimizer updates: all but a partition's frozen ones. */
+export const trainable = (
+  o: Optimizer.Optimizer,
+  keys: readonly string[],
+  pathOf: PathOf = samePath,
+): string[] =>
+  o._tag === "Optimizer"
+    ? [...keys]
+    : keys.filter((k) => o.optimizers[Optimizer.labelOf(o, pathOf(k))]?._tag !== "Frozen")
+
 /** Initial optimizer state for `params`. */
-export const init = (o: Optimizer.Optimizer, params: Tree): State => ({
+export const init = (o: Optimizer.Optimizer, params: Tree, pathOf: PathOf = samePath): State =>
+  o._tag === "Optimizer"
+    ? initChain(o, params)
+    : {
+        count: 0,
+        slots: blocks(o, Object.keys(params), pathOf).flatMap((b) =>
+          b.optimizer._tag === "Frozen" ? [] : initChain(b.optimizer, pick(params, b.keys)).slots,
+        ),
+      }
+
+/** The slot names of each slot of a chain's state and the keys every slot holds, for `params` (no tensors made). */
+const layout = (
+  o: Optimizer.Optimizer,
+  keys: readonly string[],
+  pathOf: PathOf,
+): { names: string[]; keys: string[] }[] => {
+  const chainLayout = (c: Optimizer.Chain, ks: readonly string[]) =>
+    initChain(c, {}).slots.map((slot) => ({ names: Object.keys(slot), keys: [...ks] }))
+  return o._tag === "Optimizer"
+    ? chainLayout(o, keys)
+    : blocks(o, keys, pathOf).flatMap((b) =>
+        b.optimizer._tag === "Frozen" ? [] : chainLayout(b.optimizer, b.keys),
+      )
+}
+
+/**
+ * Whether a state (e.g. one kept from an earlier stage under the same step path) is a state of
+ * optimizer `o` over `params`: the same slots, each holding a tensor of each parameter's shape.
+ */
+export const fits = (
+  o: Optimizer.Optimizer,
+  state: State,
+  params: Tree,
+  pathOf: PathOf = samePath,
+): boolean => {
+  const expected = layout(o, Object.keys(params), pathOf)
+  return (
+    state.slots.length === expected.length &&
+    expected.every(({ names, keys }, i) => {
+      const slot = state.slots[i]!
+      return (
+        names.length === Object.keys(slot).length &&
+        names.every((n) => {
+          const tree = slot[n]
+          return (
+            tree !== undefined &&
+            keys.length === Object.keys(tree).length &&
+            keys.every((k) => tree[k]?.shape.join() === params[k]!.shape.join())
+          )
+        })
+      )
+    })
+  )
+}
+
+const initChain = (o: Optimizer.Chain, params: Tree): State => ({
   count: 0,
   slots: o.chain.map((t) => {
     switch (t._tag) {
@@ -39,9 +128,45 @@ export const init = (o: Optimizer.Optimizer, params: Tree): State => ({
   }),
 })
 
-/** Transforms `grads` into updates (to be added to the parameters). */
+/**
+ * Transforms `grads` into updates (to be added to the parameters). A partition's updates leave out
+ * its frozen parameters; `grads` may lack them (see {@link trainable}).
+ */
 export const update = (
   o: Optimizer.Optimizer,
+  grads: Tree,
+  state: State,
+  params: Tree,
+  pathOf: PathOf = samePath,
+): { updates: Tree; state: State } => {
+  if (o._tag === "Optimizer") return updateChain(o, grads, state, params)
+  const updates: Record<string, tf.Tensor> = {}
+  const slots: Readonly<Record<string, Tree>>[] = []
+  let at = 0
+  for (const b of blocks(o, Object.keys(params), pathOf)) {
+    if (b.optimizer._tag === "Frozen") continue
+    const n = b.optimizer.chain.length
+    if (b.keys.length === 0) {
+      // A label that owns no parameter here keeps its (empty) slots: a clip has no norm to take.
+      slots.push(...state.slots.slice(at, at + n))
+      at += n
+      continue
+    }
+    const sub = updateChain(
+      b.optimizer,
+      pick(grads, b.keys),
+      { count: state.count, slots: state.slots.slice(at, at + n) },
+      pick(params, b.keys),
+    )
+    at += n
+    Object.assign(updates, sub.updates)
+    slots.push(...sub.state.slots)
+  }
+  return { updates, state: { count: state.count + 1, slots } }
+}
+
+const updateChain = (
+  o: Optimizer.Chain,
   grads: Tree,
   state: State,
   params: Tree,

@@ -42,14 +42,17 @@
  */
 import * as tf from "@tensorflow/tfjs-core"
 import { Data } from "effect"
+import type * as ExitsDsl from "../../dsl/Exits.ts"
 import type * as Loss from "../../dsl/Loss.ts"
 import * as LossDsl from "../../dsl/Loss.ts"
 import type * as Optimizer from "../../dsl/Optimizer.ts"
 import type * as Program from "../../dsl/Program.ts"
 import type * as Step from "../../dsl/Step.ts"
+import * as StepDsl from "../../dsl/Step.ts"
 import * as Check from "../shape-check/index.ts"
 import * as LossCheck from "../shape-check/loss.ts"
 import { apply, type Mode } from "./apply.ts"
+import * as Exits from "./exits.ts"
 import type { Tree } from "./init.ts"
 import * as Init from "./init.ts"
 import * as TfLoss from "./loss.ts"
@@ -70,6 +73,8 @@ export interface Context {
   readonly models: Readonly<Record<string, Program.Model>>
   /** Which batch field each model reads as its input. */
   readonly feeds: Readonly<Record<string, Loss.Field>>
+  /** The run's seed, which keys a step's own sampling (`Reinforce`'s exits). Default 0. */
+  readonly seed?: number
 }
 
 export type Batch = Readonly<Partial<Record<Loss.Field, tf.Tensor>>>
@@ -93,6 +98,8 @@ export const leaves = (
       return [{ path: `${prefix}minimize`, step }]
     case "MetaMinimize":
       return [{ path: `${prefix}metaMinimize`, step }]
+    case "Reinforce":
+      return [{ path: `${prefix}reinforce`, step }]
     case "Together":
       return step.steps.flatMap((s, i) => leaves(s, `${prefix}${i}/`))
     default: {
@@ -122,6 +129,9 @@ const flatten = (
   }
   return out
 }
+
+const pickKeys = (tree: Tree, keys: readonly string[]): Record<string, tf.Tensor> =>
+  Object.fromEntries(keys.map((k) => [k, tree[k]!]))
 
 /** `base` with the entries of a flat tree substituted. */
 const overlay = (base: Readonly<Record<string, Tree>>, flat: Tree): Record<string, Tree> => {
@@ -158,9 +168,7 @@ const policyMode = (policy: Step.BatchNormPolicy, meta: boolean): Mode =>
 
 /** Models whose outputs or taps a loss reads. */
 const readModels = (loss: Loss.Loss): string[] => {
-  const of = (s: Loss.Signal): string[] =>
-    s._tag === "Output" || s._tag === "Tap" ? [s.model] : s._tag === "Slice" ? of(s.signal) : []
-  return [...new Set(LossDsl.signals(loss).flatMap(of))]
+  return [...new Set(LossDsl.signals(loss).flatMap(LossDsl.signalModels))]
 }
 
 const input = (model: string, batch: Batch, ctx: Context): tf.Tensor => {
@@ -266,29 +274,11 @@ const unflatten = (flat: Tree): Record<string, Record<string, tf.Tensor>> => {
  */
 const optimizerState = (world: World, path: string, o: Optimizer.Optimizer, params: Tree): Optim.State => {
   const old = world.opt[path]
-  if (old === undefined) return Optim.init(o, params)
-  // The slot names of a fresh state, without allocating one (over no parameters there are no tensors);
-  // each slot of a fresh state holds one tensor per parameter, of its shape.
-  const names = Optim.init(o, {}).slots.map((slot) => Object.keys(slot))
-  const entries = Object.entries(params)
-  const fits =
-    old.slots.length === names.length &&
-    names.every((slotNames, i) => {
-      const prev = old.slots[i]!
-      return (
-        slotNames.length === Object.keys(prev).length &&
-        slotNames.every((n) => {
-          const b = prev[n]
-          return (
-            b !== undefined &&
-            entries.length === Object.keys(b).length &&
-            entries.every(([k, t]) => b[k]?.shape.join() === t.shape.join())
-          )
-        })
-      )
-    })
-  return fits ? old : Optim.init(o, params)
+  return old !== undefined && Optim.fits(o, old, params, pathOf) ? old : Optim.init(o, params, pathOf)
 }
+
+/** The parameter path of a flat key `group␀path` (what a partition's rules read). */
+const pathOf = (k: string): string => (k.includes(SEP) ? split(k)[1] : k)
 
 const minimize = (
   s: Extract<Step.Step, { _tag: "Minimize" }>,
@@ -297,7 +287,13 @@ const minimize = (
   batch: Batch,
   ctx: Context,
 ): Effect => {
-  const theta = flatten(world.params, s.wrt, `step ${path}`)
+  // Only what the step trains: the paths its `select` keeps, less a partition's frozen ones (no gradient is taken for the rest).
+  const all = flatten(world.params, s.wrt, `step ${path}`)
+  const selected = Object.keys(all).filter((k) => {
+    const [group, p] = split(k)
+    return StepDsl.trainedPaths(s, group, [p]).length === 1
+  })
+  const theta = pickKeys(all, Optim.trainable(s.optimizer, selected, pathOf))
   const e: Evaluation = { loss: s.loss, trained: new Set(s.wrt), mode: policyMode(s.batchNorm, false) }
   const frozen = new Frozen([s.loss], e.trained, world, batch, ctx)
   let state: Record<string, Record<string, tf.Tensor>> = {}
@@ -306,7 +302,7 @@ const minimize = (
     state = r.state
     return r.value
   }, theta)
-  const u = Optim.update(s.optimizer, grads, optimizerState(world, path, s.optimizer, theta), theta)
+  const u = Optim.update(s.optimizer, grads, optimizerState(world, path, s.optimizer, theta), theta, pathOf)
   return { params: unflatten(u.updates), meta: {}, state, opt: { [path]: u.state }, loss: value }
 }
 
@@ -467,6 +463,31 @@ const metaMinimize = (s: MetaStep, path: string, world: World, batch: Batch, ctx
   return { params: {}, meta: { [s.wrt]: { ...u.updates } }, state: {}, opt: { [path]: u.state }, loss: value }
 }
 
+/** A `Reinforce` step (`exits.ts`): the gate's update, the network frozen. */
+const reinforce = (s: ExitsDsl.Reinforce, path: string, world: World, batch: Batch, ctx: Context): Effect => {
+  const model = ctx.models[s.network] ?? fail(`step ${path}: unknown model "${s.network}"`)
+  const gate = ctx.models[s.gate] ?? fail(`step ${path}: unknown model "${s.gate}"`)
+  const gateParams = world.params[s.gate] ?? fail(`step ${path}: the gate "${s.gate}" has no parameters`)
+  const network: Exits.Network = {
+    model,
+    params: world.params[s.network] ?? fail(`step ${path}: "${s.network}" has no parameters`),
+    state: world.state[s.network] ?? {},
+  }
+  const r = Exits.reinforceStep(
+    s,
+    network,
+    { net: gate.net, params: gateParams },
+    {
+      x: input(s.network, batch, ctx),
+      joints3d: batch.joints3d ?? fail(`step ${path}: the batch has no joints3d`),
+      joints2d: batch.joints2d ?? fail(`step ${path}: the batch has no joints2d`),
+    },
+    optimizerState(world, path, s.optimizer, gateParams),
+    ctx.seed ?? 0,
+  )
+  return { params: { [s.gate]: r.update }, meta: {}, state: {}, opt: { [path]: r.state }, loss: r.loss }
+}
+
 // ---- run -------------------------------------------------------------------------------------
 
 /** Adds a group of updates to a group of trees; returns the replaced tensors. */
@@ -501,7 +522,9 @@ export const run = (
       () =>
         (s._tag === "Minimize"
           ? minimize(s, path, world, batch, ctx)
-          : metaMinimize(s, path, world, batch, ctx)) as unknown as tf.TensorContainer,
+          : s._tag === "MetaMinimize"
+            ? metaMinimize(s, path, world, batch, ctx)
+            : reinforce(s, path, world, batch, ctx)) as unknown as tf.TensorContainer,
     ) as unknown as Effect
     return { path, effect }
   })
@@ -559,7 +582,7 @@ export const prepare = (
   fields: Readonly<Partial<Record<Loss.Field, readonly number[]>>> = {},
 ): World => {
   const losses = leaves(step).flatMap(({ step: s }) =>
-    s._tag === "Minimize" ? [s.loss] : [s.outer, s.inner.loss],
+    s._tag === "Minimize" ? [s.loss] : s._tag === "MetaMinimize" ? [s.outer, s.inner.loss] : [],
   )
   const wanted = [...new Set(losses.flatMap(LossDsl.adapters))].filter((a) => world.params[a] === undefined)
   if (wanted.length === 0) return world

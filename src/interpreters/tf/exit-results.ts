@@ -1,13 +1,17 @@
 /**
- * The results of a DIR-Net run (`results.json`): rows readable wherever the
+ * The results of a run that evaluates exits (DIR-Net's `results.json`): rows readable wherever the
  * staged runner's are, with DIR-Net's cost columns; the Figure 7 sweep; the
  * shape checker's per-loop costs; and their Markdown (`results.md`).
  *
  * @module
  */
-import type * as Dirnet from "../../../dsl/dirnet.ts"
-import type * as RunFiles from "../../../run-dir/schema.ts"
-import * as Costs from "../../shape-check/dirnet.ts"
+import type * as Dirnet from "../../dsl/dirnet.ts"
+import type * as Experiment from "../../dsl/Experiment.ts"
+import type * as Program from "../../dsl/Program.ts"
+import type * as RunFiles from "../../run-dir/schema.ts"
+import * as Costs from "../shape-check/dirnet.ts"
+import * as Check from "../shape-check/index.ts"
+import type { Row as ExitRow } from "./exits.ts"
 
 /** A results row (readable wherever the staged runner's rows are) with DIR-Net's cost columns (`results.json`'s schema). */
 export type Row = RunFiles.DirnetRow
@@ -91,3 +95,73 @@ export const closingNotes = (r: Results): string[] =>
         `${cost >= 0 ? "with no AUC cost" : `at an AUC cost of ${Math.abs(cost).toFixed(3)}`}.`,
     ]
   })
+
+// ---- from the runner's rows ---------------------------------------------------------------------
+
+/**
+ * The results of an experiment that evaluates exits (`EvaluateExits`
+ * stages): DIR-Net's `results.json` — its rows, the sweep points (of the
+ * first swept variant), the shape checker's per-loop costs of every
+ * evaluated variant, the gate's parameters. `undefined` when no row is an
+ * exit evaluation's (the experiment's results are the staged kind's).
+ */
+export const fromRows = (
+  program: Program.Program<Experiment.Experiment>,
+  base: {
+    readonly program: string
+    readonly seed: number
+    readonly backend: string
+    readonly seconds: number
+  },
+  rows: readonly unknown[],
+): Results | undefined => {
+  const e = program.experiment!
+  const stages = e.stages.flatMap((s) => (s._tag === "EvaluateExits" ? [s] : []))
+  if (stages.length === 0) return undefined
+  const byName = new Map(stages.map((s) => [s.name, s]))
+  const exitRows = (rows as ExitRow[]).filter((r) => byName.has(r.stage))
+  const models = new Map(program.models.map((m) => [m.name, m]))
+  const variants = [...new Set(stages.flatMap((s) => (s.into._tag === "Row" ? [s.into.variant] : [])))]
+  const loops = variants.flatMap((variant) => {
+    const full = stages.find(
+      (s) => s.into._tag === "Row" && s.into.variant === variant && s.into.label._tag !== "NoIter",
+    )
+    const model = full === undefined ? undefined : models.get(full.model)
+    if (model === undefined) return []
+    const costs = Costs.loopCosts(model.net, model.input)
+    const noIter = stages.find(
+      (s) => s.into._tag === "Row" && s.into.variant === variant && s.into.label._tag === "NoIter",
+    )
+    const noIterModel = noIter === undefined ? undefined : models.get(noIter.model)
+    return [
+      {
+        model: variant,
+        gflopsAtExit: costs.gflopsAtExit,
+        params: costs.params,
+        noIterParams:
+          noIterModel === undefined
+            ? costs.paramsUpTo[0]!
+            : Costs.loopCosts(noIterModel.net, noIterModel.input).params,
+      },
+    ]
+  })
+  const gates = [
+    ...new Set(stages.flatMap((s) => (s.policy._tag === "Gate" ? [s.policy.gate] : []))),
+  ].flatMap((g) => {
+    const m = models.get(g)
+    return m === undefined ? [] : [Check.check(m.net, m.input).summary.cost.params]
+  })
+  const points = exitRows.filter((r) => r.point !== undefined)
+  const swept = points[0]?.model
+  return {
+    kind: "DirNetExperiment",
+    ...base,
+    rows: exitRows.filter((r) => r.point === undefined).map(({ point: _, ...row }) => row),
+    sweep:
+      swept === undefined
+        ? undefined
+        : { model: swept, points: points.filter((r) => r.model === swept).map((r) => r.point!) },
+    loops,
+    gateParams: gates[0] ?? 0,
+  }
+}
