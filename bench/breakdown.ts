@@ -50,6 +50,8 @@ export interface KernelTime {
 export interface Profile {
   readonly step_ms: number
   readonly kernels: readonly KernelTime[]
+  /** cmkg: the main thread's time in V8's garbage-collection pauses, inside kernels or outside. */
+  readonly gc_ms?: number
 }
 
 const TFJS_CONV_BACKWARD = new Set([
@@ -262,6 +264,7 @@ export interface ByClass {
   readonly step_ms: number
   readonly classes: Readonly<Record<KernelClass, number>>
   readonly outside_ms: number
+  readonly gc_ms?: number
 }
 
 /** Sums a profile's kernels by class with `classify`; what the kernels do not account for is outside. */
@@ -272,7 +275,12 @@ export const byClass = (p: Profile, classify: (kernel: string, context: string) 
     classes[classify(k.kernel, k.context)] += k.ms
     inside += k.ms
   }
-  return { step_ms: p.step_ms, classes, outside_ms: Math.max(0, p.step_ms - inside) }
+  return {
+    step_ms: p.step_ms,
+    classes,
+    outside_ms: Math.max(0, p.step_ms - inside),
+    ...(p.gc_ms === undefined ? {} : { gc_ms: p.gc_ms }),
+  }
 }
 
 export interface BreakdownRow {
@@ -325,6 +333,8 @@ export const breakdownRows = (cmkg: ByClass, torch: ByClass | undefined): Breakd
     if (c > 0 || (t ?? 0) > 0) rows.push(row(k, c, t))
   }
   rows.push(row("outside kernels", cmkg.outside_ms, torch?.outside_ms))
+  // Counted in whichever row the pause fell in: a detail, not a part of the sum.
+  if (cmkg.gc_ms !== undefined) rows.push(row("  GC pauses (in any row)", cmkg.gc_ms, undefined, true))
   rows.push(row("step", cmkg.step_ms, torch?.step_ms))
   return rows
 }

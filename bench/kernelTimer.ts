@@ -8,12 +8,17 @@
  *
  * @module
  */
+import { PerformanceObserver } from "node:perf_hooks"
 import * as tf from "@tensorflow/tfjs-core"
 import { type KernelTime, type Profile, TFJS_CONTEXTS } from "./breakdown.ts"
 
 export interface KernelTimer {
-  /** Runs `step` `steps` times and returns the mean wall time per step and the mean kernel times per step. */
-  readonly profile: (step: () => unknown, steps: number) => Profile
+  /**
+   * Runs `step` `steps` times and returns the mean wall time per step, the mean kernel times per
+   * step, and the mean time per step the main thread spent in V8's garbage-collection pauses
+   * (inside kernels or outside; observed entries arrive asynchronously, hence the promise).
+   */
+  readonly profile: (step: () => unknown, steps: number) => Promise<Profile & { readonly gc_ms: number }>
 }
 
 export const installKernelTimer = (backendName: string): KernelTimer => {
@@ -67,9 +72,14 @@ export const installKernelTimer = (backendName: string): KernelTimer => {
         )
       })
   }
+  const pauses: Array<{ start: number; ms: number }> = []
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) pauses.push({ start: e.startTime, ms: e.duration })
+  }).observe({ entryTypes: ["gc"] })
   return {
-    profile: (step, steps) => {
+    profile: async (step, steps) => {
       times.clear()
+      pauses.length = 0
       on = true
       const t0 = performance.now()
       try {
@@ -77,14 +87,18 @@ export const installKernelTimer = (backendName: string): KernelTimer => {
       } finally {
         on = false
       }
-      const stepMs = (performance.now() - t0) / steps
+      const t1 = performance.now()
+      const stepMs = (t1 - t0) / steps
+      // The observer hears of the last pauses on a later turn of the event loop.
+      await new Promise((ok) => setTimeout(ok, 50))
+      const gc = pauses.filter((p) => p.start >= t0 && p.start < t1).reduce((a, p) => a + p.ms, 0)
       const kernels: KernelTime[] = [...times.values()].map((s) => ({
         kernel: s.kernel,
         context: s.context,
         ms: s.ms / steps,
         calls: s.calls / steps,
       }))
-      return { step_ms: stepMs, kernels }
+      return { step_ms: stepMs, kernels, gc_ms: gc / steps }
     },
   }
 }

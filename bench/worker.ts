@@ -8,7 +8,7 @@
  *   ← {"ms_per_step": x, "cpu_ms_per_step": c, "live_tensors_before": n, "live_tensors_after": m}
  *     (c: CPU time of all its threads per step)
  *   → {"profile": N}                 (the DSL side, N steps with every kernel timed: bench/kernelTimer.ts)
- *   ← {"step_ms": x, "kernels": [{kernel, context, ms, calls}, …]}  (means per step)
+ *   ← {"step_ms": x, "kernels": [{kernel, context, ms, calls}, …], "gc_ms": g}  (means per step)
  *   → {"leak": N, "every": K}        (the DSL side, N steps; live tensors every K)
  *   ← {"live_tensors": [n0, nK, n2K, …], "s_per_step": x}
  *   → "exit"
@@ -96,7 +96,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     // Installed on the first request only: the timed rounds before it run unwrapped kernels.
     timer ??= installKernelTimer(selected.name)
     dsl.step()
-    reply(timer.profile(() => dsl.step(), r.profile))
+    reply(await timer.profile(() => dsl.step(), r.profile))
     continue
   }
   if (r.leak !== undefined) {

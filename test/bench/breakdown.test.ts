@@ -63,6 +63,7 @@ test("the rows: classes summed per side, conv backward compared as data + filter
   const cmkg = byClass(
     {
       step_ms: 100,
+      gc_ms: 7,
       kernels: [
         { kernel: "Conv2D", context: "", ms: 20, calls: 2 },
         { kernel: "Conv2DBackpropInput", context: "", ms: 15, calls: 1 },
@@ -102,9 +103,11 @@ test("the rows: classes summed per side, conv backward compared as data + filter
       "conv second-order",
       "elementwise",
       "outside kernels",
+      "  GC pauses (in any row)",
       "step",
     ],
   )
+  assert.equal(at("  GC pauses (in any row)").cmkg_ms, 7)
   assert.equal(at("conv backward (data + filter)").cmkg_ms, 40)
   assert.equal(at("conv backward (data + filter)").torch_ms, 30)
   assert.equal(at("conv backward (data + filter)").ratio, 0.75)
@@ -137,7 +140,7 @@ const w0 = () => tf.randomNormal([3, 3, 3, 4], 0, 1, "float32", 2)
 const loss = (x: tf.Tensor4D) => (w: tf.Tensor) =>
   tf.sum(tf.square(tf.conv2d(x, w as tf.Tensor4D, 1, "same")))
 
-test("the kernel timer sees a second-order gradient's convolutions inside the backprop kernels' gradients", () => {
+test("the kernel timer sees a second-order gradient's convolutions inside the backprop kernels' gradients", async () => {
   const xs = x() as tf.Tensor4D
   const w = w0()
   // ∇_w ‖∇_w f(w)‖²: differentiates through Conv2DBackpropFilter.
@@ -147,7 +150,7 @@ test("the kernel timer sees a second-order gradient's convolutions inside the ba
         .grad((v: tf.Tensor) => tf.sum(tf.square(tf.grad(loss(xs))(v))))(w)
         .dataSync(),
     )
-  const p = timer.profile(secondOrder, 1)
+  const p = await timer.profile(secondOrder, 1)
   const second = p.kernels.filter((k) => tfjsClass(k.kernel, k.context) === "conv second-order")
   assert.ok(
     second.some((k) => k.context === "Conv2DBackpropFilter" && k.calls >= 1),
@@ -155,8 +158,9 @@ test("the kernel timer sees a second-order gradient's convolutions inside the ba
   )
   assert.ok(p.kernels.some((k) => k.kernel === "Conv2D" && k.context === ""))
   assert.ok(p.step_ms > 0)
+  assert.ok(p.gc_ms >= 0 && p.gc_ms <= p.step_ms)
   // A first-order gradient has no second-order terms, and nothing is counted outside `profile`.
-  const first = timer.profile(() => tf.tidy(() => tf.grad(loss(xs))(w).dataSync()), 2)
+  const first = await timer.profile(() => tf.tidy(() => tf.grad(loss(xs))(w).dataSync()), 2)
   assert.ok(first.kernels.length > 0)
   assert.ok(first.kernels.every((k) => tfjsClass(k.kernel, k.context) !== "conv second-order"))
   assert.ok(first.kernels.some((k) => k.kernel === "Conv2DBackpropFilter" && k.calls === 1))
