@@ -263,6 +263,8 @@ export const torchClass = (op: string, context: string): KernelClass => {
 export interface ByClass {
   readonly step_ms: number
   readonly classes: Readonly<Record<KernelClass, number>>
+  /** Kernel (op) calls per step by class: the dispatches each side makes. */
+  readonly calls: Readonly<Record<KernelClass, number>>
   readonly outside_ms: number
   readonly gc_ms?: number
 }
@@ -270,14 +272,18 @@ export interface ByClass {
 /** Sums a profile's kernels by class with `classify`; what the kernels do not account for is outside. */
 export const byClass = (p: Profile, classify: (kernel: string, context: string) => KernelClass): ByClass => {
   const classes = Object.fromEntries(CLASSES.map((c) => [c, 0])) as Record<KernelClass, number>
+  const calls = { ...classes }
   let inside = 0
   for (const k of p.kernels) {
-    classes[classify(k.kernel, k.context)] += k.ms
+    const c = classify(k.kernel, k.context)
+    classes[c] += k.ms
+    calls[c] += k.calls
     inside += k.ms
   }
   return {
     step_ms: p.step_ms,
     classes,
+    calls,
     outside_ms: Math.max(0, p.step_ms - inside),
     ...(p.gc_ms === undefined ? {} : { gc_ms: p.gc_ms }),
   }
@@ -290,6 +296,9 @@ export interface BreakdownRow {
   /** Share of the step, each side. */
   readonly cmkg_share: number
   readonly torch_share: number | null
+  /** Calls per step, each side (null where it does not apply). */
+  readonly cmkg_calls: number | null
+  readonly torch_calls: number | null
   /** PyTorch ms ÷ cmkg ms: above 1 where cmkg is faster (the bench's ratio, per class). */
   readonly ratio: number | null
   /** Rows shown under a comparable row (cmkg's split of a class PyTorch does not split). */
@@ -301,10 +310,18 @@ const sum = (c: Readonly<Record<KernelClass, number>>, ks: readonly KernelClass[
 
 /** The rows of the breakdown table: every class present on either side, the time outside kernels, and the step. */
 export const breakdownRows = (cmkg: ByClass, torch: ByClass | undefined): BreakdownRow[] => {
-  const row = (label: string, c: number, t: number | undefined, detail = false): BreakdownRow => ({
+  const row = (
+    label: string,
+    c: number,
+    t: number | undefined,
+    detail = false,
+    calls: { c: number; t: number | undefined } | undefined = undefined,
+  ): BreakdownRow => ({
     label,
     cmkg_ms: c,
     torch_ms: t ?? null,
+    cmkg_calls: calls === undefined ? null : calls.c,
+    torch_calls: calls?.t ?? null,
     cmkg_share: cmkg.step_ms > 0 ? c / cmkg.step_ms : 0,
     torch_share: t === undefined || torch === undefined || torch.step_ms <= 0 ? null : t / torch.step_ms,
     ratio: t === undefined || c <= 0 ? null : t / c,
@@ -317,20 +334,34 @@ export const breakdownRows = (cmkg: ByClass, torch: ByClass | undefined): Breakd
   ]
   const rows: BreakdownRow[] = []
   const at = (k: KernelClass) => ({ c: cmkg.classes[k], t: torch?.classes[k] })
+  const callsOf = (ks: readonly KernelClass[]) => ({
+    c: sum(cmkg.calls, ks),
+    t: torch === undefined ? undefined : sum(torch.calls, ks),
+  })
   for (const k of CLASSES) {
     if (k === "conv backward-data") {
       const c = sum(cmkg.classes, backward)
       const t = torch === undefined ? undefined : sum(torch.classes, backward)
       if (c > 0 || (t ?? 0) > 0) {
-        rows.push(row("conv backward (data + filter)", c, t))
-        rows.push(row("  of which backward-data", cmkg.classes["conv backward-data"], undefined, true))
-        rows.push(row("  of which backward-filter", cmkg.classes["conv backward-filter"], undefined, true))
+        rows.push(row("conv backward (data + filter)", c, t, false, callsOf(backward)))
+        rows.push(
+          row("  of which backward-data", cmkg.classes["conv backward-data"], undefined, true, {
+            c: cmkg.calls["conv backward-data"],
+            t: undefined,
+          }),
+        )
+        rows.push(
+          row("  of which backward-filter", cmkg.classes["conv backward-filter"], undefined, true, {
+            c: cmkg.calls["conv backward-filter"],
+            t: undefined,
+          }),
+        )
       }
       continue
     }
     if (backward.includes(k)) continue
     const { c, t } = at(k)
-    if (c > 0 || (t ?? 0) > 0) rows.push(row(k, c, t))
+    if (c > 0 || (t ?? 0) > 0) rows.push(row(k, c, t, false, callsOf([k])))
   }
   rows.push(row("outside kernels", cmkg.outside_ms, torch?.outside_ms))
   // Counted in whichever row the pause fell in: a detail, not a part of the sum.
@@ -339,16 +370,17 @@ export const breakdownRows = (cmkg: ByClass, torch: ByClass | undefined): Breakd
   return rows
 }
 
-/** The table `npm run bench -- --profile` prints: ms per step, share of the step, PyTorch ÷ cmkg per class. */
+/** The table `npm run bench -- --profile` prints: ms per step, share of the step, PyTorch ÷ cmkg and calls per class. */
 export const breakdownTable = (rows: readonly BreakdownRow[]): string => {
   const pct = (x: number | null) => (x === null ? "-" : `${(x * 100).toFixed(1)} %`)
   const ms = (x: number | null) => (x === null ? "-" : x.toFixed(1))
+  const n = (x: number | null) => (x === null ? "" : x.toFixed(0))
   const lines = [
-    `${"class".padEnd(32)}${"cmkg ms".padStart(10)}${"share".padStart(9)}${"torch ms".padStart(11)}${"share".padStart(9)}${"torch/cmkg".padStart(12)}`,
+    `${"class".padEnd(32)}${"cmkg ms".padStart(10)}${"share".padStart(9)}${"torch ms".padStart(11)}${"share".padStart(9)}${"torch/cmkg".padStart(12)}${"calls cmkg/torch".padStart(19)}`,
   ]
   for (const r of rows)
     lines.push(
-      `${r.label.padEnd(32)}${ms(r.cmkg_ms).padStart(10)}${pct(r.cmkg_share).padStart(9)}${ms(r.torch_ms).padStart(11)}${pct(r.torch_share).padStart(9)}${(r.ratio === null ? "-" : r.ratio.toFixed(2)).padStart(12)}`,
+      `${r.label.padEnd(32)}${ms(r.cmkg_ms).padStart(10)}${pct(r.cmkg_share).padStart(9)}${ms(r.torch_ms).padStart(11)}${pct(r.torch_share).padStart(9)}${(r.ratio === null ? "-" : r.ratio.toFixed(2)).padStart(12)}${(r.cmkg_calls === null ? "" : `${n(r.cmkg_calls)}/${r.torch_calls === null ? "-" : n(r.torch_calls)}`).padStart(19)}`,
     )
   return lines.join("\n")
 }

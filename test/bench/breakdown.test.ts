@@ -113,6 +113,11 @@ test("the rows: classes summed per side, conv backward compared as data + filter
   assert.equal(at("conv backward (data + filter)").ratio, 0.75)
   assert.equal(at("  of which backward-filter").torch_ms, null)
   assert.equal(at("conv forward").cmkg_share, 0.2)
+  assert.equal(at("elementwise").cmkg_calls, 6)
+  assert.equal(at("elementwise").torch_calls, 1)
+  assert.equal(at("conv backward (data + filter)").cmkg_calls, 3)
+  assert.equal(at("  of which backward-filter").cmkg_calls, 2)
+  assert.equal(at("outside kernels").cmkg_calls, null)
   assert.equal(at("step").ratio, 0.8)
   // Every row that is not a detail or the step adds up to the step, on both sides.
   const parts = rows.filter((r) => !r.detail && r.label !== "step")
@@ -124,7 +129,7 @@ test("the rows: classes summed per side, conv backward compared as data + filter
     parts.reduce((a, r) => a + (r.torch_ms ?? 0), 0),
     80,
   )
-  assert.match(breakdownTable(rows), /conv second-order\s+10\.0\s+10\.0 %\s+5\.0\s+6\.3 %\s+0\.50/)
+  assert.match(breakdownTable(rows), /conv second-order\s+10\.0\s+10\.0 %\s+5\.0\s+6\.3 %\s+0\.50\s+1\/1/)
   // Without PyTorch the rows carry no torch column.
   assert.ok(breakdownRows(cmkg, undefined).every((r) => r.torch_ms === null && r.ratio === null))
 })
