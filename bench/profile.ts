@@ -3,7 +3,7 @@
  * registered for the backend with a timer. `--dsl` profiles the workload's
  * DSL side (bench/dsl.ts: the program stage's step through `StepRun.run`)
  * instead of its hand-written tfjs side (bench/handwritten.ts).
- *   node --import tsx bench/profile.ts [WORKLOAD] [batch] [backend] [--dsl]
+ *   node --import tsx bench/profile.ts [WORKLOAD] [batch] [backend] [--dsl] [--threads N] [--top K]
  */
 import * as tf from "@tensorflow/tfjs-core"
 import type { BackendPreference } from "../src/backend/index.ts"
@@ -12,16 +12,26 @@ import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from "./dsl.ts"
 import { HANDWRITTEN } from "./handwritten.ts"
 
 const dslMode = process.argv.includes("--dsl")
-const [which = "tiny-64-train", batchS = "16", backend = "cmkg-cpu"] = process.argv
+const option = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+const threads = option("threads")
+const top = Number(option("top") ?? 25)
+const positional = process.argv
   .slice(2)
-  .filter((a) => a !== "--dsl")
+  .filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--t"))
+const [which = "tiny-64-train", batchS = "16", backend = "cmkg-cpu"] = positional
 if (!(WORKLOAD_NAMES as readonly string[]).includes(which)) {
   console.error(`bench/profile.ts: unknown workload "${which}"; expected one of ${WORKLOAD_NAMES.join(", ")}`)
   process.exit(2)
 }
 tf.env().set("PROD", true)
-const sel = await ready(backend as BackendPreference)
-const stats = new Map<string, { n: number; ms: number; detail: Map<string, number> }>()
+const sel = await ready(
+  backend as BackendPreference,
+  threads === undefined ? {} : { threads: Number(threads) },
+)
+const stats = new Map<string, { n: number; ms: number; detail: Map<string, { ms: number; n: number }> }>()
 for (const k of tf.getKernelsForBackend(sel.name)) {
   const f = k.kernelFunc
   tf.unregisterKernel(k.kernelName, sel.name)
@@ -37,7 +47,10 @@ for (const k of tf.getKernelsForBackend(sel.name)) {
       const shapes = Object.values(a.inputs)
         .map((i) => (i === undefined ? "" : `[${i.shape}]`))
         .join(" ")
-      s.detail.set(shapes, (s.detail.get(shapes) ?? 0) + dt)
+      const d = s.detail.get(shapes) ?? { ms: 0, n: 0 }
+      d.ms += dt
+      d.n++
+      s.detail.set(shapes, d)
       stats.set(k.kernelName, s)
       return r
     },
@@ -62,11 +75,11 @@ const sorted = [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms)
 console.log(
   `${which}${dslMode ? " (DSL)" : ""} batch ${b} on ${sel.name}: step ${total.toFixed(0)} ms; kernels ${sorted.reduce((a, [, s]) => a + s.ms, 0).toFixed(0)} ms`,
 )
-for (const [k, s] of sorted.slice(0, 25)) {
-  const top = [...s.detail.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 2)
-    .map(([sh, ms]) => `${sh}:${ms.toFixed(0)}`)
+for (const [k, s] of sorted.slice(0, top)) {
+  const shapes = [...s.detail.entries()]
+    .sort((a, b) => b[1].ms - a[1].ms)
+    .slice(0, 3)
+    .map(([sh, d]) => `${sh}×${d.n}:${d.ms.toFixed(0)}`)
     .join(" | ")
-  console.log(`${k.padEnd(28)} n=${String(s.n).padEnd(4)} ${s.ms.toFixed(1).padStart(8)} ms   ${top}`)
+  console.log(`${k.padEnd(28)} n=${String(s.n).padEnd(4)} ${s.ms.toFixed(1).padStart(8)} ms   ${shapes}`)
 }

@@ -7,7 +7,7 @@
  *                    [--backend auto|cmkg-cpu|wasm|cpu] [--workloads tiny-64-train,…]
  *                    [--no-torch] [--python /usr/bin/python3] [--no-handwritten] [--out latest.json | --out /abs/path.json]
  *                    [--leak-steps 1000 [--leak-every 100] [--leak-batch 8] [--leak-size 32]]
- *                    [--compare earlier.json]
+ *                    [--compare earlier.json] [--profile [--profile-steps 1]]
  *
  * Each workload runs in two processes built once: cmkg's (bench/worker.ts: the
  * DSL column, i.e. the program stage's step run by `StepRun.run` as `cmkg run`
@@ -20,7 +20,12 @@
  * processes is recorded. `--leak-steps N` runs the meta workload at a small
  * size (cmkg-stb's tiny backbone) N steps and records the live tensors every
  * `--leak-every` steps. `--compare FILE` prints how far each median ratio is
- * from FILE's (two back-to-back runs should agree within 5 %).
+ * from FILE's (two back-to-back runs should agree within 5 %). `--profile`
+ * then times one more step (`--profile-steps` of them, averaged) on each side
+ * with every kernel timed — cmkg's tfjs kernels, PyTorch's aten ops under
+ * torch.profiler — and prints where the step's time goes by kernel class
+ * (bench/breakdown.ts), ms per step and share on each side and PyTorch ÷ cmkg
+ * per class; the rows go into the result file as `breakdown`.
  *
  * Writes bench/results/latest.json (or `--out`: relative to bench/results, or
  * absolute), with this machine's absolute paths removed.
@@ -32,6 +37,16 @@ import { dirname, join, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import type { Readable, Writable } from "node:stream"
 import { fileURLToPath } from "node:url"
+import {
+  type BreakdownRow,
+  type ByClass,
+  breakdownRows,
+  breakdownTable,
+  byClass,
+  type Profile,
+  tfjsClass,
+  torchClass,
+} from "./breakdown.ts"
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from "./dsl.ts"
 import { HANDWRITTEN } from "./handwritten.ts"
 import { median, perRoundRatio, relativeDifference, type Spread, scrubJson, spread } from "./stats.ts"
@@ -61,6 +76,7 @@ const steps = count("steps", "3", 1)
 const warmup = count("warmup", "1", 0)
 const threads = count("threads", String(cpus().length), 1)
 const backend = opt("backend", "auto")
+const profileSteps = flag("profile") ? count("profile-steps", "1", 1) : 0
 const leakSteps = count("leak-steps", "0", 0)
 const leakEvery = count("leak-every", "100", 1)
 const leakBatch = count("leak-batch", "8", 1)
@@ -194,6 +210,8 @@ interface Row {
   /** The same from CPU time. */
   dsl_overhead_cpu: Spread | null
   live_tensors: { before: number; after: number } | null
+  /** With `--profile`: one step's time by kernel class on each side (ms per step), and the table's rows. */
+  breakdown?: { cmkg: ByClass; torch: ByClass | null; rows: BreakdownRow[] }
   error?: string
 }
 
@@ -273,6 +291,23 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
       const last = (xs: number[]) => (xs.length === 0 ? "-" : `${xs[xs.length - 1]!.toFixed(0)} ms`)
       console.log(
         `${name} round ${r + 1}/${rounds}: cmkg ${last(dslMs)}/step, tfjs ${last(handMs)}, torch ${last(torchMs)}`,
+      )
+    }
+    if (profileSteps > 0) {
+      const c = byClass((await cmkg.ask({ profile: profileSteps })) as unknown as Profile, tfjsClass)
+      const t =
+        torch === undefined
+          ? undefined
+          : byClass((await torch.ask({ profile: profileSteps })) as unknown as Profile, torchClass)
+      const rows = breakdownRows(c, t)
+      // Rounded to 1 µs (ms with 3 decimals, shares to 0.1 ‰) for the result file.
+      row.breakdown = JSON.parse(
+        JSON.stringify({ cmkg: c, torch: t ?? null, rows }, (_k, v) =>
+          typeof v === "number" ? Math.round(v * 1000) / 1000 : v,
+        ),
+      )
+      console.log(
+        `\n${name}, batch ${batch}, ${threads} thread${threads === 1 ? "" : "s"}: one step by kernel class (${profileSteps} profiled step${profileSteps === 1 ? "" : "s"} a side, after the rounds)\n${breakdownTable(rows)}\n`,
       )
     }
     const end = await cmkg.close()

@@ -7,6 +7,8 @@
  *   → {"side": "dsl" | "hand", "warmup": W, "steps": S}
  *   ← {"ms_per_step": x, "cpu_ms_per_step": c, "live_tensors_before": n, "live_tensors_after": m}
  *     (c: CPU time of all its threads per step)
+ *   → {"profile": N}                 (the DSL side, N steps with every kernel timed: bench/kernelTimer.ts)
+ *   ← {"step_ms": x, "kernels": [{kernel, context, ms, calls}, …], "gc_ms": g}  (means per step)
  *   → {"leak": N, "every": K}        (the DSL side, N steps; live tensors every K)
  *   ← {"live_tensors": [n0, nK, n2K, …], "s_per_step": x}
  *   → "exit"
@@ -35,6 +37,7 @@ import type * as Program from "../src/dsl/Program.ts"
 import { ready } from "../src/interpreters/tf/index.ts"
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from "./dsl.ts"
 import { HANDWRITTEN } from "./handwritten.ts"
+import { installKernelTimer, type KernelTimer } from "./kernelTimer.ts"
 
 const args = process.argv.slice(2)
 const opt = (name: string): string | undefined => {
@@ -78,6 +81,7 @@ reply({
   handwritten: hand !== undefined,
 })
 
+let timer: KernelTimer | undefined
 for await (const line of createInterface({ input: process.stdin })) {
   if (line.trim() === "exit") break
   const r = JSON.parse(line) as {
@@ -86,6 +90,14 @@ for await (const line of createInterface({ input: process.stdin })) {
     steps?: number
     leak?: number
     every?: number
+    profile?: number
+  }
+  if (r.profile !== undefined) {
+    // Installed on the first request only: the timed rounds before it run unwrapped kernels.
+    timer ??= installKernelTimer(selected.name)
+    dsl.step()
+    reply(await timer.profile(() => dsl.step(), r.profile))
+    continue
   }
   if (r.leak !== undefined) {
     const every = r.every ?? 100

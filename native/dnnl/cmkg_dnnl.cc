@@ -297,6 +297,115 @@ napi_value reluBackward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// out = op(big, small) over float32, for the broadcast patterns a conv net's step is made of:
+// `small` of the same length (pattern 0), one value (1), or a vector along the last axis (2).
+// op: 0 add, 1 sub, 2 mul, 3 div, 4 squared difference ((x - y) * (x - y), rounded after the
+// subtraction as onnxruntime's Sub then Mul); `bigFirst` 0 computes op(small, big). Plain IEEE
+// float32 arithmetic (no contraction under -std=c++17), the same values as onnxruntime's and the
+// JS loops' (a float64 +, −, × or ÷ of two float32 values rounds to the same float32).
+template <typename F>
+void broadcast(const float* big, const float* small, float* out, long long n, long long c, int pattern,
+               bool bigFirst, F f) {
+  if (pattern == 0) {
+    if (bigFirst) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelAbove)
+      for (long long i = 0; i < n; i++) out[i] = f(big[i], small[i]);
+    } else {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelAbove)
+      for (long long i = 0; i < n; i++) out[i] = f(small[i], big[i]);
+    }
+  } else if (pattern == 1) {
+    const float y = small[0];
+    if (bigFirst) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelAbove)
+      for (long long i = 0; i < n; i++) out[i] = f(big[i], y);
+    } else {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelAbove)
+      for (long long i = 0; i < n; i++) out[i] = f(y, big[i]);
+    }
+  } else {
+    const long long rows = n / c;
+#pragma omp parallel for schedule(static) if (n >= kParallelAbove)
+    for (long long r = 0; r < rows; r++) {
+      const float* b = big + r * c;
+      float* o = out + r * c;
+      if (bigFirst) {
+#pragma omp simd
+        for (long long j = 0; j < c; j++) o[j] = f(b[j], small[j]);
+      } else {
+#pragma omp simd
+        for (long long j = 0; j < c; j++) o[j] = f(small[j], b[j]);
+      }
+    }
+  }
+}
+
+napi_value elementwiseBinary(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 6);
+  const int op = static_cast<int>(number(env, a[0]));
+  const int pattern = static_cast<int>(number(env, a[1]));
+  const bool bigFirst = number(env, a[2]) != 0;
+  const size_t n = lengthOf(env, a[3], "big");
+  const float* big = floats(env, a[3], n, "big");
+  const size_t m = lengthOf(env, a[4], "small");
+  const float* small = floats(env, a[4], m, "small");
+  float* out = floats(env, a[5], n, "out");
+  if (pattern < 0 || pattern > 2) throw Fail{"binary: pattern must be 0, 1 or 2"};
+  if ((pattern == 0 && m != n) || (pattern == 1 && m != 1) || (pattern == 2 && (m == 0 || n % m != 0)))
+    throw Fail{"binary: operand lengths " + std::to_string(n) + " and " + std::to_string(m) +
+               " do not fit the pattern"};
+  const long long count = static_cast<long long>(n);
+  const long long c = static_cast<long long>(m);
+  switch (op) {
+    case 0: broadcast(big, small, out, count, c, pattern, bigFirst, [](float x, float y) { return x + y; }); break;
+    case 1: broadcast(big, small, out, count, c, pattern, bigFirst, [](float x, float y) { return x - y; }); break;
+    case 2: broadcast(big, small, out, count, c, pattern, bigFirst, [](float x, float y) { return x * y; }); break;
+    case 3: broadcast(big, small, out, count, c, pattern, bigFirst, [](float x, float y) { return x / y; }); break;
+    case 4:
+      broadcast(big, small, out, count, c, pattern, bigFirst, [](float x, float y) {
+        const float d = x - y;
+        return d * d;
+      });
+      break;
+    default: throw Fail{"binary: unknown op " + std::to_string(op)};
+  }
+  return nullptr;
+}
+
+// out = op(x): 0 square (x * x), 1 neg, 2 sqrt, 3 rsqrt (1 / sqrt(x), each rounded to float32, as
+// onnxruntime's Sqrt then Reciprocal).
+napi_value elementwiseUnary(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 3);
+  const int op = static_cast<int>(number(env, a[0]));
+  const size_t n = lengthOf(env, a[1], "x");
+  const float* x = floats(env, a[1], n, "x");
+  float* y = floats(env, a[2], n, "y");
+  const long long count = static_cast<long long>(n);
+  switch (op) {
+    case 0:
+#pragma omp parallel for simd schedule(static) if (count >= kParallelAbove)
+      for (long long i = 0; i < count; i++) y[i] = x[i] * x[i];
+      break;
+    case 1:
+#pragma omp parallel for simd schedule(static) if (count >= kParallelAbove)
+      for (long long i = 0; i < count; i++) y[i] = -x[i];
+      break;
+    case 2:
+#pragma omp parallel for simd schedule(static) if (count >= kParallelAbove)
+      for (long long i = 0; i < count; i++) y[i] = std::sqrt(x[i]);
+      break;
+    case 3:
+#pragma omp parallel for simd schedule(static) if (count >= kParallelAbove)
+      for (long long i = 0; i < count; i++) {
+        const float s = std::sqrt(x[i]);
+        y[i] = 1.0f / s;
+      }
+      break;
+    default: throw Fail{"unary: unknown op " + std::to_string(op)};
+  }
+  return nullptr;
+}
+
 // Max pooling, NHWC, with tfjs's semantics: in-bounds window positions only, the first strictly
 // greatest value wins (NaN never does), -Infinity when none. Geometry:
 // N H W C  OH OW  KH KW  SH SW  PT PL.
@@ -415,6 +524,8 @@ NAPI_MODULE_INIT() {
        nullptr},
       {"batchNormForward", nullptr, guarded<batchNormForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormBackward", nullptr, guarded<batchNormBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binary", nullptr, guarded<elementwiseBinary>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unary", nullptr, guarded<elementwiseUnary>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"relu", nullptr, guarded<relu>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reluBackward", nullptr, guarded<reluBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPool", nullptr, guarded<maxPool>, nullptr, nullptr, nullptr, napi_default, nullptr},

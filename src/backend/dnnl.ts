@@ -44,6 +44,15 @@ interface Addon {
     geometry: Int32Array,
     eps: number,
   ): void
+  binary(
+    op: number,
+    pattern: number,
+    bigFirst: number,
+    big: Float32Array,
+    small: Float32Array,
+    out: Float32Array,
+  ): void
+  unary(op: number, x: Float32Array, y: Float32Array): void
   relu(x: Float32Array, y: Float32Array): void
   reluBackward(dy: Float32Array, x: Float32Array, dx: Float32Array): void
   maxPool(x: Float32Array, y: Float32Array, geometry: Int32Array): void
@@ -231,6 +240,42 @@ export const batchNormBackward = (
     const dbeta = new Float32Array(channels)
     d.batchNormBackward(x, gamma, dy, mean, variance, dx, dgamma, dbeta, nhwc(shape), eps)
     return [dx, dgamma, dbeta] as [Float32Array, Float32Array, Float32Array]
+  })
+
+const BINARY_OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, SquaredDifference: 4 } as const
+export type BinaryOp = keyof typeof BINARY_OPS
+/** How the smaller operand broadcasts: the same length, one value, or a vector along the last axis. */
+export type Broadcast = "same" | "scalar" | "channel"
+const PATTERNS: Record<Broadcast, number> = { same: 0, scalar: 1, channel: 2 }
+
+/**
+ * op(big, small) (op(small, big) when `bigFirst` is false) in float32 with `small` broadcast as
+ * `pattern` says, into a pooled array, or undefined: one native pass instead of onnxruntime's
+ * session run into a fresh array.
+ */
+export const binary = (
+  op: BinaryOp,
+  pattern: Broadcast,
+  bigFirst: boolean,
+  big: Float32Array,
+  small: Float32Array,
+): Float32Array | undefined =>
+  attempt(op, (d) => {
+    const out = alloc(big.length)
+    d.binary(BINARY_OPS[op], PATTERNS[pattern], bigFirst ? 1 : 0, big, small, out)
+    return out
+  })
+
+const UNARY_OPS = { Square: 0, Neg: 1, Sqrt: 2, Rsqrt: 3 } as const
+export type UnaryOp = keyof typeof UNARY_OPS
+export const isUnaryOp = (op: string): op is UnaryOp => op in UNARY_OPS
+
+/** op(x) in float32 (Rsqrt: 1 / sqrt(x), each rounded), into a pooled array, or undefined. */
+export const unary = (op: UnaryOp, x: Float32Array): Float32Array | undefined =>
+  attempt(op, (d) => {
+    const y = alloc(x.length)
+    d.unary(UNARY_OPS[op], x, y)
+    return y
   })
 
 /** relu(x), NaN-preserving like tfjs, or undefined. */

@@ -62,10 +62,29 @@ const binary = (kernelName: string, body: (a: string, b: string) => Array<OnnxNo
     if (!isF32(a, c)) return undefined
     // Large operands: onnxruntime (SIMD, two threads) is ~3× faster than a JS loop here; small ones: the loop.
     const out = backend_util.assertAndGetBroadcastShape(a.shape, c.shape)
-    if (size(out) >= minElements)
+    if (size(out) >= minElements) {
+      // The native addon's loop into a pooled array where the broadcast is one it knows.
+      if (kernelName in NATIVE_BINARY) {
+        const aBig = size(a.shape) >= size(c.shape)
+        const [big, small] = aBig ? [a, c] : [c, a]
+        const p = Loops.pattern(big.shape, small.shape)
+        if (p !== undefined && size(big.shape) === size(out)) {
+          const y = Dnnl.binary(kernelName as Dnnl.BinaryOp, p, aBig, valuesOf(b, big), valuesOf(b, small))
+          if (y !== undefined) return b.makeTensorInfo(out, "float32", y)
+        }
+      }
       return runOrt(b, kernelName, [a, c], out, () => ({ nodes: body("i0", "i1") }))
+    }
     return kernelName in Loops.ops ? Loops.binary(b, a, c, kernelName as keyof typeof Loops.ops) : undefined
   })
+
+const NATIVE_BINARY: Readonly<Record<string, true>> = {
+  Add: true,
+  Sub: true,
+  Multiply: true,
+  RealDiv: true,
+  SquaredDifference: true,
+}
 
 const simple =
   (op: string) =>
@@ -104,8 +123,13 @@ const unaryLoop = (kernelName: keyof typeof Loops.unaryOps) =>
       const y = Dnnl.relu(valuesOf(b, x))
       if (y !== undefined) return b.makeTensorInfo(x.shape.slice(), "float32", y)
     }
-    if (isF32(x) && size(x.shape) >= minElements)
+    if (isF32(x) && size(x.shape) >= minElements) {
+      if (Dnnl.isUnaryOp(kernelName)) {
+        const y = Dnnl.unary(kernelName, valuesOf(b, x))
+        if (y !== undefined) return b.makeTensorInfo(x.shape.slice(), "float32", y)
+      }
       return runOrt(b, kernelName, [x], x.shape, () => ({ nodes: unaryGraphs[kernelName]() }))
+    }
     return Loops.unary(b, x, kernelName)
   })
 

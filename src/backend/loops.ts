@@ -32,7 +32,7 @@ export const ops = {
 } satisfies Record<string, Expression>
 
 /** How `small` broadcasts against `big`: the same shape, a scalar, or a last-axis vector. */
-const pattern = (
+export const pattern = (
   big: readonly number[],
   small: readonly number[],
 ): "same" | "scalar" | "channel" | undefined => {

@@ -14,11 +14,19 @@
  *
  * @module
  */
+import { totalmem } from "node:os"
 
 /** Below this many elements allocation is cheap and buffers are not pooled. */
 const MIN_ELEMENTS = 1 << 14
-/** At most this many bytes wait in the pool; beyond, disposed buffers go to the GC. */
-const CAPACITY_BYTES = 1 << 30
+/**
+ * At most this many bytes wait in the pool; beyond, disposed buffers go to the GC. A step frees
+ * most of what it allocated at its end, so the pool must hold a step's peak of live buffers, or
+ * the next step allocates the rest afresh: with 1 GiB, a ResNet-18 distillation or meta step at
+ * batch 16–32 allocated ~480 MB new per step, and V8's collections of them (triggered by external
+ * memory growth) took ~10 % of the step. Holding the peak costs no peak memory (those buffers were
+ * live at the peak); the quarter of the machine's memory bounds what stale sizes can keep.
+ */
+const CAPACITY_BYTES = Math.min(4 * 2 ** 30, Math.floor(totalmem() / 4))
 
 const free = new Map<number, Array<Float32Array>>()
 const ours = new WeakSet<Float32Array>()

@@ -6,13 +6,15 @@ import { after, before, beforeEach, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import {
+  dnnlCalls,
   fallbackCalls,
   fastPathCalls,
   resetCallCounts,
   selectBackend,
   setMinElements,
+  useDnnl,
 } from "../../src/backend/index.ts"
-import { data, on, relErr, tensor } from "./helpers.ts"
+import { data, dnnlSkip, on, relErr, tensor } from "./helpers.ts"
 
 const shape4 = fc.tuple(
   fc.integer({ min: 1, max: 4 }),
@@ -152,3 +154,90 @@ for (const [path, threshold] of [
       assert.equal(fallbackCalls.Add, 1)
     })
   })
+
+// The oneDNN addon's elementwise loops (dnnl.ts `binary`, `unary`) replace onnxruntime for large
+// operands: the same bits as onnxruntime's kernels and, for + − × ÷, as tfjs's cpu kernels.
+describe("cmkg-cpu elementwise kernels (oneDNN addon's loops)", { skip: dnnlSkip() }, () => {
+  before(async () => {
+    tf.env().set("PROD", true)
+    await selectBackend("cmkg-cpu")
+  })
+  beforeEach(() => setMinElements(1))
+  after(() => {
+    setMinElements(8192)
+    useDnnl(true)
+  })
+
+  const bits = (a: Float32Array): Uint32Array => new Uint32Array(a.buffer, a.byteOffset, a.length)
+  const sameBits = (a: Float32Array, b: Float32Array, what: string): void => {
+    assert.equal(a.length, b.length, what)
+    const [x, y] = [bits(a), bits(b)]
+    for (let i = 0; i < x.length; i++)
+      if (x[i] !== y[i]) assert.fail(`${what}: element ${i}: ${a[i]} and ${b[i]}`)
+  }
+  // Special values included: the loops must not differ from onnxruntime on them either.
+  const withSpecials = (d: { shape: Array<number>; values: Float32Array }) => {
+    const v = d.values
+    const specials = [0, -0, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1e-40, -3.5e38]
+    for (let i = 0; i < Math.min(specials.length, v.length); i++)
+      v[i * 7 < v.length ? i * 7 : i] = specials[i]!
+    return d
+  }
+
+  it("binary ops in every broadcast it knows, both operand orders; unary ops; a 2²⁰-element operand threaded", () => {
+    const shapes: Array<[Array<number>, Array<number>]> = [
+      [
+        [2, 5, 7, 6],
+        [2, 5, 7, 6],
+      ],
+      [[2, 5, 7, 6], [6]],
+      [
+        [2, 5, 7, 6],
+        [1, 1, 1, 6],
+      ],
+      [[2, 5, 7, 6], []],
+      [[3, 3, 16, 16], [1]],
+      [[1, 32, 64, 512], [512]],
+      [
+        [1, 32, 64, 512],
+        [1, 32, 64, 512],
+      ],
+    ]
+    let seed = 40
+    for (const [s, other] of shapes) {
+      const a = withSpecials(data(s, seed++))
+      const b = data(other, seed++)
+      for (const op of [tf.add, tf.sub, tf.mul, tf.div, tf.squaredDifference]) {
+        const run = () => [op(tensor(a), tensor(b)), op(tensor(b), tensor(a))]
+        useDnnl(false)
+        const ort = on("cmkg-cpu", run)
+        useDnnl(true)
+        const before = { ...dnnlCalls }
+        const native = on("cmkg-cpu", run)
+        const name = Object.keys(dnnlCalls).find((k) => (dnnlCalls[k] ?? 0) - (before[k] ?? 0) === 2)
+        assert.ok(name !== undefined, `${op.name} ${s} ${other}: the addon ran ${JSON.stringify(dnnlCalls)}`)
+        sameBits(ort[0]!, native[0]!, `${op.name}(${s}, ${other}) against onnxruntime`)
+        sameBits(ort[1]!, native[1]!, `${op.name}(${other}, ${s}) against onnxruntime`)
+        if (op !== tf.squaredDifference) {
+          const cpu = on("cpu", run)
+          sameBits(cpu[0]!, native[0]!, `${op.name}(${s}, ${other}) against cpu`)
+          sameBits(cpu[1]!, native[1]!, `${op.name}(${other}, ${s}) against cpu`)
+        }
+      }
+      for (const op of [tf.square, tf.neg, tf.sqrt, tf.rsqrt]) {
+        const run = () => [op(tensor(a)), op(tf.abs(tensor(a)))]
+        useDnnl(false)
+        const ort = on("cmkg-cpu", run)
+        useDnnl(true)
+        const before = { ...dnnlCalls }
+        const native = on("cmkg-cpu", run)
+        assert.ok(
+          Object.keys(dnnlCalls).some((k) => (dnnlCalls[k] ?? 0) - (before[k] ?? 0) === 2),
+          `${op.name} ${s}: the addon ran ${JSON.stringify(dnnlCalls)}`,
+        )
+        sameBits(ort[0]!, native[0]!, `${op.name}(${s})`)
+        sameBits(ort[1]!, native[1]!, `${op.name}(|${s}|)`)
+      }
+    }
+  })
+})

@@ -182,3 +182,40 @@ test("errors: closed form without a weighted norm, unknown models and meta-param
   disposeWorld(o.world)
   tf.dispose(Object.values(o.batch))
 })
+
+test("a together's sub-steps share the frozen teacher's outputs: applied once per batch, the same world as each sub-step alone", async () => {
+  const alg1 = (o: ReturnType<typeof setup>) => {
+    const meta = Step.metaMinimize({
+      outer: o.G,
+      inner: Step.inner({ loss: o.F, wrt: o.student, rate: 0.01 }),
+      wrt: "phi",
+      optimizer: Optimizer.sgd({ lr: 0.01 }),
+    })
+    const theta = Step.minimize({ loss: o.G, wrt: o.student, optimizer: Optimizer.sgd({ lr: 0.01 }) })
+    return { meta, theta, both: Step.together(meta, theta) }
+  }
+  const o = setup(arch, 11, 2)
+  const live = tf.memory().numTensors
+  let together: ReturnType<typeof Steps.run> | undefined
+  const profile = await tf.profile(() => {
+    together = Steps.run(alg1(o).both, o.world, o.batch, o.ctx)
+  })
+  // The teacher reads the one-channel depth input: its first convolution is the only one on one channel.
+  const teacherStems = profile.kernels.filter((k) => k.name === "Conv2D" && k.inputShapes[0]?.[3] === 1)
+  assert.equal(teacherStems.length, 1)
+  // Nothing kept beyond the step: the world's tensors were replaced one for one.
+  assert.equal(tf.memory().numTensors, live)
+  // θ from the θ step alone and φ from the meta-step alone, bit for bit (each starts from the same world).
+  const a = setup(arch, 11, 2)
+  const thetaAlone = Steps.run(alg1(a).theta, a.world, a.batch, a.ctx)
+  const b = setup(arch, 11, 2)
+  const metaAlone = Steps.run(alg1(b).meta, b.world, b.batch, b.ctx)
+  assert.deepEqual(values(together!.world.params.student!), values(thetaAlone.world.params.student!))
+  assert.deepEqual(values(together!.world.meta.phi!), values(metaAlone.world.meta.phi!))
+  assert.deepEqual(together!.losses, {
+    "0/metaMinimize": metaAlone.losses.metaMinimize,
+    "1/minimize": thetaAlone.losses.minimize,
+  })
+  for (const r of [together!, thetaAlone, metaAlone]) disposeWorld(r.world)
+  tf.dispose([...Object.values(o.batch), ...Object.values(a.batch), ...Object.values(b.batch)])
+})

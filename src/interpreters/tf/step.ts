@@ -181,8 +181,18 @@ const netOf = (model: string, ctx: Context) => (ctx.models[model] ?? fail(`unkno
 type Outputs = Record<string, { y: tf.Tensor; taps: Readonly<Record<string, tf.Tensor>> }>
 
 /**
- * The frozen models' eval-mode outputs, computed once per leaf step, eagerly:
- * outside every gradient scope, so that no scope disposes them while they are reused.
+ * The frozen models' outputs within one `run` of a step with several leaves: every leaf of a
+ * `Together` starts from the same world and batch, so a frozen model's eval-mode output is the
+ * same in each, and is computed once per batch instead of once per leaf (cmkg-stb's meta-train
+ * stage applied its depth teacher twice: 20 of its 100 convolutions). Kept out of the leaves'
+ * tidy scopes; `run` disposes them.
+ */
+let sharedFrozen: Map<string, Outputs[string]> | undefined
+
+/**
+ * The frozen models' eval-mode outputs, computed once per leaf step (once per `run` when it has
+ * several leaves), eagerly: outside every gradient scope, so that no scope disposes them while
+ * they are reused.
  */
 class Frozen {
   private readonly cache: Outputs = {}
@@ -195,9 +205,18 @@ class Frozen {
   ) {
     for (const model of new Set(losses.flatMap(readModels))) {
       if (trained.has(model)) continue
+      const shared = sharedFrozen?.get(model)
+      if (shared !== undefined) {
+        this.cache[model] = shared
+        continue
+      }
       const params = world.params[model] ?? fail(`model "${model}" has no parameters`)
       const r = apply(netOf(model, ctx), params, world.state[model] ?? {}, input(model, batch, ctx), "eval")
       this.cache[model] = { y: r.y, taps: r.taps }
+      if (sharedFrozen !== undefined) {
+        for (const t of [r.y, ...Object.values(r.taps)]) tf.keep(t)
+        sharedFrozen.set(model, this.cache[model])
+      }
     }
   }
   get(model: string): Outputs[string] {
@@ -511,6 +530,23 @@ const addInto = (
 
 /** Executes `step` on one batch; `world` is consumed (replaced tensors are disposed). */
 export const run = (
+  step: Step.Step,
+  world: World,
+  batch: Batch,
+  ctx: Context,
+): { world: World; losses: Record<string, number> } => {
+  if (leaves(step).length < 2) return runLeaves(step, world, batch, ctx)
+  sharedFrozen = new Map()
+  try {
+    return runLeaves(step, world, batch, ctx)
+  } finally {
+    const outputs = [...sharedFrozen.values()].flatMap((o) => [o.y, ...Object.values(o.taps)])
+    sharedFrozen = undefined
+    for (const t of new Set(outputs)) if (!t.isDisposed) t.dispose()
+  }
+}
+
+const runLeaves = (
   step: Step.Step,
   world: World,
   batch: Batch,
