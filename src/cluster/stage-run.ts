@@ -31,10 +31,11 @@ import * as Plan from "./plan.ts"
 /** What a stage's `row.json` holds: its rows (one for an evaluation, none for training), its time and backend. */
 export const StageRows = Schema.Struct({
   rows: Schema.Array(
+    // An exit evaluation's row first (with its Figure 7 point when it is one): a staged row's schema
+    // would accept it too, dropping the fields it does not know.
     Schema.Union([
-      RunFiles.StagedRow,
-      // An exit evaluation's row, with its Figure 7 point when it is one.
       Schema.Struct({ ...RunFiles.DirnetRow.fields, point: Schema.optional(RunFiles.SweepPoint) }),
+      RunFiles.StagedRow,
     ]),
   ),
   seconds: Schema.Number,
@@ -125,6 +126,8 @@ export const runStage = (
     const dir = Plan.stageDir(o.out, o.seed, o.stage)
     mkdirSync(dir, { recursive: true })
     const resume = existsSync(Checkpoint.directory(dir))
+    // The stage's own rows as the runner made them (a DIR-Net run's results file regroups them).
+    let rows: readonly unknown[] = []
     const results = yield* Runner.run(program, {
       out: dir,
       seed: o.seed,
@@ -134,12 +137,15 @@ export const runStage = (
       part: {
         stage: o.stage,
         world: () => inputWorld(g, o.out, o.seed, o.stage),
-        done: (world) => keepWrites(g, o.out, o.seed, o.stage, world),
+        done: (world, made) => {
+          keepWrites(g, o.out, o.seed, o.stage, world)
+          rows = made
+        },
       },
     })
     writeFile(
       Plan.rowFile(o.out, o.seed, o.stage),
-      `${JSON.stringify({ rows: results.rows, seconds: results.seconds, backend: results.backend }, null, 2)}\n`,
+      `${JSON.stringify({ rows, seconds: results.seconds, backend: results.backend }, null, 2)}\n`,
     )
     return results
   })
