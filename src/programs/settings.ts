@@ -115,6 +115,8 @@ export const BALANCED_LAMBDA: Readonly<
 > = {
   // tiny, seed 1, 12 batches: L_ACT sum 457.2, mean 0.8930; L_ATT paper 3.067, code 0.03481
   tiny: { sum: { paper: 149, code: 13100 }, mean: { paper: 0.291, code: 25.7 } },
+  // small, seed 1, 125 batches: L_ACT sum 1296, mean 1.265; L_ATT paper 2.789, code 0.03548
+  small: { sum: { paper: 465, code: 36500 }, mean: { paper: 0.454, code: 35.7 } },
 }
 
 /** The balanced λ for `s`'s scale, or undefined where it was not measured. */
