@@ -17,6 +17,8 @@
  * G's conventions are cmkd-rhd's main row's (`S.mainConventions`: sum
  * reduction, the paper's L_ATT, λ balanced at initialisation; rule fixed
  * before any result: Eqs. 2–3 as printed, λ = 1e3 only where it was tuned).
+ * Main row (rule fixed before any result: the paper's own setting): "R (ℓ2
+ * form, Eq. 10)", Eq. 10 at the paper's β = 1e-3; the other R rows are variants.
  * Algorithm 1's θ-step is plain SGD at α as line 8 writes it (this program
  * used momentum 0.9 before; no momentum row is kept: each R row costs a
  * meta-training and a target training per domain, and the paper has none).
