@@ -5,14 +5,14 @@
  * on a world built as the runner builds it (`Init.init` per model with the
  * run's seed, φ filled with its `metaParam` initial value).
  *
- * - `tiny-64-train`, `resnet18-128-train`: cmkd-rhd's "rgb baseline" stage
+ * - `tiny-64-train`, `resnet18-128-train`: cmkd-rhd's "rgb baseline (L_REG fine-tuning)" stage
  *   (L_REG, Adam 2.5e-4, batch norm in training mode) at scale `paper`, its
  *   model's network replaced by the workload's (zoo's smallResNet for tiny-64);
- * - `cmkd-resnet18-128`: cmkd-rhd's "kd: L_ACT + L_ATT" stage (L_REG + L_ACT +
+ * - `cmkd-resnet18-128`: cmkd-rhd's main-row fine-tuning stage (L_REG + L_ACT +
  *   1e3·L_ATT against the frozen depth teacher, Adam 2.5e-4) at scale `paper`;
  * - `cmkg-meta-resnet18-128`: cmkg-stb's meta-train stage for R in its ℓ2 form
  *   (Eq. 10) at scale `paper`: `Step.together(Step.metaMinimize(exact, l = 1,
- *   SGD β = 1e-3 on φ), Step.minimize(G, SGD α with momentum 0.9))`.
+ *   SGD β = 1e-3 on φ), Step.minimize(G, plain SGD α))` (Algorithm 1's line 8).
  *
  * The programs' models are declared at the paper's 256×256; the bench feeds
  * the workload's image size (their parameters do not depend on it). Inputs are
@@ -67,8 +67,11 @@ const fail = (message: string): never => {
 
 /** The stage whose step a workload times. */
 export const STAGES = {
-  train: { family: cmkdRhd, name: "rgb baseline" },
-  cmkd: { family: cmkdRhd, name: "kd: L_ACT + L_ATT" },
+  train: { family: cmkdRhd, name: "rgb baseline (L_REG fine-tuning)" },
+  cmkd: {
+    family: cmkdRhd,
+    name: "fine-tune: KD student (L_ACT + L_ATT, sum, paper L_ATT, λ = 1e3) — main row",
+  },
   meta: { family: cmkgStb, name: "meta-train φ (R (ℓ2 form, Eq. 10))" },
 } as const
 

@@ -216,9 +216,9 @@ interface Row {
 }
 
 const SOURCES: Record<WorkloadName, string> = {
-  "tiny-64-train": 'cmkd-rhd stage "rgb baseline" (scale paper), network zoo.smallResNet',
-  "resnet18-128-train": 'cmkd-rhd stage "rgb baseline" (scale paper)',
-  "cmkd-resnet18-128": 'cmkd-rhd stage "kd: L_ACT + L_ATT" (scale paper)',
+  "tiny-64-train": 'cmkd-rhd stage "rgb baseline (L_REG fine-tuning)" (scale paper), network zoo.smallResNet',
+  "resnet18-128-train": 'cmkd-rhd stage "rgb baseline (L_REG fine-tuning)" (scale paper)',
+  "cmkd-resnet18-128": "cmkd-rhd's main-row fine-tuning stage (scale paper)",
   "cmkg-meta-resnet18-128": 'cmkg-stb stage "meta-train φ (R (ℓ2 form, Eq. 10))" (scale paper)',
 }
 

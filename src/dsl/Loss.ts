@@ -165,11 +165,23 @@ export const absoluteError = (prediction: Signal, target: Signal, reduce: "sum" 
   reduce,
 })
 
-/** CMKG's L_REG (Eq. 1): squared error of the predicted 3D joints. */
-export const regression = (model: Program.Model): Loss => squaredError(output(model), field("joints3d"))
+/**
+ * How L_REG and L_ACT reduce each sample's squared errors: `"sum"`, ‖·‖² as
+ * CMKG's Eqs. 1 and 2 print them, or `"mean"` over elements, PyTorch's
+ * `MSELoss` and the "mean squared errors" of the text after Eq. 8.
+ */
+export type Reduction = "sum" | "mean"
 
-/** CMKG's L_ACT (Eq. 2): ‖Q_l(x; f) − Q_l(x̃; g)‖² between the student's and the teacher's final activation maps. */
-export const activationMatch = (student: Signal, teacher: Signal): Loss => squaredError(student, teacher)
+/** CMKG's L_REG (Eq. 1): squared error of the predicted 3D joints (`reduce` default `"sum"`, Eq. 1 as printed). */
+export const regression = (model: Program.Model, reduce: Reduction = "sum"): Loss =>
+  squaredError(output(model), field("joints3d"), reduce)
+
+/**
+ * CMKG's L_ACT (Eq. 2): ‖Q_l(x; f) − Q_l(x̃; g)‖² between the student's and the teacher's final
+ * activation maps (`reduce` default `"sum"`, Eq. 2 as printed; `"mean"` divides by H·W·C).
+ */
+export const activationMatch = (student: Signal, teacher: Signal, reduce: Reduction = "sum"): Loss =>
+  squaredError(student, teacher, reduce)
 
 /** CMKG's L_ATT (Eq. 3), the paper's variant by default. */
 export const attentionTransfer = (
@@ -179,7 +191,8 @@ export const attentionTransfer = (
 
 /**
  * CMKG's L_DIST = L_ACT + λ·L_ATT (Eq. 4), λ = 1e3 by default: the final
- * activations `last` matched, attention transferred at every tap of `taps`.
+ * activations `last` matched (reduced by `reduce`, default `"sum"`), attention
+ * transferred at every tap of `taps`.
  */
 export const distillation = <S extends string, T extends string>(options: {
   readonly student: Program.Model<S>
@@ -188,9 +201,10 @@ export const distillation = <S extends string, T extends string>(options: {
   readonly taps: readonly NoInfer<S & T>[]
   readonly lambda?: number
   readonly variant?: AttentionVariant
+  readonly reduce?: Reduction
 }): Loss =>
   sum(
-    activationMatch(tap(options.student, options.last), tap(options.teacher, options.last)),
+    activationMatch(tap(options.student, options.last), tap(options.teacher, options.last), options.reduce),
     scale(
       options.lambda ?? 1e3,
       attentionTransfer(
