@@ -9,6 +9,7 @@ import assert from "node:assert/strict"
 import { test } from "node:test"
 import type * as Experiment from "../../src/dsl/Experiment.ts"
 import type * as Loss from "../../src/dsl/Loss.ts"
+import * as Optimizer from "../../src/dsl/Optimizer.ts"
 import * as Program from "../../src/dsl/Program.ts"
 import type * as Step from "../../src/dsl/Step.ts"
 import cmkdRhd from "../../src/programs/cmkd-rhd.ts"
@@ -115,7 +116,7 @@ test("cmkg-stb: G with the main conventions, meta-training as long as the L_REG 
     ]
     assert.equal(thetaStep._tag, "Minimize")
     const theta = thetaStep as Extract<Step.Step, { _tag: "Minimize" }>
-    assert.deepEqual(theta.optimizer.chain, [{ _tag: "Scale", factor: -s.lr }], `${m.name}: plain SGD at α`)
+    assert.deepEqual(theta.optimizer, Optimizer.sgd({ lr: s.lr }), `${m.name}: plain SGD at α`)
     assert.equal(mStep._tag, "MetaMinimize")
     const main = S.mainConventions(s)
     const { reduces, att } = conventionsOf(theta.loss)
