@@ -16,10 +16,28 @@ test("cmkd-rhd: the stage graph section lists every stage with its MACs, reads a
   const graph = r.stdout.indexOf("Stage graph")
   assert.ok(compute >= 0 && graph > compute, r.stdout)
   const section = r.stdout.slice(graph)
-  assert.match(section, /^\s+5\s+kd: L_ACT\s+[\d.]+ GMACs\s+teacher ← 1\s+1$/m)
-  assert.match(section, /^\s+3\s+rgb baseline\s+[\d.]+ GMACs\s+—\s+—$/m)
-  assert.match(section, /^\s+6\s+evaluate kd-act\s+[\d.]+ MMACs\s+kd-act ← 5\s+5$/m)
-  assert.match(section, /critical path in one shared world: 1 → 5 → 6: [\d.]+ GMACs, [\d.]+ % of the total/)
+  assert.match(
+    section,
+    /^\s+7\s+fine-tune: L_ACT \(sum\)\s+[\d.]+ GMACs\s+rgb-regression-phase ← 3, teacher ← 1\s+1, 3$/m,
+  )
+  assert.match(
+    section,
+    /^\s+5\s+rgb baseline \(L_REG fine-tuning\)\s+[\d.]+ GMACs\s+rgb-regression-phase ← 3\s+3$/m,
+  )
+  assert.match(section, /^\s+8\s+evaluate KD student \(L_ACT, sum\)\s+[\d.]+ MMACs\s+kd-student ← 7\s+7$/m)
+  // The next KD row reuses the student's name: in one shared world it waits for the previous row (WAW, WAR).
+  assert.match(
+    section,
+    /^\s+10\s+fine-tune: KD student .* 1, 3, 7 \(WAW kd-student\), 8 \(WAR kd-student\), 9 \(WAR kd-student\)$/m,
+  )
+  assert.match(
+    section,
+    /critical path in one shared world: 1 → 7 → [\d →]+: [\d.]+ GMACs, [\d.]+ % of the total/,
+  )
+  assert.match(
+    section,
+    /critical path if each stage keeps its writes as its own version \(read after write only\): 1 → 7 → 8: [\d.]+ GMACs, [\d.]+ % of the total/,
+  )
 })
 
 test("cmkg-stb: a row that reuses the target model waits for the previous row's evaluations in one shared world", () => {
@@ -36,19 +54,18 @@ test("--json: experiment.graph holds stages numbered from 1, their reads, needs 
   const r = cmkg("check", "programs/cmkd-rhd.ts", "--scale", "tiny", "--json")
   assert.equal(r.code, 0, r.stderr)
   const g = JSON.parse(r.stdout).experiment.graph
-  assert.equal(g.stages.length, 10)
-  const kd = g.stages[4]
-  assert.deepEqual([kd.number, kd.name, kd.kind], [5, "kd: L_ACT", "Train"])
-  assert.deepEqual(kd.reads, [{ space: "params", name: "teacher", from: 1 }])
-  assert.deepEqual(kd.writes, [{ space: "params", name: "kd-act" }])
-  assert.deepEqual(kd.needs, { shared: [1], perStage: [1] })
-  assert.deepEqual(kd.dependencies, [{ from: 1, kind: "read-after-write", space: "params", name: "teacher" }])
+  assert.equal(g.stages.length, 36)
+  const kd = g.stages[9]
+  assert.deepEqual([kd.number, kd.kind], [10, "Train"])
+  assert.match(kd.name, /^fine-tune: KD student \(L_ACT \+ L_ATT, sum, paper L_ATT, λ = 1e3\)$/)
+  assert.deepEqual(kd.writes, [{ space: "params", name: "kd-student" }])
+  assert.deepEqual(kd.needs, { shared: [1, 3, 7, 8, 9], perStage: [1, 3] })
   assert.ok(kd.macs > 0)
   assert.equal(
     g.macsTotal,
     g.stages.reduce((a: number, s: { macs: number }) => a + s.macs, 0),
   )
-  assert.deepEqual(g.criticalPath.shared.stages, [1, 5, 6])
+  assert.deepEqual(g.criticalPath.perStage.stages, [1, 7, 8])
   assert.ok(g.criticalPath.shared.share > 0 && g.criticalPath.shared.share < 1)
 })
 

@@ -48,21 +48,26 @@ const graphOf = (value: Program.Program<unknown> | Program.Family<unknown>, scal
 const scales: readonly Program.Scale[] = ["tiny", "small", "paper"]
 
 for (const scale of scales)
-  test(`cmkd-rhd (${scale}): every KD student waits for the teacher, the baseline for nothing, no row for another`, () => {
+  test(`cmkd-rhd (${scale}): the baseline waits for the L_REG phase, every KD fine-tuning for the phase and the teacher; per-stage, no row for another`, () => {
     const { needs, after, trains } = graphOf(cmkdRhd, scale)
+    const kd = trains.filter((t) => t.startsWith("fine-tune: "))
+    assert.ok(kd.length >= 6, `the grid's rows: ${kd.length}`)
+    const rows = ["rgb baseline (L_REG fine-tuning)", ...kd]
     for (const storage of ["shared", "per-stage"] as const) {
       const n = needs(storage)
       assert.deepEqual(n("teacher"), [])
-      assert.deepEqual(n("rgb baseline"), [])
-      for (const kd of ["kd: L_ACT", "kd: L_ACT + L_ATT", "kd: L_ACT + L_ATT (code variant)"])
-        assert.deepEqual(n(kd), ["teacher"])
-      assert.deepEqual(n("evaluate kd-act"), ["kd: L_ACT"])
-      assert.deepEqual(n("evaluate teacher"), ["teacher"])
-      // The rows of Table 1: no trained model waits for another row's.
-      const rows = trains.filter((t) => t !== "teacher")
-      for (const x of rows)
-        for (const y of rows) if (x !== y) assert.ok(!after(storage)(x, y), `${x} after ${y}`)
+      assert.deepEqual(n("L_REG phase"), [])
+      assert.deepEqual(n("evaluate depth teacher"), ["teacher"])
+      assert.deepEqual(n("rgb baseline (L_REG fine-tuning)"), ["L_REG phase"])
+      // Each KD row copies the phase's student and distils from the teacher (the paper's schedule).
+      for (const k of kd)
+        for (const first of ["teacher", "L_REG phase"]) assert.ok(n(k).includes(first), `${k} ← ${first}`)
     }
+    // With per-stage versions the rows of Table 1 are independent, although the KD rows share one model name.
+    for (const x of rows)
+      for (const y of rows) if (x !== y) assert.ok(!after("per-stage")(x, y), `${x} after ${y}`)
+    // In one shared world they are not: each KD row overwrites the student the previous one left.
+    assert.ok(after("shared")(kd[1]!, kd[0]!))
   })
 
 for (const scale of scales)
@@ -145,11 +150,12 @@ test("cmkd-rhd (tiny): stage MACs add up to the report's training MACs plus test
     g.macsTotal,
     g.stages.reduce((a, s) => a + s.macs!, 0),
   )
-  // Teacher → its costliest student → that student's evaluation is the longest chain; all KD students cost alike,
-  // so the first wins the tie.
+  // The teacher (costlier than the L_REG phase) → a KD fine-tuning → its evaluation is the longest chain; all KD
+  // fine-tunings cost alike, so the first wins the tie.
+  assert.ok(g.stages[0]!.macs! > g.stages.find((x) => x.name === "L_REG phase")!.macs!)
   assert.deepEqual(
     g.criticalPath.perStage.stages.map((i) => g.stages[i]!.name),
-    ["teacher", "kd: L_ACT", "evaluate kd-act"],
+    ["teacher", "fine-tune: L_ACT (sum)", "evaluate KD student (L_ACT, sum)"],
   )
   const [t, kd, ev] = g.criticalPath.perStage.stages.map((i) => g.stages[i]!.macs!)
   assert.equal(g.criticalPath.perStage.cost, t! + kd! + ev!)
