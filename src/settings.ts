@@ -3,7 +3,7 @@
  * place:
  *
  * - `CMKG_BACKEND`: the tfjs backend `--backend auto` means (one of
- *   `backend/names.ts`'s names), e.g. to time the tests on the plain cpu backend;
+ *   `backend-names.ts`'s names), e.g. to time the tests on the plain cpu backend;
  * - `CMKG_DNNL`: `0` turns the oneDNN kernels off (`1`, or unset: on when the addon loads);
  * - `CMKG_CACHE_DIR`: the directory of generated data (default `.cache/cmkg`
  *   under the working directory).
@@ -19,7 +19,7 @@
 import { existsSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { Cause, Config, ConfigProvider, Data, Effect, Exit, Option } from "effect"
-import { BACKENDS, type BackendPreference } from "./backend/names.ts"
+import { BACKENDS, type BackendPreference } from "./backend-names.ts"
 
 /** An environment variable of cmkg's holds a value it cannot use. */
 export class BadSetting extends Data.TaggedError("BadSetting")<{

@@ -15,7 +15,7 @@ import "@tensorflow/tfjs-backend-cpu"
 import { registerCmkgCpu } from "./cmkgCpu.ts"
 import { dnnlUnavailable, dnnlVersion, setDnnlThreads } from "./dnnl.ts"
 import { ensureGradients } from "./gradients.ts"
-import type { BackendPreference } from "./names.ts"
+import type { BackendPreference } from "../backend-names.ts"
 import { setOrtThreads } from "./ort.ts"
 import { bridgeMissingKernels } from "./wasmBridge.ts"
 
@@ -23,7 +23,7 @@ export { CMKG_CPU, fallbackCalls, fastPathCalls, registerCmkgCpu, resetCallCount
 export { dnnlCalls, dnnlDeclined, dnnlUnavailable, dnnlVersion, useDnnl } from "./dnnl.ts"
 export { MIN_ELEMENTS, setMinElements } from "./elementwise.ts"
 export { ensureGradients } from "./gradients.ts"
-export type { BackendPreference } from "./names.ts"
+export type { BackendPreference } from "../backend-names.ts"
 export { clearSessions, ortAvailable, ortThreads, sessionCount, setOrtThreads } from "./ort.ts"
 export { bridgeMissingKernels } from "./wasmBridge.ts"
 export interface Selected {

@@ -10,7 +10,7 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Console, Effect, Exit, Option, Runtime } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
-import { BACKENDS } from "../backend/names.ts"
+import { BACKENDS } from "../backend-names.ts"
 import * as Data from "../dsl/Data.ts"
 import * as Program from "../dsl/Program.ts"
 import { BadInvocation, exitCode, isCliError } from "./errors.ts"

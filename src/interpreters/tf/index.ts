@@ -14,7 +14,7 @@ import * as Settings from "../../settings.ts"
 import { activate } from "./backend.ts"
 
 export type { BackendPreference, Selected } from "../../backend/index.ts"
-export { BACKENDS } from "../../backend/names.ts"
+export { BACKENDS } from "../../backend-names.ts"
 export { type Applied, apply, type Mode } from "./apply.ts"
 export { valueAndGrad } from "./autodiff.ts"
 export { Backend, BackendUnavailable, layer as backendLayer } from "./backend.ts"

@@ -1,5 +1,6 @@
 /**
- * The backend names `--backend` and `CMKG_BACKEND` accept. Its own module,
+ * The backend names `--backend` and `CMKG_BACKEND` accept. Its own module, beside
+ * `settings.ts` (which checks `CMKG_BACKEND` against it) and below `backend/`,
  * free of tfjs, so the command line can list them without loading tfjs.
  *
  * @module
