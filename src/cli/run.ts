@@ -117,12 +117,6 @@ const missingData = (specs: readonly Data.Spec[]): string[] => [
   ),
 ]
 
-/** The tf interpreter's meaning of the program's experiment (DIR-Net's too: it is a staged one). */
-const runKind = (
-  program: Program.Program<Experiment.Any>,
-  options: Runner.Options,
-): Effect.Effect<RunFiles.Results, Runner.RunError, Tf.Backend> => Runner.run(program, options)
-
 export const run = (args: RunArgs) =>
   Effect.gen(function* () {
     // cmkg's environment variables, each a one-line error naming it and its value when it is bad.
@@ -268,7 +262,7 @@ export const run = (args: RunArgs) =>
               stoppedAt = checkpoint
             },
           }
-          results.push(yield* runKind(typed, options).pipe(Effect.provide(services)))
+          results.push(yield* Runner.run(typed, options).pipe(Effect.provide(services)))
         }
       }),
       () =>
