@@ -20,6 +20,7 @@ import * as Program from "../dsl/Program.ts"
 import * as Tf from "../interpreters/tf/index.ts"
 import * as RunDir from "../report/run-dir.ts"
 import * as Summary from "../report/summary.ts"
+import * as Read from "../run-dir/read.ts"
 import { BadInvocation, RunFailed } from "./errors.ts"
 import * as Load from "./load.ts"
 import * as OutDir from "./out-dir.ts"
@@ -57,10 +58,13 @@ const connect = (url: string) =>
     return conn
   })
 
+/** `out/cluster.json`: the run's id on the engine. */
+const ClusterJson = Schema.Struct({ run: Schema.String })
+
 /** The run's id, kept in `out/cluster.json` so that `--resume` follows the same jobs. */
 const runId = (out: string, name: string, resume: boolean): string => {
   const file = join(out, "cluster.json")
-  if (resume && existsSync(file)) return (JSON.parse(readFileSync(file, "utf8")) as { run: string }).run
+  if (resume && existsSync(file)) return Read.readJson(file, ClusterJson).run
   const run = `${name}-${randomBytes(4).toString("hex")}`
   writeFileSync(file, `${JSON.stringify({ run }, null, 2)}\n`)
   return run
@@ -89,7 +93,7 @@ export const submitAndFollow = (o: {
     const conn = yield* connect(o.cluster)
     const progress = reporter()
     const out = resolve(o.out)
-    const run = runId(out, o.program.name, o.resume)
+    const run = yield* Effect.try({ try: () => runId(out, o.program.name, o.resume), catch: failed })
     const plan = Plan.plan(o.program.experiment!, o.seeds)
     const spec: Spec = {
       program: resolve(o.file),
