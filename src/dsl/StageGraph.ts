@@ -62,7 +62,7 @@
  */
 import type * as Experiment from "./Experiment.ts"
 import * as Loss from "./Loss.ts"
-import type * as Step from "./Step.ts"
+import * as Step from "./Step.ts"
 
 // ---- what a stage touches ---------------------------------------------------------------
 
@@ -136,7 +136,7 @@ export const batchNormWrites = (s: Step.Step): string[] => {
 
 /** The parameter groups a step reads: its losses' models, adapters and φ, and everything it updates. */
 const stepReads = (s: Step.Step): Resource[] => {
-  const losses = stepLosses(s)
+  const losses = Step.losses(s)
   return [
     ...losses.flatMap(Loss.models).map(params),
     ...losses.flatMap(Loss.adapters).map(params),
@@ -150,15 +150,6 @@ const stepReads = (s: Step.Step): Resource[] => {
 /** The frozen looped networks whose exits a REINFORCE step's gate learns (read: its rewards come from them). */
 const gatedNetworks = (s: Step.Step): string[] =>
   s._tag === "Reinforce" ? [s.network] : s._tag === "Together" ? s.steps.flatMap(gatedNetworks) : []
-
-const stepLosses = (s: Step.Step): Loss.Loss[] =>
-  s._tag === "Minimize"
-    ? [s.loss]
-    : s._tag === "MetaMinimize"
-      ? [s.outer, s.inner.loss]
-      : s._tag === "Reinforce"
-        ? []
-        : s.steps.flatMap(stepLosses)
 
 /** The models a meta-step's inner steps differentiate through (read: θ̈ starts from them). */
 const innerModels = (s: Step.Step): string[] =>
