@@ -375,6 +375,15 @@ const withTensors = <A>(
 
 // ---- evaluation ---------------------------------------------------------------------------------
 
+/** Where a run stands once stage `si` has evaluated `row`: at the next stage, with the row kept. */
+const evaluated = (p: Position, si: number, row: Row): Position => ({
+  ...p,
+  stage: si + 1,
+  epoch: 0,
+  step: 0,
+  rows: [...p.rows, row],
+})
+
 /** The evaluate stage: the row of its model on its data (the model kept under `models/`), then the next stage. */
 const evaluateStage = (run: Run, si: number, stage: Experiment.Evaluate): Effect.Effect<void, RunError> =>
   Effect.gen(function* () {
@@ -417,13 +426,7 @@ const evaluateStage = (run: Run, si: number, stage: Experiment.Evaluate): Effect
       run.reporter.log(
         `${stage.name}: ${row.row} [${row.column}] EPE ${row.epe.toFixed(2)} mm, AUC(20-50) ${row.auc20to50.toFixed(3)}`,
       )
-      state.position = {
-        ...state.position,
-        stage: si + 1,
-        epoch: 0,
-        step: 0,
-        rows: [...state.position.rows, row],
-      }
+      state.position = evaluated(state.position, si, row)
     })
   })
 
@@ -666,13 +669,7 @@ export const run = (
               out,
               log: reporter.log,
             })
-            state.position = {
-              ...state.position,
-              stage: si + 1,
-              epoch: 0,
-              step: 0,
-              rows: [...state.position.rows, row],
-            }
+            state.position = evaluated(state.position, si, row)
           })
         else yield* stage._tag === "Evaluate" ? evaluateStage(r, si, stage) : trainStage(r, si, stage)
       }
