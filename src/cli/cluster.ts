@@ -109,6 +109,7 @@ export const submitAndFollow = (o: {
     )
     const queue = Engine.open(conn)
     yield* Effect.addFinalizer(() => Effect.promise(() => queue.close()))
+    Engine.reportConnection([queue], conn, progress.log)
     const shown = new Map<string, string>()
     for (;;) {
       yield* Effect.tryPromise({ try: () => Engine.enqueueReady(queue, run, plan, spec), catch: failed })
@@ -227,7 +228,8 @@ export const worker = (o: {
             const program = yield* load(spec)
             yield* StageRun.runStage(program, { out: spec.out, seed, stage, reporter: stageReporter })
           }).pipe(Effect.provide(services)),
-          { signal: stop.signal },
+          // Stopped by Ctrl-C, or when the stage's lock is lost (another worker has it now).
+          { signal: AbortSignal.any([stop.signal, running.lost]) },
         )
         await running.progress(100)
       }
@@ -236,6 +238,15 @@ export const worker = (o: {
           try: () =>
             Engine.work(conn, {
               capacity: 1,
+              ...(o.lockSeconds === undefined
+                ? {}
+                : {
+                    timing: {
+                      ...Engine.TIMING,
+                      lockDurationMs: o.lockSeconds * 1000,
+                      stalledIntervalMs: o.lockSeconds * 500,
+                    },
+                  }),
               execute,
               log: (line) => progress.log(line),
               stopping: () => stop.signal.aborted,
@@ -252,7 +263,7 @@ export const worker = (o: {
           }),
       )
       progress.log(
-        `cmkg worker ${Engine.workerName()} · backend ${backend.name} (${backend.note}) · pulling stages from ${conn.display} (queue ${Engine.QUEUE}); Ctrl-C stops`,
+        `cmkg worker ${Engine.workerName()} · backend ${backend.name} (${backend.note}) · pulling stages from ${conn.display} (queue ${Engine.QUEUE}); a stage of a lost worker is taken over within ${1.5 * (o.lockSeconds ?? Engine.TIMING.lockDurationMs / 1000)} s; Ctrl-C stops`,
       )
       void w
       return yield* Effect.never

@@ -138,6 +138,12 @@ export interface Running {
   readonly progress: (percent: number) => Promise<void>
   /** Times this job was started before (a previous worker was lost): resume from its checkpoint. */
   readonly attempt: number
+  /**
+   * Aborted when this worker has lost the stage's lock (the queue was out of
+   * reach for longer than the lock time, and another worker may have the
+   * stage now): stop it, keeping its last checkpoint.
+   */
+  readonly lost: AbortSignal
 }
 
 export interface WorkOptions {
@@ -162,13 +168,49 @@ export interface WorkOptions {
 /** The name a worker shows in `cmkg status`: host and process. */
 export const workerName = (): string => `${hostname()}:${process.pid}`
 
+/**
+ * Says once when the BullMQ queues and workers of one process lose their
+ * Redis connection, and once when it is back: ioredis reconnects for ever on
+ * its own (every command waits meanwhile), which is what a worker with a
+ * stage in hand should do, but silently, and BullMQ would print each failed
+ * attempt's stack instead. Errors that are not about the connection are
+ * logged as they come.
+ */
+export const reportConnection = (
+  emitters: readonly (Queue | Worker)[],
+  c: Url.Connection,
+  log: (line: string) => void,
+): void => {
+  let down = false
+  const onError = (e: Error) => {
+    const connection = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|Connection is closed|connect/i.test(
+      e.message,
+    )
+    if (!connection) return log(`queue error: ${e.message}`)
+    if (down) return
+    down = true
+    log(`lost the connection to ${c.display} (${e.message}); reconnecting, and waiting meanwhile`)
+  }
+  for (const emitter of emitters) {
+    if (emitter instanceof Worker) emitter.on("error", onError)
+    else emitter.on("error", onError)
+    emitter.getBackend().on("ready", () => {
+      if (!down) return
+      down = false
+      log(`connection to ${c.display} is back`)
+    })
+  }
+}
+
 /** Starts a worker pulling stages from the queue; resolves to it (close it to stop). */
 export const work = async (c: Url.Connection, o: WorkOptions): Promise<Worker> => {
   const timing = o.timing ?? TIMING
   const queue = queueOf(c)
   const worker = new Worker(
     QUEUE,
-    async (job: Job, token?: string) => {
+    // BullMQ passes the abort signal only to a processor that declares a third parameter.
+    async (job: Job, token?: string, signal?: AbortSignal) => {
+      const lost = signal ?? new AbortController().signal
       const decoded = Schema.decodeUnknownExit(TaskSchema)(job.data)
       if (decoded._tag === "Failure")
         throw new BadTask({ message: `job ${job.id}: not a cmkg stage task (${String(decoded.cause)})` })
@@ -178,8 +220,16 @@ export const work = async (c: Url.Connection, o: WorkOptions): Promise<Worker> =
         await o.execute(task, {
           progress: (p) => job.updateProgress(p),
           attempt: Math.max(0, (job.attemptsStarted ?? 1) - 1) + (job.stalledCounter ?? 0),
+          lost,
         })
       } catch (e) {
+        if (lost.aborted) {
+          // The stage is no longer this worker's to finish or fail: the one that holds its lock does.
+          o.log(
+            `${job.id} · ${job.name}: stopped here, its lock was lost; the worker that holds it now goes on`,
+          )
+          throw new WaitingError()
+        }
         if (o.stopping?.() !== true) throw e
         // BullMQ's way to hand an active job back: move it, then tell the worker so.
         await job.moveToWait(token)
@@ -206,6 +256,13 @@ export const work = async (c: Url.Connection, o: WorkOptions): Promise<Worker> =
       ),
     )
   })
+  worker.on("lockRenewalFailed", (ids: string[]) => {
+    for (const id of ids) {
+      o.log(`${id}: lost its lock (the queue was out of reach longer than the lock time); stopping it here`)
+      worker.cancelJob(id, "lock lost")
+    }
+  })
+  reportConnection([worker, queue], c, o.log)
   worker.on("failed", (job: Job | undefined, err: Error) =>
     o.log(`${job?.id ?? "?"} · ${job?.name ?? ""}: failed: ${err.message}`),
   )

@@ -36,11 +36,12 @@ const freePort = (): Promise<number> =>
 export interface Redis {
   readonly url: string
   readonly stop: () => Promise<void>
+  /** Kills the server (SIGKILL, as a crash), waits `downMs`, and starts it again on the same port and files. */
+  readonly restart: (downMs: number) => Promise<void>
 }
 
-/** Starts a server and waits until it accepts connections. */
-export const startRedis = async (extra: readonly string[] = []): Promise<Redis> => {
-  const port = await freePort()
+/** Starts `redis-server` on `port` and resolves once it accepts connections. */
+const launch = async (port: number, extra: readonly string[]): Promise<ChildProcess> => {
   const child: ChildProcess = spawn(
     "redis-server",
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...extra],
@@ -57,13 +58,30 @@ export const startRedis = async (extra: readonly string[] = []): Promise<Redis> 
     )
   })
   child.stdout!.resume()
+  return child
+}
+
+const kill = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    child.once("exit", () => resolve())
+    child.kill("SIGKILL")
+  })
+
+/**
+ * Starts a server and waits until it accepts connections. `extra` options
+ * come last, so they override the defaults (no persistence).
+ */
+export const startRedis = async (extra: readonly string[] = []): Promise<Redis> => {
+  const port = await freePort()
+  let child = await launch(port, extra)
   return {
     url: `redis://127.0.0.1:${port}`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve()
-        child.once("exit", () => resolve())
-        child.kill("SIGKILL")
-      }),
+    stop: () => kill(child),
+    restart: async (downMs) => {
+      await kill(child)
+      await new Promise((r) => setTimeout(r, downMs))
+      child = await launch(port, extra)
+    },
   }
 }

@@ -111,9 +111,23 @@ describe("cmkg run --cluster", { skip }, () => {
         await new Promise((r) => setTimeout(r, 10))
       }
       lost.child.kill("SIGSTOP")
+      const stopped = Date.now()
       rescuer = start(workerArgs, longer)
+      const r = rescuer
+      await new Promise<void>((resolve) => {
+        const seen = () => /\/0\] resuming from/.test(r.output.stdout)
+        const poll = setInterval(() => {
+          if (seen() || r.child.exitCode !== null) {
+            clearInterval(poll)
+            resolve()
+          }
+        }, 10)
+      })
+      // Taken over by the lock time given (2 s), not the default (30 s, then up to 15 s to notice).
+      assert.ok(Date.now() - stopped < 30_000, `taken over after ${Date.now() - stopped} ms`)
       assert.equal(await cluster.closed, 0, `${cluster.output.stdout}\n${cluster.output.stderr}`)
       assert.match(rescuer.output.stdout, /\/0\] resuming from .*stage 1\/4, epoch 2/, rescuer.output.stdout)
+      assert.match(rescuer.output.stdout, /taken over within 3 s/)
       assert.deepEqual(rowsOf(out, 1), rowsOf(join(dir, "single-long"), 1))
       // Steps the lost worker logged after its checkpoint were cut back: each step of the stage once.
       const steps = readFileSync(join(out, "seed-1", "stages", "0", "metrics.jsonl"), "utf8")
