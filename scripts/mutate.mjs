@@ -83,6 +83,8 @@ for (const m of selected) {
     // The suites load tfjs (≈1 s) per file: give each mutant run room beyond the dry run's time.
     timeoutMS: 30_000,
     timeoutFactor: 2,
+    // The first, unmutated run of every test file; Stryker's default (5 min) is too short beside other work.
+    dryRunTimeoutMinutes: Number(process.env.MUTATE_DRY_RUN_MINUTES ?? 30),
     reporters: ["html", "json", "progress"],
     htmlReporter: { fileName: `${report}.html` },
     jsonReporter: { fileName: `${report}.json` },
