@@ -21,7 +21,6 @@ import type * as Experiment from "../dsl/Experiment.ts"
 import type * as Program from "../dsl/Program.ts"
 import * as StageGraph from "../dsl/StageGraph.ts"
 import * as Checkpoint from "../interpreters/tf/checkpoint.ts"
-import * as ExitResults from "../interpreters/tf/exit-results.ts"
 import * as Runner from "../interpreters/tf/experiment.ts"
 import * as Read from "../run-dir/read.ts"
 import * as RunFiles from "../run-dir/schema.ts"
@@ -179,20 +178,9 @@ export const collectSeed = (
   })
   // Workers on different backends agree only within the backends' tolerance: say so.
   const base = { program: program.name, seed: o.seed, backend: [...backends].join(" + "), seconds }
-  // As the runner writes them: DIR-Net's results for an experiment that evaluates exits, else the staged kind.
-  const exitResults = ExitResults.fromRows(program, base, rows)
-  const results: RunFiles.Results = exitResults ?? {
-    ...base,
-    ...(Object.keys(e.references).length > 0 ? { references: e.references } : {}),
-    rows: rows as RunFiles.StagedRow[],
-  }
+  const { results, markdown } = Runner.seedResults(program, base, rows)
   writeFileSync(join(seedDir, "metrics.jsonl"), metrics.join(""))
   writeFile(join(seedDir, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
-  writeFile(
-    join(seedDir, "results.md"),
-    exitResults === undefined
-      ? Runner.markdown(results as RunFiles.StagedResults)
-      : ExitResults.markdown(exitResults),
-  )
+  writeFile(join(seedDir, "results.md"), markdown)
   return results
 }

@@ -98,27 +98,6 @@ export interface Reporter {
   readonly log: (line: string) => void
 }
 
-/**
- * The options of DIR-Net's promise-based runner (`dirnet/run.ts`, until DIR-Net
- * runs through {@link run}): also the backend's name and a stop flag polled after every step.
- */
-export interface RunOptions {
-  readonly out: string
-  readonly seed: number
-  readonly backend: string
-  readonly resume: boolean
-  /** With `resume`: when there is nothing to resume from, start over instead of refusing (see `journal.ts`). */
-  readonly restart?: boolean | undefined
-  readonly reporter: Reporter
-  /** Polled after every step: when true, the run checkpoints and stops (Ctrl-C). */
-  readonly shouldStop?: () => boolean
-}
-
-/** DIR-Net's promise-based runner's outcome. */
-export type Outcome =
-  | { readonly _tag: "Done"; readonly results: RunFiles.Results }
-  | { readonly _tag: "Stopped"; readonly checkpoint: string }
-
 /** What {@link run} is told: where, which seed, whether to resume, where to report. */
 export interface Options {
   readonly out: string
@@ -678,26 +657,12 @@ export const run = (
         yield* attempt(() => options.part!.done(world, position.rows))
       }
       const base = { program: program.name, seed, backend: backend.name, seconds: journal.elapsed() }
-      // An experiment that evaluates exits writes DIR-Net's results (costs, sweep); any other the staged kind.
-      const rows = state.position.rows
-      const exitResults = ExitResults.fromRows(program, base, rows)
-      const results: RunFiles.Results = exitResults ?? {
-        program: program.name,
-        seed,
-        backend: backend.name,
-        ...(Object.keys(e.references).length > 0 ? { references: e.references } : {}),
-        rows,
-        seconds: base.seconds,
-      }
+      const { results, markdown: md, notes } = seedResults(program, base, state.position.rows)
       if (options.part === undefined)
         yield* attempt(() => {
           writeFile(join(out, "results.json"), `${JSON.stringify(results, null, 2)}\n`)
-          writeFile(
-            join(out, "results.md"),
-            exitResults === undefined ? markdown(results as Results) : ExitResults.markdown(exitResults),
-          )
-          if (exitResults !== undefined)
-            for (const note of ExitResults.closingNotes(exitResults)) reporter.log(note)
+          writeFile(join(out, "results.md"), md)
+          for (const note of notes) reporter.log(note)
         })
       return results
     }),
@@ -707,6 +672,40 @@ export const run = (
 const modelsOf = (step: Step.Step): string[] => Step.models(step)
 
 /** Results as Markdown: one table per report table, rows × columns of EPE (mm) / AUC. */
+/**
+ * A seed's results from its rows, as the single-process runner and the sweep
+ * engine (`cluster/stage-run.ts`) both write them: DIR-Net's kind (costs,
+ * sweep, closing notes) for an experiment that evaluates exits, else the staged kind.
+ */
+export const seedResults = (
+  program: Program.Program<Experiment.Experiment>,
+  base: {
+    readonly program: string
+    readonly seed: number
+    readonly backend: string
+    readonly seconds: number
+  },
+  rows: readonly (RunFiles.StagedRow | RunFiles.DirnetRow)[],
+): { results: RunFiles.Results; markdown: string; notes: readonly string[] } => {
+  const exitResults = ExitResults.fromRows(program, base, rows)
+  if (exitResults !== undefined)
+    return {
+      results: exitResults,
+      markdown: ExitResults.markdown(exitResults),
+      notes: ExitResults.closingNotes(exitResults),
+    }
+  const references = program.experiment!.references ?? {}
+  const results: Results = {
+    program: base.program,
+    seed: base.seed,
+    backend: base.backend,
+    ...(Object.keys(references).length > 0 ? { references } : {}),
+    rows: rows as RunFiles.StagedRow[],
+    seconds: base.seconds,
+  }
+  return { results, markdown: markdown(results), notes: [] }
+}
+
 export const markdown = (r: Results): string => {
   const tables = [...new Set(r.rows.map((x) => x.table))]
   const parts = [`# ${r.program}\n\nseed ${r.seed}, backend ${r.backend}, ${r.seconds.toFixed(0)} s\n`]
