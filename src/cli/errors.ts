@@ -6,6 +6,7 @@
  * @module
  */
 import { Data } from "effect"
+import { runErrorTags } from "../interpreters/tf/experiment.ts"
 
 /** The user's invocation cannot be carried out (missing file, not a program module, bad flag value): exit 2. */
 export class BadInvocation extends Data.TaggedError("BadInvocation")<{ readonly message: string }> {}
@@ -28,14 +29,7 @@ const reported: ReadonlySet<string> = new Set([
   ...invocation,
   "ProgramRejected",
   "RunFailed",
-  "NonFiniteLoss",
-  "CannotResume",
-  "WriteFailed",
-  "StepError",
-  "LossError",
-  "ParameterError",
-  "IllFormed",
-  "TrainingFailed",
+  ...runErrorTags,
 ])
 
 /** A failure the CLI prints as it is: a tag it knows and a one-line message. */

@@ -173,16 +173,18 @@ export type RunError =
   | Init.IllFormed
   | TrainingFailed
 
-const runErrorTags: ReadonlySet<string> = new Set([
-  "NonFiniteLoss",
-  "CannotResume",
-  "WriteFailed",
-  "StepError",
-  "LossError",
-  "ParameterError",
-  "IllFormed",
-  "TrainingFailed",
-])
+/** Every {@link RunError}'s tag, once (a Record, so that a new kind of RunError must be added here). */
+const runErrorTag: Record<RunError["_tag"], true> = {
+  NonFiniteLoss: true,
+  CannotResume: true,
+  WriteFailed: true,
+  StepError: true,
+  LossError: true,
+  ParameterError: true,
+  IllFormed: true,
+  TrainingFailed: true,
+}
+export const runErrorTags: ReadonlySet<string> = new Set(Object.keys(runErrorTag))
 
 /** A thrown value as a {@link RunError}: the interpreter's own errors as they are, anything else by its message. */
 export const asRunError = (e: unknown): RunError =>
