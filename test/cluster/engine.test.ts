@@ -2,7 +2,9 @@
  * The sweep engine on a real Redis server with real worker processes (a
  * stand-in executor, `test/fixtures/cluster/worker.ts`): every node runs
  * once, after everything it needs; independent nodes run at the same time on
- * free workers; a SIGKILLed worker's stage is picked up by another worker.
+ * free workers; a SIGKILLed worker's stage is picked up by another worker; a
+ * Redis outage longer than the lock time makes the worker stop the stage it
+ * no longer holds, and the stage runs again, told to resume.
  */
 import assert from "node:assert/strict"
 import { type ChildProcess, spawn } from "node:child_process"
@@ -46,7 +48,7 @@ const lines = (dir: string): Line[] =>
         .trim()
         .split("\n")
         .map((l, at) => {
-          const [kind, node, a, b] = l.split(" ")
+          const [kind, node, a, b] = l.split(" ") // start <node> <attempt> <pid> | end|lost <node> <pid>
           return kind === "start"
             ? { kind, node: node!, attempt: Number(a), pid: Number(b), at }
             : { kind: kind!, node: node!, attempt: 0, pid: Number(a), at }
@@ -168,5 +170,47 @@ describe("the sweep engine on BullMQ", { skip }, () => {
     assert.throws(() => Url.parse("http://x:1"), /--cluster "http:\/\/x:1": unsupported scheme "http"/)
     assert.throws(() => Url.parse("redis://h:1/x"), /database "x"/)
     assert.equal(Url.parse("redis://:secret@h:7/2").display, "redis://:***@h:7/2")
+  })
+})
+
+describe("a Redis outage longer than the lock time", { skip }, () => {
+  let redis: Redis
+  let dir: string
+  let worker: ChildProcess | undefined
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "cmkg-cluster-outage-"))
+    // Kept on disk (append-only, every write), so that the restarted server has the queue.
+    redis = await startRedis(["--appendonly", "yes", "--appendfsync", "always", "--dir", dir])
+  })
+  after(async () => {
+    if (worker !== undefined) await stopWorker(worker)
+    await redis.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  test("the worker stops the stage whose lock expired meanwhile, and the stage runs again, told to resume", async () => {
+    const one: Engine.Node[] = [{ id: "long", needs: [], label: "long" }]
+    // A 1 s lock, checked every 0.5 s; the stage takes 4 s; the server is down for 3 s.
+    worker = await startWorker(redis.url, dir, [1, 4000, 1000, 500])
+    await Engine.submit(Url.parse(redis.url), "outage", one, {})
+    const until = Date.now() + 20_000
+    while (!lines(dir).some((l) => l.kind === "start")) {
+      assert.ok(Date.now() < until, "the worker started the stage")
+      await sleep(20)
+    }
+    await redis.restart(3000)
+    await follow(redis.url, "outage", one, 60_000)
+    const log = lines(dir)
+    assert.deepEqual(
+      log.map((l) => l.kind),
+      ["start", "lost", "start", "end"],
+      `stopped once its lock was lost, then run again to its end: ${JSON.stringify(log)}`,
+    )
+    assert.equal(log[0]!.attempt, 0)
+    assert.ok(log[2]!.attempt >= 1, "the second run is told a previous attempt was lost (resume)")
+    const events = readFileSync(join(dir, "events"), "utf8")
+    assert.match(events, /lost the connection to redis:\/\/127\.0\.0\.1:\d+ /)
+    assert.match(events, /outage\/long: lost its lock .*; stopping it here/)
+    assert.match(events, /outage\/long · long: stopped here, its lock was lost/)
   })
 })
