@@ -25,6 +25,7 @@ import * as Program from "../dsl/Program.ts"
 import * as Shape from "../dsl/Shape.ts"
 import type * as Ref from "../interpreters/reference/index.ts"
 import * as Tensors from "../interpreters/reference/Tensor.ts"
+import * as Check from "../interpreters/shape-check/index.ts"
 import { imageShape, type NetOptions, wellShaped, wellShapedLayers } from "./net.ts"
 import { drawParams, type LossValue, type NetValue, summaries } from "./values.ts"
 
@@ -271,7 +272,8 @@ export const lossOver = (
 /**
  * A student and a teacher model on one generated image input (each a
  * well-shaped network, a tap `feat` after its body, half of them with a
- * globalAvgPool + dense(3) head), and a loss over them from {@link lossOver}.
+ * dense(3) head, after a globalAvgPool when the body ends on an image), and a
+ * loss over them from {@link lossOver}.
  */
 export const lossValue = (
   options: { readonly maxSize?: number; readonly maxLayers?: number; readonly maxTerms?: number } = {},
@@ -280,9 +282,13 @@ export const lossValue = (
   const net = (input: Shape.Shape) =>
     fc
       .tuple(wellShapedLayers(input, o, options.maxLayers ?? 3), fc.boolean())
-      .map(([layers, head]) =>
-        Net.seq(...layers, Net.tap("feat"), ...(head ? [Net.globalAvgPool, Net.dense(3)] : [])),
-      )
+      .map(([layers, head]) => {
+        // The recipe's flatten, dense and reshape steps can leave a vector: it needs no pooling.
+        const body = Check.check(Net.seq(...layers), input)
+        const image = body.ok && body.summary.output.length === 3
+        const top = head ? [...(image ? [Net.globalAvgPool] : []), Net.dense(3)] : []
+        return Net.seq(...layers, Net.tap("feat"), ...top)
+      })
   return imageShape(options.maxSize ?? 5)
     .chain((input) =>
       fc
