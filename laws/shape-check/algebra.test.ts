@@ -8,7 +8,7 @@ import { test } from "node:test"
 import fc from "fast-check"
 import * as Net from "../../src/dsl/Net.ts"
 import * as Check from "../../src/interpreters/shape-check/index.ts"
-import * as Arb from "../arbitraries/Net.ts"
+import * as Arb from "../../src/laws/net.ts"
 import { runs } from "../arbitraries/Runs.ts"
 
 const defaults = { seed: 20261121, numRuns: 200 }

@@ -45,7 +45,7 @@ import * as Check from "../../src/interpreters/shape-check/index.ts"
 import { apply } from "../../src/interpreters/tf/apply.ts"
 import { valueAndGrad } from "../../src/interpreters/tf/autodiff.ts"
 import * as Init from "../../src/interpreters/tf/init.ts"
-import * as Arb from "../arbitraries/Net.ts"
+import * as Arb from "../../src/laws/net.ts"
 import { lawBackends, runs } from "../arbitraries/Runs.ts"
 
 const VALUE_TOL = 1e-5
@@ -69,7 +69,7 @@ before(async () => {
   backends = await lawBackends()
 })
 
-const options: Arb.Options = { loops: true, groups: true, sigmoid: true, head: true }
+const options: Arb.NetOptions = { loops: true, groups: true, sigmoid: true, head: true }
 const KINDS = Arb.kinds(options)
 
 /** A network containing `kind` (every kind when undefined) on a generated image input. */

@@ -15,7 +15,7 @@ import { fastPathCalls, resetCallCounts, selectBackend } from "../../src/backend
 import * as Shape from "../../src/dsl/Shape.ts"
 import * as Check from "../../src/interpreters/shape-check/index.ts"
 import * as Tf from "../../src/interpreters/tf/index.ts"
-import * as Arb from "../arbitraries/Net.ts"
+import * as Arb from "../../src/laws/net.ts"
 import { runs } from "../arbitraries/Runs.ts"
 
 const backends = ["cpu", "wasm", "cmkg-cpu"] as const

@@ -190,8 +190,15 @@ const compareGradients = (
   expected: Readonly<Record<string, Ref.Tensor>>,
   tolerance: number,
   atSmallerStep: (key: string) => Ref.Tensor,
+  /** The function's value at the point: the finite differences' round-off scales with it. */
+  value: number,
 ): number => {
-  const whole = norm2(Object.values(expected).flatMap((t) => Array.from(t.data)))
+  const all = Object.values(expected).flatMap((t) => Array.from(t.data))
+  // Errors are relative to the whole gradient's norm; a gradient that is exactly zero has a float64
+  // estimate made of round-off alone (ε₆₄·|f|/h per element), which is then the floor of that norm.
+  // It changes nothing where the gradient is larger than round-off (≈ 2e-10·|f| per element).
+  const roundOff = (Math.sqrt(all.length) * Number.EPSILON * (1 + Math.abs(value))) / FD_STEP_FLOAT64
+  const whole = norm2(all) + roundOff
   let skipped = 0
   for (const k of Object.keys(expected)) {
     const a = actual[k]
@@ -335,6 +342,7 @@ const agreeOnNet = (value: NetValue, o: AgreeOptions): Found => {
     fd,
     gradTol,
     (k) => centralDifferences(s, wrt, FD_STEP_FLOAT64 / 10, [k])[k]!,
+    s(wrt, undefined),
   )
   return { comparisons: out, skipped }
 }
@@ -495,6 +503,7 @@ const agreeOnLoss = (value: LossValue, o: AgreeOptions): Found => {
       fd,
       gradTol,
       (k) => centralDifferences(f, flat, FD_STEP_FLOAT64 / 10, [k])[k]!,
+      f(flat, undefined),
     )
   }
   return { comparisons: out, skipped }

@@ -3,7 +3,8 @@
  * laws about cmkg values with fast-check, the way `laws/` does.
  *
  * - arbitraries: networks with their input shapes (`netValue`, `wellShaped`,
- *   `anyNet`), losses over models (`lossValue`, `lossOver`), tensors and
+ *   `anyNet`; the node kinds they draw, `KINDS`, and those a network's gradients
+ *   go through, `reached`), losses over models (`lossValue`, `lossOver`), tensors and
  *   batches (`tensor`, `batchOf`), parameter trees (`parameters`);
  * - `interpretersAgree(value)`: shape-check, the tf interpreter and the float64
  *   reference give a network or a loss the same shapes, values and gradients;
@@ -40,12 +41,16 @@ export {
   anyShape,
   batchOf,
   imageShape,
+  KINDS,
+  type Kind,
+  kinds,
   lossOver,
   lossValue,
   type NetOptions,
   type NetValueOptions,
   netValue,
   parameters,
+  reached,
   tensor,
   wellShaped,
   wellShapedLayers,

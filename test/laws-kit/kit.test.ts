@@ -356,8 +356,8 @@ test("docs/laws-kit.md's example is test/laws-kit/example.test.ts, up to its imp
   assert.equal(body(fenced[1]!), body(readFileSync("test/laws-kit/example.test.ts", "utf8")))
 })
 
-test("the kit's float64 half (arbitraries, values, tolerances, reports, float64 differences) imports no tfjs", () => {
-  for (const f of ["arbitraries", "values", "tolerances", "report", "fd64"]) {
+test("the kit's float64 half (arbitraries, networks, values, tolerances, reports, float64 differences) imports no tfjs", () => {
+  for (const f of ["arbitraries", "net", "values", "tolerances", "report", "fd64"]) {
     const source = readFileSync(`src/laws/${f}.ts`, "utf8")
     const imports = [...source.matchAll(/from\s+"([^"]+)"/g)].map((m) => m[1]!)
     for (const i of imports)

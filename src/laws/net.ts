@@ -1,17 +1,21 @@
 /**
- * Generators of networks for the laws.
+ * Networks for laws, as fast-check 4 arbitraries: the one network recipe of
+ * `cmkg/laws` (re-exported by `arbitraries.ts`) and of cmkg's own laws.
  *
  * `wellShaped(input)` builds a network from a generated recipe while tracking
  * the shape, so every generated network type-checks on `input`; shrinking
- * works on the recipe, so failures shrink to short networks. `anyNet` ignores
+ * works on the recipe, so failures shrink to short networks. Each recipe step
+ * is one of the node kinds in `KINDS`; `include` forces a kind into every
+ * network and `reached(net, input)` lists the kinds a network's gradients
+ * go through, so a law can assert that it covered them all. `anyNet` ignores
  * shapes entirely: it is for "the checker never throws".
  *
  * @module
  */
 import fc from "fast-check"
-import * as Net from "../../src/dsl/Net.ts"
-import type * as Shape from "../../src/dsl/Shape.ts"
-import * as Check from "../../src/interpreters/shape-check/index.ts"
+import * as Net from "../dsl/Net.ts"
+import type * as Shape from "../dsl/Shape.ts"
+import * as Check from "../interpreters/shape-check/index.ts"
 
 interface Step {
   readonly kind: number
@@ -65,7 +69,7 @@ export const KINDS = [
 ] as const
 export type Kind = (typeof KINDS)[number]
 
-export interface Options {
+export interface NetOptions {
   /** Allow `sigmoid` (whose second derivative tfjs gets wrong without cmkg's gradients). */
   readonly sigmoid?: boolean
   /** Allow `Loop` nodes. */
@@ -85,7 +89,7 @@ export interface Options {
 }
 
 /** The kinds `wellShaped` can generate with these options. */
-export const kinds = (o: Options): Kind[] =>
+export const kinds = (o: NetOptions): Kind[] =>
   KINDS.filter(
     (k) =>
       (o.sigmoid === true || k !== "sigmoid") &&
@@ -103,7 +107,7 @@ const layer = (
   kind: Kind,
   s: Step,
   x: Shape.Shape,
-  o: Options,
+  o: NetOptions,
   names: Names,
 ): Net.Net<string> | undefined => {
   const maxC = o.maxChannels ?? 4
@@ -237,7 +241,7 @@ const layer = (
 /** Layers from recipe steps, with the `include`d kind at step `at` (or first when it fits nowhere later). */
 const build = (
   input: Shape.Shape,
-  o: Options,
+  o: NetOptions,
   steps: readonly Step[],
   forced: { readonly kind: Kind; readonly step: Step; readonly at: number } | undefined,
 ): Net.Net<string>[] | undefined => {
@@ -273,7 +277,7 @@ const build = (
 /** A list of layers that composes into a well-shaped network on `input`. */
 export const wellShapedLayers = (
   input: Shape.Shape,
-  o: Options = {},
+  o: NetOptions = {},
   maxLength = 6,
 ): fc.Arbitrary<Net.Net<string>[]> => {
   const steps = fc.array(step, { minLength: 1, maxLength })
@@ -404,7 +408,7 @@ export const reached = (net: Net.AnyNet, input: Shape.Shape): Set<Kind> => {
 /** A well-shaped network on `input`, as a sequence of scoped layers. */
 export const wellShaped = (
   input: Shape.Shape,
-  o: Options = {},
+  o: NetOptions = {},
   maxLength = 6,
 ): fc.Arbitrary<Net.Net<string>> => wellShapedLayers(input, o, maxLength).map((ls) => Net.seq(...ls))
 
