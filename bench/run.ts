@@ -19,7 +19,7 @@
  * likewise DSL ÷ hand-written tfjs (the DSL's own overhead). Peak RSS of both
  * processes is recorded. `--leak-steps N` runs the meta workload at a small
  * size (cmkg-stb's tiny backbone) N steps and records the live tensors every
- * `--leak-every` steps. `--compare FILE` prints how far each median ratio is
+ * `--leak-every` steps. `--compare FILE` (relative to bench/results, like --out) prints how far each median ratio is
  * from FILE's (two back-to-back runs should agree within 5 %). `--profile`
  * then times one more step (`--profile-steps` of them, averaged) on each side
  * with every kernel timed — cmkg's tfjs kernels, PyTorch's aten ops under
@@ -101,10 +101,11 @@ if (existsSync(outPath) && statSync(outPath).isDirectory())
     refuse(`--out ${outPath}: cannot write in ${dir}; choose another path`)
   }
 }
-const compareWith = args.includes("--compare") ? resolve(opt("compare", "")) : undefined
+// Like --out: relative to bench/results (absolute paths as they are).
+const compareWith = args.includes("--compare") ? resolve(join(here, "results"), opt("compare", "")) : undefined
 if (compareWith !== undefined && !existsSync(compareWith))
   refuse(
-    `--compare ${compareWith}: no such file; pass an earlier bench result (e.g. bench/results/latest.json)`,
+    `--compare ${compareWith}: no such file; pass an earlier bench result (a name in bench/results, e.g. latest.json, or an absolute path)`,
   )
 
 // ---- PyTorch: available, or why not and how to get it ----------------------------------------------
