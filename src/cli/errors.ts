@@ -6,7 +6,7 @@
  * @module
  */
 import { Data } from "effect"
-import { runErrorTags } from "../interpreters/tf/experiment.ts"
+import { runErrorTags } from "../interpreters/tf/run-error-tags.ts"
 
 /** The user's invocation cannot be carried out (missing file, not a program module, bad flag value): exit 2. */
 export class BadInvocation extends Data.TaggedError("BadInvocation")<{ readonly message: string }> {}

@@ -54,6 +54,7 @@ import * as Exits from "./exits.ts"
 import * as Init from "./init.ts"
 import * as Journal from "./journal.ts"
 import type * as TfLoss from "./loss.ts"
+import { type RUN_ERROR_TAGS, runErrorTags } from "./run-error-tags.ts"
 import * as StepRun from "./step.ts"
 
 type World = StepRun.World
@@ -173,18 +174,10 @@ export type RunError =
   | Init.IllFormed
   | TrainingFailed
 
-/** Every {@link RunError}'s tag, once (a Record, so that a new kind of RunError must be added here). */
-const runErrorTag: Record<RunError["_tag"], true> = {
-  NonFiniteLoss: true,
-  CannotResume: true,
-  WriteFailed: true,
-  StepError: true,
-  LossError: true,
-  ParameterError: true,
-  IllFormed: true,
-  TrainingFailed: true,
-}
-export const runErrorTags: ReadonlySet<string> = new Set(Object.keys(runErrorTag))
+// RUN_ERROR_TAGS (its own module, for the CLI) must be exactly RunError's tags: this fails to compile otherwise.
+type SameTags<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+const runErrorTagsAreComplete: SameTags<RunError["_tag"], (typeof RUN_ERROR_TAGS)[number]> = true
+void runErrorTagsAreComplete
 
 /** A thrown value as a {@link RunError}: the interpreter's own errors as they are, anything else by its message. */
 export const asRunError = (e: unknown): RunError =>
