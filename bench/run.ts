@@ -3,7 +3,7 @@
  * cmkg beside PyTorch (bench/torch_ref.py) on the same machine with the same
  * thread count.
  *
- *   npm run bench -- [--rounds 5] [--steps 3] [--warmup 1] [--threads N]
+ *   npm run bench -- [--rounds 5] [--steps 3] [--round-seconds 3] [--warmup 1] [--threads N]
  *                    [--backend auto|cmkg-cpu|wasm|cpu] [--workloads tiny-64-train,…]
  *                    [--no-torch] [--python /usr/bin/python3] [--no-handwritten] [--out latest.json | --out /abs/path.json]
  *                    [--leak-steps 1000 [--leak-every 100] [--leak-batch 8] [--leak-size 32]]
@@ -13,7 +13,10 @@
  * DSL column, i.e. the program stage's step run by `StepRun.run` as `cmkg run`
  * runs it, and the hand-written tfjs column where one exists) and PyTorch's
  * (`torch_ref.py --serve`). They take turns in rounds — cmkg, PyTorch, cmkg,
- * PyTorch, … — each round `--warmup` untimed then `--steps` timed steps; one
+ * PyTorch, … — each round `--warmup` untimed then `--steps` timed steps (more
+ * for a fast workload: as many as fill `--round-seconds` of cmkg's time,
+ * measured on one untimed step first, so that a round is not a second of
+ * noise); one
  * process waits while the other runs. The ratio cmkg ÷ PyTorch (images/s) is
  * computed per round and reported as its median and min–max over rounds, and
  * likewise DSL ÷ hand-written tfjs (the DSL's own overhead). Peak RSS of both
@@ -73,6 +76,7 @@ const count = (name: string, dflt: string, min: number): number => {
 
 const rounds = count("rounds", "5", 1)
 const steps = count("steps", "3", 1)
+const roundSeconds = Number(opt("round-seconds", "3"))
 const warmup = count("warmup", "1", 0)
 const threads = count("threads", String(cpus().length), 1)
 const backend = opt("backend", "auto")
@@ -102,7 +106,9 @@ if (existsSync(outPath) && statSync(outPath).isDirectory())
   }
 }
 // Like --out: relative to bench/results (absolute paths as they are).
-const compareWith = args.includes("--compare") ? resolve(join(here, "results"), opt("compare", "")) : undefined
+const compareWith = args.includes("--compare")
+  ? resolve(join(here, "results"), opt("compare", ""))
+  : undefined
 if (compareWith !== undefined && !existsSync(compareWith))
   refuse(
     `--compare ${compareWith}: no such file; pass an earlier bench result (a name in bench/results, e.g. latest.json, or an absolute path)`,
@@ -193,6 +199,8 @@ interface Row {
   batch: number
   threads: number
   backend: string
+  /** Timed steps per round on each side (`--steps`, or more to fill `--round-seconds`). */
+  steps_per_round?: number
   /** What the cmkg column runs: the program stage's step through `StepRun.run`, as `cmkg run`. */
   cmkg_source: string
   cmkg: Side | null
@@ -266,6 +274,10 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
       peers.push(torch)
       await torch.read()
     }
+    // One untimed step sizes the rounds: at least `steps`, and enough to fill `roundSeconds` of cmkg's time.
+    const probe = Number((await cmkg.ask({ side: "dsl", warmup: 0, steps: 1 })).ms_per_step)
+    const stepsHere = Math.max(steps, Math.ceil((roundSeconds * 1000) / Math.max(probe, 1)))
+    row.steps_per_round = stepsHere
     const dslMs: number[] = []
     const handMs: number[] = []
     const torchMs: number[] = []
@@ -278,14 +290,14 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
           ? ["dsl", "hand"]
           : ["hand", "dsl"]
       for (const s of order) {
-        const a = await cmkg.ask({ side: s, warmup, steps })
+        const a = await cmkg.ask({ side: s, warmup, steps: stepsHere })
         ;(s === "dsl" ? dslMs : handMs).push(Number(a.ms_per_step))
         cpu[s].push(Number(a.cpu_ms_per_step))
         if (s === "dsl")
           row.live_tensors = { before: Number(a.live_tensors_before), after: Number(a.live_tensors_after) }
       }
       if (torch !== undefined) {
-        const a = await torch.ask({ warmup, steps })
+        const a = await torch.ask({ warmup, steps: stepsHere })
         torchMs.push(Number(a.ms_per_step))
         cpu.torch.push(Number(a.cpu_ms_per_step))
       }
@@ -452,5 +464,5 @@ for (const r of rows)
     `${pad(r.workload, 24)}${pad(r.cmkg?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.tfjs?.images_per_s_median.toFixed(2) ?? "-", 12)}${pad(r.torch?.images_per_s_median.toFixed(2) ?? "-", 13)}${pad(range(r.ratio), 24)}${pad(range(r.cpu_ratio), 24)}${pad(range(r.dsl_overhead, true), 27)}${pad(range(r.dsl_overhead_cpu, true), 27)}${r.cmkg?.peak_rss_mb ?? "-"}/${r.torch?.peak_rss_mb ?? "-"} MB${r.error === undefined ? "" : `  (${r.error})`}`,
   )
 console.log(
-  `${rounds} rounds of ${warmup} warm-up + ${steps} timed steps per side; backend ${backendName}, ${threads} threads; written to ${outPath}`,
+  `${rounds} rounds of ${warmup} warm-up + ${rows.map((r) => r.steps_per_round ?? steps).join("/")} timed steps per side (per workload: at least ${steps}, and ${roundSeconds} s of cmkg's time); backend ${backendName}, ${threads} threads; written to ${outPath}`,
 )
