@@ -15,8 +15,8 @@
  * (`torch_ref.py --serve`). They take turns in rounds — cmkg, PyTorch, cmkg,
  * PyTorch, … — each round `--warmup` untimed then `--steps` timed steps (more
  * for a fast workload: as many as fill `--round-seconds` of cmkg's time,
- * measured on one untimed step first, so that a round is not a second of
- * noise); one
+ * measured on two steps after a warm-up first, so that a round is not a
+ * second of noise); one
  * process waits while the other runs. The ratio cmkg ÷ PyTorch (images/s) is
  * computed per round and reported as its median and min–max over rounds, and
  * likewise DSL ÷ hand-written tfjs (the DSL's own overhead). Peak RSS of both
@@ -274,8 +274,9 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
       peers.push(torch)
       await torch.read()
     }
-    // One untimed step sizes the rounds: at least `steps`, and enough to fill `roundSeconds` of cmkg's time.
-    const probe = Number((await cmkg.ask({ side: "dsl", warmup: 0, steps: 1 })).ms_per_step)
+    // Two steps after a warm-up one (the first step compiles and allocates) size the rounds: at least
+    // `steps`, and enough to fill `roundSeconds` of cmkg's time.
+    const probe = Number((await cmkg.ask({ side: "dsl", warmup: 1, steps: 2 })).ms_per_step)
     const stepsHere = Math.max(steps, Math.ceil((roundSeconds * 1000) / Math.max(probe, 1)))
     row.steps_per_round = stepsHere
     const dslMs: number[] = []
