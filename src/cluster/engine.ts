@@ -194,6 +194,7 @@ export const reportConnection = (
     log(`lost the connection to ${c.display} (${e.message}); reconnecting, and waiting meanwhile`)
   }
   for (const emitter of emitters) {
+    // The same listener on both classes (their typed `on` overloads do not unify).
     if (emitter instanceof Worker) emitter.on("error", onError)
     else emitter.on("error", onError)
     emitter.getBackend().on("ready", () => {
@@ -252,8 +253,8 @@ export const work = async (c: Url.Connection, o: WorkOptions): Promise<Worker> =
   worker.on("completed", (job: Job) => {
     o.log(`${job.id} · ${job.name}: done`)
     const task = job.data as Task
-    // Only the nodes that read this one can have become ready (one Redis call each, not one per node
-    // of the plan: with 5 seeds × 47 stages that took ≈ 0.6 s); the follower's polls cover the rest.
+    // Only the nodes that read this one can have become ready: a few Redis calls, not one per node of
+    // the plan (0.5 ms against 50 ms for 5 seeds × 47 stages); the follower's polls cover the rest.
     const dependents = new Set(task.plan.filter((n) => n.needs.includes(task.node)).map((n) => n.id))
     enqueueReady(queue, task.run, task.plan, task.spec, dependents).catch((e) =>
       o.log(
