@@ -666,7 +666,6 @@ export const run = (
 /** The models a step reads or updates (those that need parameters before it runs). */
 const modelsOf = (step: Step.Step): string[] => Step.models(step)
 
-/** Results as Markdown: one table per report table, rows × columns of EPE (mm) / AUC. */
 /**
  * A seed's results from its rows, as the single-process runner and the sweep
  * engine (`cluster/stage-run.ts`) both write them: DIR-Net's kind (costs,
@@ -701,6 +700,7 @@ export const seedResults = (
   return { results, markdown: markdown(results), notes: [] }
 }
 
+/** Results as Markdown: one table per report table, rows × columns of EPE (mm) / AUC. */
 export const markdown = (r: Results): string => {
   const tables = [...new Set(r.rows.map((x) => x.table))]
   const parts = [`# ${r.program}\n\nseed ${r.seed}, backend ${r.backend}, ${r.seconds.toFixed(0)} s\n`]
