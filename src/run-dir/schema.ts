@@ -88,6 +88,8 @@ const resultsFields = {
   /** Wall time of training and evaluation, across resumes. */
   seconds: Schema.Number,
 }
+/** What every seed's results begin with, whatever the experiment's kind. */
+export type ResultsHeader = Schema.Struct<typeof resultsFields>["Type"]
 
 /**
  * `results.json` of a staged experiment. It carries no `kind` (its JSON

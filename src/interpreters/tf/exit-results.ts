@@ -107,12 +107,7 @@ export const closingNotes = (r: Results): string[] =>
  */
 export const fromRows = (
   program: Program.Program<Experiment.Experiment>,
-  base: {
-    readonly program: string
-    readonly seed: number
-    readonly backend: string
-    readonly seconds: number
-  },
+  base: RunFiles.ResultsHeader,
   rows: readonly unknown[],
 ): Results | undefined => {
   const e = program.experiment!

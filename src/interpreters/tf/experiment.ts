@@ -673,12 +673,7 @@ const modelsOf = (step: Step.Step): string[] => Step.models(step)
  */
 export const seedResults = (
   program: Program.Program<Experiment.Experiment>,
-  base: {
-    readonly program: string
-    readonly seed: number
-    readonly backend: string
-    readonly seconds: number
-  },
+  base: RunFiles.ResultsHeader,
   rows: readonly (RunFiles.StagedRow | RunFiles.DirnetRow)[],
 ): { results: RunFiles.Results; markdown: string; notes: readonly string[] } => {
   const exitResults = ExitResults.fromRows(program, base, rows)
