@@ -4,8 +4,12 @@ import { createHash } from "node:crypto"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 
-/** The results rows of a one-seed run directory. */
-export const results = (out: string) => JSON.parse(readFileSync(join(out, "results.json"), "utf8")).rows
+/** The results rows of a one-seed run directory, or of seed `seed` of a run whose seeds are in `seed-N/`. */
+export const results = (out: string, seed?: number) =>
+  JSON.parse(readFileSync(join(out, seed === undefined ? "" : `seed-${seed}`, "results.json"), "utf8")).rows
+
+/** A run directory's summary.json over its seeds. */
+export const summary = (out: string) => JSON.parse(readFileSync(join(out, "summary.json"), "utf8"))
 
 /** Every logged step without its wall time. */
 export const steps = (out: string) =>

@@ -7,18 +7,16 @@
  * twice, and the results are the single-process run's, number for number.
  */
 import assert from "node:assert/strict"
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import { start } from "../cli/helpers.ts"
+import { results, start, summary } from "../cli/helpers.ts"
 import { type Redis, redisSkip, startRedis } from "./redis.ts"
 
 const PROGRAM = "test/fixtures/programs/tiny-meta.ts"
 // 10 steps an epoch: the first stage has a second epoch to run when its first checkpoint appears.
 const env = { ...process.env, CMKG_TEST_EVAL_COUNT: "64", CMKG_TEST_TRAIN_COUNT: "160" }
-const rowsOf = (dir: string) => JSON.parse(readFileSync(join(dir, "seed-1", "results.json"), "utf8")).rows
-const summaryOf = (dir: string) => JSON.parse(readFileSync(join(dir, "summary.json"), "utf8"))
 
 /** Resolves once `read()` matches `pattern`, failing after `ms` with what was read. */
 const waitFor = async (read: () => string, pattern: RegExp, ms: number) => {
@@ -91,8 +89,8 @@ describe("the Redis server restarted mid-sweep", { skip }, () => {
       const run = /submitted run (tiny-meta-\w+)/.exec(first.output.stdout)![1]
       assert.match(again.output.stdout, new RegExp(`submitted run ${run} `))
 
-      assert.deepEqual(rowsOf(out), rowsOf(single))
-      assert.deepEqual(summaryOf(out), summaryOf(single))
+      assert.deepEqual(results(out, 1), results(single, 1))
+      assert.deepEqual(summary(out), summary(single))
       // Each of the four stages was started once, by the one worker: nothing finished was redone.
       const started = [...worker.output.stdout.matchAll(/^(tiny-meta-\w+\/\d+\/\d+) · .*: started/gm)].map(
         (m) => m[1],

@@ -11,13 +11,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import { start } from "../cli/helpers.ts"
+import { results, start } from "../cli/helpers.ts"
 import { type Redis, redisSkip, startRedis } from "./redis.ts"
 
 const PROGRAM = "test/fixtures/programs/tiny-meta.ts"
 const env = { ...process.env, CMKG_TEST_EVAL_COUNT: "64" }
-const rowsOf = (dir: string, seed: number) =>
-  JSON.parse(readFileSync(join(dir, `seed-${seed}`, "results.json"), "utf8")).rows
 
 const skip = redisSkip()
 describe("cmkg run --cluster", { skip }, () => {
@@ -88,7 +86,7 @@ describe("cmkg run --cluster", { skip }, () => {
       assert.equal(await cluster.closed, 0, `${cluster.output.stdout}\n${cluster.output.stderr}`)
       assert.match(rescuer.output.stdout, /\/0\] resuming from .*stage 1\/4, epoch 2/, rescuer.output.stdout)
       assert.match(rescuer.output.stdout, /taken over within 3 s/)
-      assert.deepEqual(rowsOf(out, 1), rowsOf(join(dir, "single-long"), 1))
+      assert.deepEqual(results(out, 1), results(join(dir, "single-long"), 1))
       // Steps the lost worker logged after its checkpoint were cut back: each step of the stage once.
       const steps = readFileSync(join(out, "seed-1", "stages", "0", "metrics.jsonl"), "utf8")
         .trim()

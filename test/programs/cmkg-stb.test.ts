@@ -13,19 +13,18 @@
  */
 import assert from "node:assert/strict"
 import { execFileSync } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import type * as Experiment from "../../src/dsl/Experiment.ts"
 import * as Program from "../../src/dsl/Program.ts"
 import cmkgStb from "../../src/programs/cmkg-stb.ts"
-import { start } from "../cli/helpers.ts"
+import { start, summary } from "../cli/helpers.ts"
 import { type Redis, redisSkip, startRedis } from "../cluster/redis.ts"
 import { checkAgainstProgram, rowsOf, runTiny } from "./helpers.ts"
 
 const COMMON = ["--seeds", "2", "--backend", "cmkg-cpu", "--threads", "1"]
-const summaryOf = (out: string) => JSON.parse(readFileSync(join(out, "summary.json"), "utf8"))
 
 let single: ReturnType<typeof runTiny> | undefined
 
@@ -94,7 +93,7 @@ describe("cmkg-stb --scale tiny --seeds 2 on the sweep engine", { skip: redisSki
 
       assert.equal(await run.closed, 0, `${run.output.stdout}\n${run.output.stderr}`)
       for (const seed of [1, 2]) assert.deepEqual(rowsOf(out, seed), rowsOf(single.out, seed))
-      assert.deepEqual(summaryOf(out), summaryOf(single.out))
+      assert.deepEqual(summary(out), summary(single.out))
 
       const runId = /submitted run (cmkg-stb-\w+) /.exec(run.output.stdout)![1]!
       const tally = execFileSync(process.execPath, ["bin/cmkg.js", "status", "--cluster", redis.url], {

@@ -1,11 +1,12 @@
 /** Runs the built-in programs at tiny scale as a user does, and checks their results against the program value. */
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, readFileSync } from "node:fs"
+import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type * as Experiment from "../../src/dsl/Experiment.ts"
 import * as Program from "../../src/dsl/Program.ts"
+import { results, summary } from "../cli/helpers.ts"
 
 export interface Row {
   readonly table: string
@@ -16,8 +17,7 @@ export interface Row {
 }
 
 /** A seed's results rows in run directory `out` (`seed` for a run whose seeds are in `seed-N/`). */
-export const rowsOf = (out: string, seed?: number): Row[] =>
-  JSON.parse(readFileSync(join(out, seed === undefined ? "" : `seed-${seed}`, "results.json"), "utf8")).rows
+export const rowsOf = (out: string, seed?: number): Row[] => results(out, seed)
 
 export interface Summary {
   readonly cells: readonly { table: string; row: string; column: string; paired?: unknown }[]
@@ -32,8 +32,7 @@ export const runTiny = (name: string, extra: readonly string[] = []) => {
     { encoding: "utf8" },
   )
   assert.equal(r.status, 0, `${name}: exit ${r.status}\n${r.stderr}`)
-  const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as Summary
-  return { out, summary, printed: `${r.stdout}\n${r.stderr}` }
+  return { out, summary: summary(out) as Summary, printed: `${r.stdout}\n${r.stderr}` }
 }
 
 /** The (table, row, column) of every evaluation the program declares at tiny scale. */
