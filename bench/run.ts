@@ -3,7 +3,7 @@
  * cmkg beside PyTorch (bench/torch_ref.py) on the same machine with the same
  * thread count.
  *
- *   npm run bench -- [--rounds 5] [--steps 3] [--round-seconds 3] [--warmup 1] [--threads N]
+ *   npm run bench -- [--rounds 9] [--steps 3] [--round-seconds 3] [--warmup 1] [--threads N]
  *                    [--backend auto|cmkg-cpu|wasm|cpu] [--workloads tiny-64-train,…]
  *                    [--no-torch] [--python /usr/bin/python3] [--no-handwritten] [--out latest.json | --out /abs/path.json]
  *                    [--leak-steps 1000 [--leak-every 100] [--leak-batch 8] [--leak-size 32]]
@@ -74,7 +74,7 @@ const count = (name: string, dflt: string, min: number): number => {
     : refuse(`--${name} ${opt(name, dflt)}: expected an integer ≥ ${min}`)
 }
 
-const rounds = count("rounds", "5", 1)
+const rounds = count("rounds", "9", 1)
 const steps = count("steps", "3", 1)
 const roundSeconds = Number(opt("round-seconds", "3"))
 const warmup = count("warmup", "1", 0)
