@@ -22,6 +22,7 @@ const MODULES = [
     name: "tf/loss",
     mutate: ["src/interpreters/tf/loss.ts"],
     tests: [
+      "test/tf/loss.test.ts",
       "laws/loss/agreement.test.ts",
       "laws/loss/distillation.test.ts",
       "laws/loss/regulariser.test.ts",

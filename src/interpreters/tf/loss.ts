@@ -13,7 +13,8 @@
  * - SquaredError / AbsoluteError: per sample Σ over elements of (p − t)² / |p − t|
  *   (`reduce: "sum"`), or the mean over elements (`"mean"`);
  * - AttentionTransfer: per pair, A = Σ_c Q_c² (`paper`) or mean_c Q_c² (`code`)
- *   over the last (channel) axis, flattened over the other per-sample axes,
+ *   over the last (channel) axis, flattened over the other per-sample axes
+ *   (the two differ by the factor C, which the normalisation cancels, so one map serves both),
  *   Ā = A / √(‖A‖² + ε) with ε = {@link ATTENTION_EPS} (so Ā is defined and smooth
  *   at A = 0; ‖Ā‖ = 1 up to a relative 1e-12/‖A‖² otherwise); per sample
  *   Σ_positions (Ā_s − Ā_t)² (`paper`) or its mean over positions (`code`); mean
@@ -130,10 +131,13 @@ const sameShape = (what: string, a: tf.Tensor, b: tf.Tensor): void => {
 const perSample = (d: tf.Tensor, reduce: "sum" | "mean"): tf.Tensor1D =>
   reduce === "sum" ? tf.sum(flat(d), 1) : tf.mean(flat(d), 1)
 
-/** ℓ2-normalised attention maps `[B, P]` of an activation `[B, ..., C]`. */
-export const attentionMap = (q: tf.Tensor, variant: Loss.AttentionVariant): tf.Tensor2D => {
-  const squares = tf.square(q)
-  const a = flat(variant === "paper" ? tf.sum(squares, -1) : tf.mean(squares, -1))
+/**
+ * ℓ2-normalised attention maps `[B, P]` of an activation `[B, ..., C]`: Σ_c Q_c². The code
+ * variant's mean over channels is this divided by C, which the normalisation cancels (up to
+ * ε/C²), so both variants share it; they differ only in how positions are reduced.
+ */
+export const attentionMap = (q: tf.Tensor): tf.Tensor2D => {
+  const a = flat(tf.sum(tf.square(q), -1))
   return tf.div(a, tf.sqrt(tf.add(tf.sum(tf.square(a), 1, true), ATTENTION_EPS)))
 }
 
@@ -165,7 +169,7 @@ const attentionPairs = (l: Extract<Loss.Loss, { _tag: "AttentionTransfer" }>, en
       fail(
         `AttentionTransfer pair ${i}: activations [${qs.shape.join(", ")}] and [${qt.shape.join(", ")}] differ in spatial size`,
       )
-    const diff = tf.square(tf.sub(attentionMap(qs, l.variant), attentionMap(qt, l.variant)))
+    const diff = tf.square(tf.sub(attentionMap(qs), attentionMap(qt)))
     return l.variant === "paper" ? tf.sum(diff, 1) : tf.mean(diff, 1)
   })
 
