@@ -7,6 +7,8 @@
  *   → {"side": "dsl" | "hand", "warmup": W, "steps": S}
  *   ← {"ms_per_step": x, "cpu_ms_per_step": c, "live_tensors_before": n, "live_tensors_after": m}
  *     (c: CPU time of all its threads per step)
+ *   → {"interleave": true, "warmup": W, "steps": S}   (both sides, step by step: dsl, hand, hand, dsl, …)
+ *   ← {"dsl": {…as above}, "hand": {…as above}}
  *   → {"profile": N}                 (the DSL side, N steps with every kernel timed: bench/kernelTimer.ts)
  *   ← {"step_ms": x, "kernels": [{kernel, context, ms, calls}, …], "gc_ms": g}  (means per step)
  *   → {"leak": N, "every": K}        (the DSL side, N steps; live tensors every K)
@@ -86,6 +88,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   if (line.trim() === "exit") break
   const r = JSON.parse(line) as {
     side?: "dsl" | "hand"
+    interleave?: boolean
     warmup?: number
     steps?: number
     leak?: number
@@ -113,6 +116,43 @@ for await (const line of createInterface({ input: process.stdin })) {
       }
     }
     reply({ live_tensors: counts, s_per_step: (performance.now() - t0) / 1000 / r.leak })
+    continue
+  }
+  if (r.interleave === true) {
+    // Step by step, so that a drift of the machine's speed within a round (another process, the VM's
+    // neighbours, the heap growing) falls on both sides alike: the DSL's overhead is a few per cent,
+    // less than the drift between two blocks of steps a few seconds apart.
+    const handStep = sides.hand
+    if (handStep === undefined) {
+      reply({ error: `no hand side for ${name}` })
+      continue
+    }
+    for (let i = 0; i < (r.warmup ?? 1); i++) {
+      sides.dsl()
+      handStep()
+    }
+    const before = liveTensors()
+    const timed = { dsl: { ms: 0, cpu: 0 }, hand: { ms: 0, cpu: 0 } }
+    const time = (side: "dsl" | "hand") => {
+      const c0 = process.cpuUsage()
+      const t0 = performance.now()
+      ;(side === "dsl" ? sides.dsl : handStep)()
+      timed[side].ms += performance.now() - t0
+      const c = process.cpuUsage(c0)
+      timed[side].cpu += (c.user + c.system) / 1000
+    }
+    const steps = r.steps ?? 1
+    // Which side goes first alternates, so that neither always runs on the other's leftovers.
+    for (let i = 0; i < steps; i++)
+      for (const side of i % 2 === 0 ? (["dsl", "hand"] as const) : (["hand", "dsl"] as const)) time(side)
+    const after = liveTensors()
+    const of = (t: { ms: number; cpu: number }) => ({
+      ms_per_step: t.ms / steps,
+      cpu_ms_per_step: t.cpu / steps,
+      live_tensors_before: before,
+      live_tensors_after: after,
+    })
+    reply({ dsl: of(timed.dsl), hand: of(timed.hand) })
     continue
   }
   const run = r.side === "hand" ? sides.hand : sides.dsl
