@@ -44,6 +44,7 @@ const MODULES = [
     name: "shape-check/index",
     mutate: ["src/interpreters/shape-check/index.ts"],
     tests: [
+      "test/shape-check/errors.test.ts",
       "test/shape-check/check.test.ts",
       "test/shape-check/references.test.ts",
       "test/reference/shapes.test.ts",
