@@ -38,7 +38,12 @@ const MODULES = [
   {
     name: "tf/step",
     mutate: ["src/interpreters/tf/step.ts"],
-    tests: ["test/step/run.test.ts", "laws/step/algorithm.test.ts", "laws/step/meta-gradient.test.ts"],
+    tests: [
+      "test/step/errors.test.ts",
+      "test/step/run.test.ts",
+      "laws/step/algorithm.test.ts",
+      "laws/step/meta-gradient.test.ts",
+    ],
   },
   {
     name: "shape-check/index",

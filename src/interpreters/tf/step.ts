@@ -528,7 +528,20 @@ const addInto = (
   return { trees: { ...base, ...trees }, replaced }
 }
 
-/** Executes `step` on one batch; `world` is consumed (replaced tensors are disposed). */
+/** Disposes an effect that will not be applied, except the optimizer-state tensors it kept from `kept`. */
+const disposeEffect = (effect: Effect, kept: Optim.State | undefined): void => {
+  const keep = new Set(kept === undefined ? [] : Optim.tensors(kept))
+  const tensors = [
+    effect.loss,
+    ...[effect.params, effect.meta, effect.state].flatMap((u) =>
+      Object.values(u).flatMap((t) => Object.values(t)),
+    ),
+    ...Object.values(effect.opt).flatMap((o) => Optim.tensors(o)),
+  ]
+  for (const t of new Set(tensors)) if (!keep.has(t) && !t.isDisposed) t.dispose()
+}
+
+/** Executes `step` on one batch; `world` is consumed (replaced tensors are disposed), unless a step is refused. */
 export const run = (
   step: Step.Step,
   world: World,
@@ -552,18 +565,26 @@ const runLeaves = (
   batch: Batch,
   ctx: Context,
 ): { world: World; losses: Record<string, number> } => {
-  const effects = leaves(step).map(({ path, step: s }) => {
+  const effects: { path: string; effect: Effect }[] = []
+  try {
     // tidy keeps every tensor reachable from the returned effect and disposes the rest.
-    const effect = tf.tidy(
-      () =>
-        (s._tag === "Minimize"
-          ? minimize(s, path, world, batch, ctx)
-          : s._tag === "MetaMinimize"
-            ? metaMinimize(s, path, world, batch, ctx)
-            : reinforce(s, path, world, batch, ctx)) as unknown as tf.TensorContainer,
-    ) as unknown as Effect
-    return { path, effect }
-  })
+    for (const { path, step: s } of leaves(step))
+      effects.push({
+        path,
+        effect: tf.tidy(
+          () =>
+            (s._tag === "Minimize"
+              ? minimize(s, path, world, batch, ctx)
+              : s._tag === "MetaMinimize"
+                ? metaMinimize(s, path, world, batch, ctx)
+                : reinforce(s, path, world, batch, ctx)) as unknown as tf.TensorContainer,
+        ) as unknown as Effect,
+      })
+  } catch (e) {
+    // A leaf was refused: the effects of the leaves before it are nobody's (the world is unchanged).
+    for (const { path, effect } of effects) disposeEffect(effect, world.opt[path])
+    throw e
+  }
   const params = addInto(
     world.params,
     effects.map((e) => e.effect.params),
