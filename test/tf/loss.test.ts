@@ -68,6 +68,7 @@ const env = (): Losses.Env => ({
         wide: tf.zeros([2, 2, 2, 2, 2]),
         small: tf.zeros([2, 1, 2, 2]),
         column: tf.zeros([2, 2, 1]),
+        cube: tf.zeros([2, 3, 1]),
       },
     },
     t: {
@@ -168,6 +169,12 @@ describe("bad input is a LossError naming it", () => {
       /camera must be \[B, 3\] for a pose \[2, 3\], got \[2, 2\]/,
     )
     fails(() => value(reproject(out("s"), tap("t", "a"))), /camera must be \[B, 3\].*got \[2, 2, 2, 3\]/)
+    // Rank 3, with the second axis of the right size: rejected for its rank alone.
+    fails(() => value(reproject(tap("s", "cube"), out("s"))), /pose must be \[B, 3J\].*got \[2, 3, 1\]/)
+    fails(
+      () => value(reproject(out("s"), tap("s", "cube"))),
+      /camera must be \[B, 3\] for a pose \[2, 3\], got \[2, 3, 1\]/,
+    )
     const e = env()
     const one = { ...e, batch: { joints3d: tf.tensor2d([[1, 1, 1]]) } }
     fails(
@@ -215,7 +222,19 @@ describe("bad input is a LossError naming it", () => {
     )
   })
 
-  test("an uncertainty whose log-variance is not one scalar per sample", () => {
+  test("an uncertainty whose prediction and target differ, or whose log-variance is not one scalar per sample", () => {
+    fails(
+      () =>
+        value({
+          _tag: "Uncertainty",
+          prediction: out("s"),
+          target: tap("s", "v"),
+          logVariance: tap("s", "logvar"),
+          norm: "l1",
+          reduce: "norm",
+        }),
+      /Uncertainty: shapes \[2, 3\] and \[2, 2\] differ/,
+    )
     fails(
       () =>
         value({
