@@ -270,6 +270,28 @@ export interface ByClass {
 }
 
 /** Sums a profile's kernels by class with `classify`; what the kernels do not account for is outside. */
+/**
+ * The kernels of some classes by name, summed over their contexts, slowest first: what a class's
+ * total is made of (e.g. which elementwise kernels a step spends its time in).
+ */
+export const topKernels = (
+  p: Profile,
+  classify: (kernel: string, context: string) => KernelClass,
+  classes: readonly KernelClass[],
+  n = 12,
+): { kernel: string; class: KernelClass; ms: number; calls: number }[] => {
+  const by = new Map<string, { kernel: string; class: KernelClass; ms: number; calls: number }>()
+  for (const k of p.kernels) {
+    const c = classify(k.kernel, k.context)
+    if (!classes.includes(c)) continue
+    const e = by.get(`${c}|${k.kernel}`) ?? { kernel: k.kernel, class: c, ms: 0, calls: 0 }
+    e.ms += k.ms
+    e.calls += k.calls
+    by.set(`${c}|${k.kernel}`, e)
+  }
+  return [...by.values()].sort((a, b) => b.ms - a.ms).slice(0, n)
+}
+
 export const byClass = (p: Profile, classify: (kernel: string, context: string) => KernelClass): ByClass => {
   const classes = Object.fromEntries(CLASSES.map((c) => [c, 0])) as Record<KernelClass, number>
   const calls = { ...classes }

@@ -49,6 +49,7 @@ import {
   byClass,
   type Profile,
   tfjsClass,
+  topKernels,
   torchClass,
 } from "./breakdown.ts"
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from "./dsl.ts"
@@ -312,7 +313,10 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
       )
     }
     if (profileSteps > 0) {
-      const c = byClass((await cmkg.ask({ profile: profileSteps })) as unknown as Profile, tfjsClass)
+      const profile = (await cmkg.ask({ profile: profileSteps })) as unknown as Profile
+      const c = byClass(profile, tfjsClass)
+      // Where cmkg's elementwise and reduction time goes, by kernel (its gap to PyTorch at two threads).
+      const top = topKernels(profile, tfjsClass, ["elementwise", "reduction"])
       const t =
         torch === undefined
           ? undefined
@@ -320,12 +324,15 @@ const runWorkload = async (name: WorkloadName): Promise<Row> => {
       const rows = breakdownRows(c, t)
       // Rounded to 1 µs (ms with 3 decimals, shares to 0.1 ‰) for the result file.
       row.breakdown = JSON.parse(
-        JSON.stringify({ cmkg: c, torch: t ?? null, rows }, (_k, v) =>
+        JSON.stringify({ cmkg: c, torch: t ?? null, rows, cmkg_elementwise_kernels: top }, (_k, v) =>
           typeof v === "number" ? Math.round(v * 1000) / 1000 : v,
         ),
       )
       console.log(
         `\n${name}, batch ${batch}, ${threads} thread${threads === 1 ? "" : "s"}: one step by kernel class (${profileSteps} profiled step${profileSteps === 1 ? "" : "s"} a side, after the rounds)\n${breakdownTable(rows)}\n`,
+      )
+      console.log(
+        `cmkg's elementwise and reduction kernels, slowest first:\n${top.map((k) => `  ${k.kernel.padEnd(26)} ${k.ms.toFixed(1).padStart(8)} ms ${String(k.calls).padStart(6)} calls`).join("\n")}\n`,
       )
     }
     const end = await cmkg.close()

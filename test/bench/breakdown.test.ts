@@ -8,7 +8,14 @@
 import assert from "node:assert/strict"
 import { before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
-import { breakdownRows, breakdownTable, byClass, tfjsClass, torchClass } from "../../bench/breakdown.ts"
+import {
+  breakdownRows,
+  breakdownTable,
+  byClass,
+  tfjsClass,
+  topKernels,
+  torchClass,
+} from "../../bench/breakdown.ts"
 import { installKernelTimer } from "../../bench/kernelTimer.ts"
 import * as Tf from "../../src/interpreters/tf/index.ts"
 
@@ -170,4 +177,28 @@ test("the kernel timer sees a second-order gradient's convolutions inside the ba
   assert.ok(first.kernels.every((k) => tfjsClass(k.kernel, k.context) !== "conv second-order"))
   assert.ok(first.kernels.some((k) => k.kernel === "Conv2DBackpropFilter" && k.calls === 1))
   tf.dispose([xs, w])
+})
+
+test("topKernels: the kernels of the asked classes by name, summed over contexts, slowest first", () => {
+  const profile = {
+    step_ms: 100,
+    kernels: [
+      { kernel: "Multiply", context: "", ms: 5, calls: 10 },
+      { kernel: "Multiply", context: "Relu", ms: 7, calls: 4 },
+      { kernel: "Sum", context: "", ms: 9, calls: 2 },
+      { kernel: "Conv2D", context: "", ms: 50, calls: 3 },
+      // Inside a batch norm's gradient a Multiply is batch norm's time, not elementwise.
+      { kernel: "Multiply", context: "CmkgBatchNormTrainGrad", ms: 30, calls: 1 },
+      { kernel: "Add", context: "", ms: 1, calls: 1 },
+    ],
+  }
+  assert.deepEqual(topKernels(profile, tfjsClass, ["elementwise", "reduction"]), [
+    { kernel: "Multiply", class: "elementwise", ms: 12, calls: 14 },
+    { kernel: "Sum", class: "reduction", ms: 9, calls: 2 },
+    { kernel: "Add", class: "elementwise", ms: 1, calls: 1 },
+  ])
+  assert.deepEqual(
+    topKernels(profile, tfjsClass, ["elementwise"], 1).map((k) => k.kernel),
+    ["Multiply"],
+  )
 })
