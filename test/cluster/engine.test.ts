@@ -19,9 +19,15 @@ import { type Redis, redisSkip, startRedis } from "./redis.ts"
 const WORKER = join(import.meta.dirname, "../fixtures/cluster/worker.ts")
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t))
 
-const startWorker = (url: string, dir: string, args: readonly (string | number)[]): Promise<ChildProcess> => {
+const startWorker = (
+  url: string,
+  dir: string,
+  args: readonly (string | number)[],
+  env: Record<string, string> = {},
+): Promise<ChildProcess> => {
   const child = spawn(process.execPath, ["--import", "tsx", WORKER, url, dir, ...args.map(String)], {
     stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, ...env },
   })
   return new Promise((resolve, reject) => {
     child.stdout!.once("data", () => resolve(child))
@@ -110,26 +116,27 @@ describe("the sweep engine on BullMQ", { skip }, () => {
 
   test("every node runs once, after what it needs, and independent nodes run side by side on free workers", async () => {
     const dir = tempDir()
-    for (let i = 0; i < 2; i++) workers.push(await startWorker(redis.url, dir, [1, 400]))
+    // b and c wait for each other to start (MEET), so that a slow machine cannot make them look sequential.
+    for (let i = 0; i < 2; i++) workers.push(await startWorker(redis.url, dir, [1, 400], { MEET: "b,c" }))
     const added = await Engine.submit(Url.parse(redis.url), "diamond", plan, {})
     assert.deepEqual(added, ["a"], "only the node that needs nothing is queued at first")
     const s = await follow(redis.url, "diamond", plan, 30_000)
     const log = lines(dir)
+    // Every assertion below names the stages' log and the workers' own, to tell a slow machine from a bug.
+    const seen = `\nlog: ${readFileSync(join(dir, "log"), "utf8")}\nworkers: ${readFileSync(join(dir, "events"), "utf8")}`
     const starts = log.filter((l) => l.kind === "start")
-    assert.deepEqual(starts.map((l) => l.node).sort(), ["a", "b", "c", "d"], "each node started once")
+    assert.deepEqual(starts.map((l) => l.node).sort(), ["a", "b", "c", "d"], `each node started once${seen}`)
     const end = (n: string) => log.find((l) => l.kind === "end" && l.node === n)!.at
     const start = (n: string) => log.find((l) => l.kind === "start" && l.node === n)!.at
     for (const n of plan)
-      for (const need of n.needs) assert.ok(end(need) < start(n.id), `${n.id} starts after ${need} ends`)
+      for (const need of n.needs)
+        assert.ok(end(need) < start(n.id), `${n.id} starts after ${need} ends${seen}`)
     // b and c need only a: with two free workers they overlap (each starts before the other ends).
-    assert.ok(
-      start("b") < end("c") && start("c") < end("b"),
-      `b and c ran side by side: ${JSON.stringify(log)}`,
-    )
-    assert.equal(new Set(starts.map((l) => l.pid)).size, 2, "both workers took stages")
+    assert.ok(start("b") < end("c") && start("c") < end("b"), `b and c ran side by side${seen}`)
+    assert.equal(new Set(starts.map((l) => l.pid)).size, 2, `both workers took stages${seen}`)
     assert.ok(
       s.every((n) => n.worker !== undefined && n.finishedAt !== undefined && n.progress === 100),
-      `status names each node's worker, end and progress: ${JSON.stringify(s)}`,
+      `status names each node's worker, end and progress: ${JSON.stringify(s)}${seen}`,
     )
     await Promise.all(workers.splice(0).map(stopWorker))
   })
