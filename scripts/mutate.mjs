@@ -40,7 +40,10 @@ const MODULES = [
     mutate: ["src/interpreters/tf/step.ts"],
     tests: [
       "test/step/errors.test.ts",
+      "test/step/world.test.ts",
+      "test/step/select.test.ts",
       "test/step/run.test.ts",
+      "laws/dirnet/exits.test.ts",
       "laws/step/algorithm.test.ts",
       "laws/step/meta-gradient.test.ts",
     ],

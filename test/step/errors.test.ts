@@ -7,11 +7,14 @@ import assert from "node:assert/strict"
 import { after, before, describe, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import { disposeWorld, setup } from "../../laws/step/fixture.ts"
+import * as Dirnet from "../../src/dsl/dirnet.ts"
 import * as Exits from "../../src/dsl/Exits.ts"
 import * as Loss from "../../src/dsl/Loss.ts"
 import * as Optimizer from "../../src/dsl/Optimizer.ts"
+import * as Program from "../../src/dsl/Program.ts"
 import * as Step from "../../src/dsl/Step.ts"
 import * as Tf from "../../src/interpreters/tf/index.ts"
+import * as Init from "../../src/interpreters/tf/init.ts"
 import * as Steps from "../../src/interpreters/tf/step.ts"
 
 before(async () => {
@@ -144,6 +147,44 @@ describe("REINFORCE steps", () => {
     refused(step("student", "teacher"), 'step reinforce: "student" has no parameters', {
       world: { ...o.world, params: { teacher: o.world.params.teacher! } },
     })
+  })
+
+  test("a batch without the joints the reward reads", () => {
+    const ir = Program.model("ir", Dirnet.dirnet({ iterations: 2, width: 2, hidden: 4 }), [32, 32, 3])
+    const gate = Program.model("gate", Dirnet.gate({ inFeatures: 4, hidden: 8 }), [4])
+    const net = Init.init(ir.net, ir.input, 2)
+    const g = Init.init(gate.net, gate.input, 3)
+    const world: Steps.World = {
+      params: { ir: net.params, gate: g.params },
+      state: { ir: net.state },
+      meta: {},
+      opt: {},
+    }
+    const ctx: Steps.Context = { models: { ir, gate }, feeds: { ir: "rgb" }, seed: 4 }
+    const full = { rgb: tf.zeros([2, 32, 32, 3]), joints3d: tf.zeros([2, 63]), joints2d: tf.zeros([2, 42]) }
+    const step = Exits.reinforce({
+      network: "ir",
+      gate: "gate",
+      lambda: 1,
+      flopsWeight: 1,
+      temperature: 1,
+      optimizer: sgd,
+    })
+    refused(step, "step reinforce: the batch has no joints3d", {
+      world,
+      batch: { rgb: full.rgb, joints2d: full.joints2d },
+      ctx,
+    })
+    refused(step, "step reinforce: the batch has no joints2d", {
+      world,
+      batch: { rgb: full.rgb, joints3d: full.joints3d },
+      ctx,
+    })
+    // The same step on the whole batch runs: what was refused was the missing field.
+    const r = Steps.run(step, world, full, ctx)
+    assert.ok(Number.isFinite(r.losses.reinforce!))
+    disposeWorld(r.world)
+    tf.dispose(Object.values(full))
   })
 })
 

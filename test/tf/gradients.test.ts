@@ -170,4 +170,12 @@ describe("higher-order gradients", () => {
     )
     tf.dispose([x, labels, xVal, labelsVal, ...params])
   })
+
+  it("|x|'s gradient is sign x, 0 at 0 as in PyTorch (stock tfjs: −1 there), on every ℓ1 norm's path", () => {
+    registerHigherOrderGradients()
+    const x = tf.tensor1d([-2, -0.5, 0, 0, 1.5])
+    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.abs(v)))(x)
+    assert.deepEqual([...g.dataSync()], [-1, -1, 0, 0, 1])
+    tf.dispose([x, g])
+  })
 })

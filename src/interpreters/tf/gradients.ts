@@ -28,7 +28,10 @@
 //    window size while the forward kernels divide by the number of
 //    *in-bounds* pixels, so avgPool with padding has a wrong first-order
 //    gradient (cpu and wasm); and on wasm the MaxPoolGrad kernel loses the
-//    gradient of every window whose maximum is <= 0.
+//    gradient of every window whose maximum is <= 0. Abs's gradient at 0 is
+//    −1 (`step(x, −1)`), where PyTorch's and the closed-form meta-gradient's
+//    is sign(0) = 0: an ℓ1 norm over parameters that start at 0 (batch
+//    norm's β) pushed them negative-side only in tfjs.
 //
 // Not fixable by registration: `tf.customGrad` ops whose gradient closes over
 // a tensor computed off the tape: tf.logSoftmax and
@@ -61,6 +64,7 @@ export const higherOrderGradientKernels = [
   tf.DepthwiseConv2dNative,
   tf.AvgPool,
   tf.MaxPool, // wasm MaxPoolGrad drops windows with max <= 0
+  tf.Abs, // −1 at 0, not sign(0) = 0
   // gradients through saved outputs (second order lost)
   tf.Exp,
   tf.Sigmoid,
@@ -616,6 +620,12 @@ const configs: tf.GradConfig[] = [
           ]),
       }
     },
+  },
+  // |x|' = sign x, 0 at 0 (stock tfjs: −1 there).
+  {
+    kernelName: tf.Abs,
+    inputsToSave: ["x"],
+    gradFunc: (dy, saved) => ({ x: () => tf.mul(single(dy), tf.sign(tf.cast(s0(saved), "float32"))) }),
   },
   // Exp/Sigmoid/Tanh/Softmax/LogSoftmax: stock gradients read the saved
   // output, which a second differentiation cannot trace back to the input
