@@ -98,7 +98,8 @@ for (const m of selected) {
     reporters: ["html", "json", "progress"],
     htmlReporter: { fileName: `${report}.html` },
     jsonReporter: { fileName: `${report}.json` },
-    tempDirName: ".stryker-tmp",
+    // One sandbox directory per module, so that two modules can be scored at once (one per core).
+    tempDirName: `.stryker-tmp/${slug(m.name)}`,
     // Stryker rewrites the sandbox's tsconfig through TypeScript's JS API, which TypeScript 7 (native)
     // does not have; tsx needs no rewrite, so point Stryker at a file that does not exist.
     tsconfigFile: "stryker-skips-tsconfig-rewrite.json",
