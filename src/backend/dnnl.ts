@@ -71,6 +71,7 @@ interface Addon {
     c2: number,
   ): void
   setThreads(n: number): void
+  setParallelAbove(n: number): void
   version(): string
 }
 
@@ -108,6 +109,9 @@ const load = (): Addon | undefined => {
 
 /** oneDNN's thread count (OpenMP), when the addon is in use. */
 export const setDnnlThreads = (n: number): void => load()?.setThreads(n)
+
+/** The element count from which cmkg's native elementwise kernels use every thread. */
+export const setDnnlParallelAbove = (n: number): void => load()?.setParallelAbove(n)
 
 /** oneDNN's version when the addon loaded, else undefined. */
 export const dnnlVersion = (): string | undefined => load()?.version()
