@@ -5,6 +5,9 @@
 //
 //   npm run mutate                  every module below
 //   npm run mutate -- optimizer     modules whose name contains "optimizer"
+//   MUTATE_FILES=src/a.ts:10-20 npm run mutate -- a
+//                                   only those lines (Stryker's file:start-end), e.g. what changed since
+//                                   the module was last scored
 //
 // Reports: reports/mutation/<module>.html and .json; a table of killed/survived per module at the end,
 // and the survivors (file:line, mutator, replacement) so a reader can decide which need a test.
@@ -87,7 +90,7 @@ for (const m of selected) {
       nodeArgs: ["--test-reporter=tap", "--import", "tsx", "-r", "{{hookFile}}", "{{testFile}}"],
       forceBail: true,
     },
-    mutate: m.mutate,
+    mutate: process.env.MUTATE_FILES === undefined ? m.mutate : process.env.MUTATE_FILES.split(","),
     coverageAnalysis: "perTest",
     concurrency: Number(process.env.MUTATE_CONCURRENCY ?? 1),
     // The suites load tfjs (≈1 s) per file: give each mutant run room beyond the dry run's time.
