@@ -30,8 +30,8 @@
 //    gradient (cpu and wasm); and on wasm the MaxPoolGrad kernel loses the
 //    gradient of every window whose maximum is <= 0. Abs's gradient at 0 is
 //    −1 (`step(x, −1)`), where PyTorch's and the closed-form meta-gradient's
-//    is sign(0) = 0: an ℓ1 norm over parameters that start at 0 (batch
-//    norm's β) pushed them negative-side only in tfjs.
+//    is sign(0) = 0: an ℓ1 norm's gradient at parameters sitting at 0
+//    (batch norm's β at initialisation) was −φ instead of 0.
 //
 // Not fixable by registration: `tf.customGrad` ops whose gradient closes over
 // a tensor computed off the tape: tf.logSoftmax and
