@@ -269,7 +269,6 @@ export interface ByClass {
   readonly gc_ms?: number
 }
 
-/** Sums a profile's kernels by class with `classify`; what the kernels do not account for is outside. */
 /**
  * The kernels of some classes by name, summed over their contexts, slowest first: what a class's
  * total is made of (e.g. which elementwise kernels a step spends its time in).
@@ -284,14 +283,16 @@ export const topKernels = (
   for (const k of p.kernels) {
     const c = classify(k.kernel, k.context)
     if (!classes.includes(c)) continue
-    const e = by.get(`${c}|${k.kernel}`) ?? { kernel: k.kernel, class: c, ms: 0, calls: 0 }
+    const key = `${c}|${k.kernel}`
+    const e = by.get(key) ?? { kernel: k.kernel, class: c, ms: 0, calls: 0 }
     e.ms += k.ms
     e.calls += k.calls
-    by.set(`${c}|${k.kernel}`, e)
+    by.set(key, e)
   }
   return [...by.values()].sort((a, b) => b.ms - a.ms).slice(0, n)
 }
 
+/** Sums a profile's kernels by class with `classify`; what the kernels do not account for is outside. */
 export const byClass = (p: Profile, classify: (kernel: string, context: string) => KernelClass): ByClass => {
   const classes = Object.fromEntries(CLASSES.map((c) => [c, 0])) as Record<KernelClass, number>
   const calls = { ...classes }

@@ -79,6 +79,24 @@ export const setup = (a: Arch, seed: number, batchSize: number, phiScale = 0.05,
   return { student, teacher, G, F, ctx, world, batch, rand }
 }
 
+/** Every value of a tree, its entries in key order (to compare trees element by element). */
+export const flatValues = (t: Init.Tree): number[] =>
+  Object.keys(t)
+    .sort()
+    .flatMap((k) => Array.from(t[k]!.dataSync()))
+
+/** A copy of a world's tensors, without optimizer state (running a step on it leaves `w` whole). */
+export const cloneWorld = (w: Steps.World): Steps.World => {
+  const copy = (g: Readonly<Record<string, Init.Tree>>) =>
+    Object.fromEntries(
+      Object.entries(g).map(([n, t]) => [
+        n,
+        Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.clone()])),
+      ]),
+    )
+  return { params: copy(w.params), state: copy(w.state), meta: copy(w.meta), opt: {} }
+}
+
 /** Disposes every tensor of a world. */
 export const disposeWorld = (w: Steps.World): void => {
   for (const group of [w.params, w.state, w.meta]) for (const tree of Object.values(group)) Init.dispose(tree)

@@ -29,10 +29,9 @@ import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
 import * as Optimizer from "../../src/dsl/Optimizer.ts"
 import * as Step from "../../src/dsl/Step.ts"
-import type { Tree } from "../../src/interpreters/tf/init.ts"
 import * as Steps from "../../src/interpreters/tf/step.ts"
 import { lawBackends, readyForLaws, runs } from "../arbitraries/Runs.ts"
-import { type Arch, disposeWorld, setup } from "./fixture.ts"
+import { type Arch, disposeWorld, flatValues, setup } from "./fixture.ts"
 
 let backends: string[] = []
 before(async () => {
@@ -60,11 +59,6 @@ const metaStep = (o: ReturnType<typeof setup>, steps: number, rate: number, mode
     optimizer: Optimizer.sgd({ lr: beta }),
     mode,
   }) as Extract<Step.Step, { _tag: "MetaMinimize" }>
-
-const flatValues = (t: Tree): number[] =>
-  Object.keys(t)
-    .sort()
-    .flatMap((k) => Array.from(t[k]!.dataSync()))
 
 const norm = (xs: number[]) => Math.sqrt(xs.reduce((a, v) => a + v * v, 0))
 

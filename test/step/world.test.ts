@@ -17,13 +17,12 @@
 import assert from "node:assert/strict"
 import { after, before, describe, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
-import { disposeWorld, setup } from "../../laws/step/fixture.ts"
+import { cloneWorld, disposeWorld, flatValues, setup } from "../../laws/step/fixture.ts"
 import * as Loss from "../../src/dsl/Loss.ts"
 import * as Optimizer from "../../src/dsl/Optimizer.ts"
 import * as Step from "../../src/dsl/Step.ts"
 import { apply } from "../../src/interpreters/tf/apply.ts"
 import * as Tf from "../../src/interpreters/tf/index.ts"
-import type { Tree } from "../../src/interpreters/tf/init.ts"
 import * as TfLoss from "../../src/interpreters/tf/loss.ts"
 import * as Steps from "../../src/interpreters/tf/step.ts"
 
@@ -32,17 +31,23 @@ before(async () => {
 })
 
 const arch = { size: 5, c1: 2, c2: 3, out: 3, pool: "avg" } as const
-const keysOf = (t: Tree) => Object.keys(t).sort()
-const values = (t: Tree): number[] => keysOf(t).flatMap((k) => [...t[k]!.dataSync()])
-const clone = (w: Steps.World): Steps.World => {
-  const c = (g: Record<string, Tree>) =>
-    Object.fromEntries(
-      Object.entries(g).map(([n, t]) => [
-        n,
-        Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.clone()])),
-      ]),
-    )
-  return { params: c(w.params), state: c(w.state), meta: c(w.meta), opt: {} }
+/**
+ * ∇_θ of `loss` for the student at a copy of `world`: what one plain SGD step at rate 1 subtracts
+ * (evaluated under `batchNorm`, as the step under test evaluates it).
+ */
+const gradientAt = (
+  o: ReturnType<typeof setup>,
+  loss: Loss.Loss,
+  world: Steps.World,
+  batchNorm: Step.BatchNormPolicy,
+): number[] => {
+  const c = cloneWorld(world)
+  const before = flatValues(c.params.student!)
+  const plain = Step.minimize({ loss, wrt: o.student, optimizer: Optimizer.sgd({ lr: 1 }), batchNorm })
+  const r = Steps.run(plain, c, o.batch, o.ctx)
+  const g = flatValues(r.world.params.student!).map((x, i) => before[i]! - x)
+  disposeWorld(r.world)
+  return g
 }
 /** Asserts a ≈ b element by element, to float32's rounding of a few operations. */
 const close = (a: readonly number[], b: readonly number[], what: string, rel = 1e-4) => {
@@ -69,7 +74,7 @@ const meta = (
 const metaGrad = (o: ReturnType<typeof setup>, s: Step.Step, world = o.world) =>
   tf.tidy(() => {
     const r = Steps.metaGradient(s as Extract<Step.Step, { _tag: "MetaMinimize" }>, world, o.batch, o.ctx)
-    return values(r.grads)
+    return flatValues(r.grads)
   })
 
 describe("the meta-gradient's modes", () => {
@@ -114,11 +119,10 @@ describe("the meta-gradient's modes", () => {
       optimizer: Optimizer.sgd({ lr: 0.3 }),
       batchNorm: "batch-stats",
     })
-    const { world } = Steps.run(s, clone(o.world), o.batch, o.ctx)
-    const theta = world.params.student!
+    const { world } = Steps.run(s, cloneWorld(o.world), o.batch, o.ctx)
     close(
       exact,
-      keysOf(theta).flatMap((k) => [...theta[k]!.dataSync()].map((x) => 0.7 * x * x)),
+      flatValues(world.params.student!).map((x) => 0.7 * x * x),
       "0.7·θ̈²",
     )
     disposeWorld(world)
@@ -126,18 +130,20 @@ describe("the meta-gradient's modes", () => {
 
   test("first-order for l = 2 is Σᵢ −α·2θ̈ᵢ ⊙ ∇_θ G(θ̈₂), the θ̈ᵢ taken by plain SGD", () => {
     const alpha = 0.3
-    const sgdOn = (loss: Loss.Loss, lr: number) =>
-      Step.minimize({ loss, wrt: o.student, optimizer: Optimizer.sgd({ lr }), batchNorm: "batch-stats" })
-    const t0 = clone(o.world)
-    const theta0 = values(t0.params.student!)
-    const t1 = Steps.run(sgdOn(o.F, alpha), t0, o.batch, o.ctx).world
-    const theta1 = values(t1.params.student!)
-    const t2 = Steps.run(sgdOn(o.F, alpha), t1, o.batch, o.ctx).world
-    const theta2 = values(t2.params.student!)
-    // ∇_θ G at θ̈₂: what one step of SGD at rate 1 subtracts.
-    const t3 = Steps.run(sgdOn(o.G, 1), t2, o.batch, o.ctx).world
-    const g = values(t3.params.student!).map((x, i) => theta2[i]! - x)
-    disposeWorld(t3)
+    // The inner step as the meta-step takes it: SGD at rate α on F, batch statistics.
+    const inner = Step.minimize({
+      loss: o.F,
+      wrt: o.student,
+      optimizer: Optimizer.sgd({ lr: alpha }),
+      batchNorm: "batch-stats",
+    })
+    const t0 = cloneWorld(o.world)
+    const theta0 = flatValues(t0.params.student!)
+    const t1 = Steps.run(inner, t0, o.batch, o.ctx).world
+    const theta1 = flatValues(t1.params.student!)
+    const t2 = Steps.run(inner, t1, o.batch, o.ctx).world
+    const g = gradientAt(o, o.G, t2, "batch-stats")
+    disposeWorld(t2)
     const expected = g.map((gi, i) => -alpha * 2 * (theta0[i]! + theta1[i]!) * gi)
     close(
       metaGrad(o, meta(o, "first-order", { steps: 2, rate: alpha })),
@@ -175,24 +181,16 @@ describe("optimizer state across steps", () => {
     const mu = 0.9
     const A = Step.minimize({ loss: o.G, wrt: o.student, optimizer: Optimizer.sgd({ lr, momentum: mu }) })
     const B = meta(o, "exact", { momentum: mu })
-    // Gradients at a world, from a copy of it: θ's by one plain SGD step at rate 1, φ's by metaGradient.
-    const gradTheta = (w: Steps.World) => {
-      const c = clone(w)
-      const before = values(c.params.student!)
-      const plain = Step.minimize({ loss: o.G, wrt: o.student, optimizer: Optimizer.sgd({ lr: 1 }) })
-      const r = Steps.run(plain, c, o.batch, o.ctx)
-      const g = values(r.world.params.student!).map((x, i) => before[i]! - x)
-      disposeWorld(r.world)
-      return g
-    }
+    // Gradients at a world, from a copy of it: θ's by gradientAt (A's batch-norm policy), φ's by metaGradient.
+    const gradTheta = (w: Steps.World) => gradientAt(o, o.G, w, "train")
     const w0 = o.world
     const gA1 = gradTheta(w0)
-    const theta0 = values(w0.params.student!)
+    const theta0 = flatValues(w0.params.student!)
     const w1 = Steps.run(A, w0, o.batch, o.ctx).world
     const gB1 = metaGrad(o, B, w1)
     const w2 = Steps.run(B, w1, o.batch, o.ctx).world
     const gA2 = gradTheta(w2)
-    const theta2 = values(w2.params.student!)
+    const theta2 = flatValues(w2.params.student!)
     assert.ok(
       theta0.some((x, i) => x !== theta2[i]!),
       "A moved θ",
@@ -200,15 +198,15 @@ describe("optimizer state across steps", () => {
     const w3 = Steps.run(A, w2, o.batch, o.ctx).world
     // θ₃ = θ₂ − lr·(μ·g₁ + g₂) (a trace: v ← μv + g), g₁ taken at w₀ and g₂ at w₂.
     close(
-      values(w3.params.student!),
+      flatValues(w3.params.student!),
       theta2.map((x, i) => x - lr * (mu * gA1[i]! + gA2[i]!)),
       "θ after A's second momentum step",
     )
     const gB2 = metaGrad(o, B, w3)
-    const phi3 = values(w3.meta.phi!)
+    const phi3 = flatValues(w3.meta.phi!)
     const w4 = Steps.run(B, w3, o.batch, o.ctx).world
     close(
-      values(w4.meta.phi!),
+      flatValues(w4.meta.phi!),
       phi3.map((x, i) => x - 0.1 * (mu * gB1[i]! + gB2[i]!)),
       "φ after B's second momentum step",
     )
@@ -249,19 +247,19 @@ describe("batch-norm policies of a Minimize step", () => {
       Math.abs(evalLoss - batchLoss) > 1e-3 * Math.abs(batchLoss),
       "the two statistics give different losses",
     )
-    const before = values(state)
+    const before = flatValues(state)
     for (const [policy, expected, moves] of [
       ["running", evalLoss, false],
       ["batch-stats", batchLoss, false],
       ["train", batchLoss, true],
     ] as const) {
-      const r = Steps.run(stepWith(policy), clone(world0), o.batch, o.ctx)
+      const r = Steps.run(stepWith(policy), cloneWorld(world0), o.batch, o.ctx)
       const reported = r.losses.minimize!
       assert.ok(
         Math.abs(reported - expected) <= 1e-5 * Math.abs(expected),
         `${policy}: loss ${reported}, expected ${expected}`,
       )
-      const after = values(r.world.state.student!)
+      const after = flatValues(r.world.state.student!)
       assert.equal(
         after.some((x, i) => x !== before[i]!),
         moves,
