@@ -76,3 +76,17 @@ test("a program without an experiment prints no stage graph", () => {
   const j = cmkg("check", "programs/resnet18-imagenet.ts", "--json")
   assert.equal(JSON.parse(j.stdout).experiment, undefined)
 })
+
+test("dirnet-stb: exit evaluations cost every loop of their network over the test set; the gate waits for its network", () => {
+  // `cmkg check` of DIR-Net once threw here: the graph took exit evaluations for train stages.
+  const r = cmkg("check", "programs/dirnet-stb.ts", "--scale", "tiny", "--json")
+  assert.equal(r.code, 0, r.stderr)
+  const json = JSON.parse(r.stdout)
+  const g = json.experiment.graph
+  const byName = (name: string) => g.stages.find((s: { name: string }) => s.name === name)
+  const forward = json.networks.find((m: { name: string }) => m.name === "ir9-loop3").macs
+  for (const name of ["Table 3: recursive refinement · Iter. w/ AMG + 𝒢", "Figure 7 · τ_var quantile 0.5"])
+    assert.equal(byName(name).macs, 128 * forward, name)
+  const gate = byName("ir9-loop3 · gate (REINFORCE)")
+  assert.ok(byName("Table 3: recursive refinement · Iter. w/ AMG + 𝒢").needs.shared.includes(gate.number))
+})

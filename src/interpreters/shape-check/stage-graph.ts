@@ -7,7 +7,8 @@
  * batch × per-sample training MACs: 3× the forward MACs of every model the
  * step trains — forward and the two backward products — 1× for frozen ones,
  * plus a meta-step's inner and second-order passes; see `experiment.ts`). An
- * evaluate stage costs its data set's size × its model's forward MACs. A
+ * evaluate stage, and an exit evaluation, costs its data set's size × its model's forward MACs
+ * (every loop, for an exit evaluation). A
  * stage whose data set's size is not known statically (a real dataset) has
  * no cost (`undefined`) and counts as 0 on the critical path.
  *
@@ -28,7 +29,8 @@ export const stageMacs = (
   let train = 0
   return e.stages.map((stage) => {
     const size = sizeOf(stage.data)
-    if (stage._tag === "Evaluate")
+    // An exit evaluation runs every loop of its network once per sample, whatever its policy.
+    if (stage._tag === "Evaluate" || stage._tag === "EvaluateExits")
       return size === undefined ? undefined : size * (forward.get(stage.model) ?? 0)
     const cost = report.stages[train++]
     if (cost?.stage !== stage.name)
