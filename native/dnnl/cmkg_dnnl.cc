@@ -13,6 +13,7 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -511,6 +512,59 @@ napi_value scaleByAdam(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// Sums over every axis but the last: out[j] = Σ_r x[r·c + j] for the c channels (c = 1: the sum of
+// everything), in float64 like the JS loop it replaces. The rows are cut into fixed chunks whose
+// partial sums are added in chunk order, so the result does not depend on the thread count.
+constexpr long long kSumChunk = 1 << 14;
+
+double* doubles(napi_env env, napi_value v, size_t want, const char* name) {
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset) != napi_ok ||
+      type != napi_float64_array || length != want)
+    throw Fail{std::string(name) + ": expected a Float64Array of " + std::to_string(want)};
+  return static_cast<double*>(data);
+}
+
+napi_value sumRows(napi_env env, napi_callback_info info) {
+  auto a = args(env, info, 2);
+  const size_t n = lengthOf(env, a[0], "x");
+  const float* x = floats(env, a[0], n, "x");
+  const size_t m = lengthOf(env, a[1], "out");
+  double* out = doubles(env, a[1], m, "out");
+  const long long c = static_cast<long long>(m);
+  if (c == 0 || n % m != 0)
+    throw Fail{"sumRows: " + std::to_string(n) + " values are no whole number of rows of " + std::to_string(m)};
+  const long long rows = static_cast<long long>(n) / c;
+  const long long perChunk = std::max(1LL, kSumChunk / c);
+  const long long chunks = (rows + perChunk - 1) / perChunk;
+  std::vector<double> part(static_cast<size_t>(chunks * c), 0.0);
+#pragma omp parallel for schedule(static) if (static_cast<long long>(n) >= kParallelAbove)
+  for (long long k = 0; k < chunks; k++) {
+    double* acc = part.data() + k * c;
+    const long long lo = k * perChunk, hi = std::min(rows, lo + perChunk);
+    if (c == 1) {
+      double s = 0.0;
+#pragma omp simd reduction(+ : s)
+      for (long long r = lo; r < hi; r++) s += x[r];
+      acc[0] = s;
+    } else {
+      for (long long r = lo; r < hi; r++) {
+        const float* row = x + r * c;
+#pragma omp simd
+        for (long long j = 0; j < c; j++) acc[j] += row[j];
+      }
+    }
+  }
+  for (long long j = 0; j < c; j++) out[j] = 0.0;
+  for (long long k = 0; k < chunks; k++)
+    for (long long j = 0; j < c; j++) out[j] += part[k * c + j];
+  return nullptr;
+}
+
 // oneDNN's OpenMP thread count (the caller's --threads, like onnxruntime's intra-op threads).
 napi_value setThreads(napi_env env, napi_callback_info info) {
   auto a = args(env, info, 1);
@@ -546,6 +600,7 @@ NAPI_MODULE_INIT() {
       {"maxPool", nullptr, guarded<maxPool>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolBackward", nullptr, guarded<maxPoolBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"scaleByAdam", nullptr, guarded<scaleByAdam>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumRows", nullptr, guarded<sumRows>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, guarded<setThreads>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setParallelAbove", nullptr, guarded<setParallelAbove>, nullptr, nullptr, nullptr, napi_default,
        nullptr},

@@ -70,6 +70,7 @@ interface Addon {
     c1: number,
     c2: number,
   ): void
+  sumRows(x: Float32Array, out: Float64Array): void
   setThreads(n: number): void
   setParallelAbove(n: number): void
   version(): string
@@ -348,5 +349,16 @@ export const scaleByAdam = (
       alloc(g.length),
     ]
     d.scaleByAdam(g, mu, nu, ...out, k.b1, k.b2, k.eps, k.c1, k.c2)
+    return out
+  })
+
+/**
+ * Σ over every axis but the last of `x` viewed as rows of `channels` values (1: the sum of
+ * everything), accumulated in float64 (in fixed chunks, whatever the thread count), or undefined.
+ */
+export const sumRows = (x: Float32Array, channels: number): Float64Array | undefined =>
+  attempt("Sum", (d) => {
+    const out = new Float64Array(channels)
+    d.sumRows(x, out)
     return out
   })

@@ -212,12 +212,14 @@ const reduce = (kernelName: string, axisAttr: string, onnx: "ReduceSum" | "Reduc
     const { x } = inputs as { x: TensorInfo }
     const a = attrs as Record<string, unknown>
     if (onnx !== "ReduceMax") {
+      // Large inputs: the native addon's chunked loop (vectorised, every thread), same float64 sums.
       const loop = Loops.reduce(
         b,
         x,
         a[axisAttr] as number | number[],
         a.keepDims === true,
         onnx === "ReduceMean",
+        size(x.shape) >= minElements ? Dnnl.sumRows : undefined,
       )
       if (loop !== undefined) return loop
     }

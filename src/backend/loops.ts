@@ -89,35 +89,52 @@ export const binary = (
   return b.makeTensorInfo(big.shape.slice(), "float32", out)
 }
 
-/** Sum or mean over `axes` when they are every axis but the last, or all axes; otherwise undefined. */
+/** Σ over the rows of `channels` values each, per channel, in float64 (1 channel: the sum of everything). */
+export type SumRows = (values: Float32Array, channels: number) => Float64Array | undefined
+
+/** The JS loop of {@link SumRows}. */
+export const sumRows = (src: Float32Array, c: number): Float64Array => {
+  const acc = new Float64Array(c)
+  if (c === 1) {
+    let s = 0
+    for (let i = 0; i < src.length; i++) s += src[i]!
+    acc[0] = s
+  } else for (let i = 0; i < src.length; i += c) for (let j = 0; j < c; j++) acc[j]! += src[i + j]!
+  return acc
+}
+
+/**
+ * Sum or mean over `axes` when they are every axis but the last, or all axes; otherwise undefined.
+ * Accumulated in float64 (batch-norm statistics over many rows lose precision in float32), by
+ * `native` when given and it takes the call, else by the JS loop.
+ */
 export const reduce = (
   b: MathBackendCPU,
   x: TensorInfo,
   axisAttr: number | number[],
   keepDims: boolean,
   mean: boolean,
+  native?: SumRows,
 ): TensorInfo | undefined => {
   if (x.dtype !== "float32") return undefined
   const rank = x.shape.length
   const axes = util.parseAxisParam(axisAttr, x.shape).sort((p, q) => p - q)
-  const src = valuesOf(b, x)
   const all = axes.length === rank
   const leading = axes.length === rank - 1 && axes.every((a, i) => a === i)
   if (!all && !leading) return undefined
-  if (all) {
-    let s = 0
-    for (let i = 0; i < src.length; i++) s += src[i]!
-    const shape = keepDims ? x.shape.map(() => 1) : []
-    return b.makeTensorInfo(shape, "float32", Float32Array.of(mean ? s / Math.max(1, src.length) : s))
-  }
-  const c = x.shape[rank - 1]!
-  // Accumulate in float64: batch-norm statistics over many rows lose precision in float32.
-  const acc = new Float64Array(c)
-  for (let i = 0; i < src.length; i += c) for (let j = 0; j < c; j++) acc[j]! += src[i + j]!
-  const rows = src.length / c
+  const src = valuesOf(b, x)
+  const c = all ? 1 : x.shape[rank - 1]!
+  const acc = native?.(src, c) ?? sumRows(src, c)
+  const rows = all ? Math.max(1, src.length) : src.length / c
   const out = new Float32Array(c)
   for (let j = 0; j < c; j++) out[j] = mean ? acc[j]! / rows : acc[j]!
-  const shape = keepDims ? x.shape.map((d, i) => (i === rank - 1 ? d : 1)) : [c]
+  const shape = all
+    ? keepDims
+      ? x.shape.map(() => 1)
+      : []
+    : keepDims
+      ? x.shape.map((d, i) => (i === rank - 1 ? d : 1))
+      : [c]
   return b.makeTensorInfo(shape, "float32", out)
 }
 

@@ -5,6 +5,7 @@ import assert from "node:assert/strict"
 import { after, before, beforeEach, describe, it } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
+import { setDnnlParallelAbove } from "../../src/backend/dnnl.ts"
 import {
   dnnlCalls,
   fallbackCalls,
@@ -237,6 +238,46 @@ describe("cmkg-cpu elementwise kernels (oneDNN addon's loops)", { skip: dnnlSkip
         )
         sameBits(ort[0]!, native[0]!, `${op.name}(${s})`)
         sameBits(ort[1]!, native[1]!, `${op.name}(|${s}|)`)
+      }
+    }
+  })
+
+  it("Sum and Mean over all axes and over the leading axes: the JS loop's bits, threaded or not, across chunk boundaries", () => {
+    // 16 × 64 × 64 × 64 is a batch norm's input in the bench's ResNet-18 (threaded above 2²⁰);
+    // 16,387 values cross the 2¹⁴-value chunk by three; one channel makes each row one value.
+    const shapes = [[3, 7, 5, 11], [16, 64, 64, 64], [16387], [16387, 1], [2, 3, 3, 512], [5, 4099, 3]]
+    let seed = 90
+    for (const s of shapes) {
+      const a = withSpecials(data(s, seed++))
+      // One infinity is enough to make every sum it enters infinite: keep the finite ones apart.
+      const finite = data(s, seed++)
+      for (const d of [a, finite]) {
+        const leading = Array.from({ length: s.length - 1 }, (_, i) => i)
+        const run = () => [
+          tf.sum(tensor(d)),
+          tf.mean(tensor(d)),
+          tf.sum(tensor(d), leading),
+          tf.mean(tensor(d), leading, true),
+        ]
+        useDnnl(false)
+        const js = on("cmkg-cpu", run)
+        useDnnl(true)
+        for (const parallelAbove of [1, 2 ** 40]) {
+          setDnnlParallelAbove(parallelAbove)
+          const before = dnnlCalls.Sum ?? 0
+          const native = on("cmkg-cpu", run)
+          assert.equal(
+            (dnnlCalls.Sum ?? 0) - before,
+            4,
+            `${s}: the addon summed ${JSON.stringify(dnnlCalls)}`,
+          )
+          // A NaN's sign and payload say which NaN or ∞ − ∞ came first, which the summation order decides.
+          const quiet = (x: Float32Array) => x.map((v) => (Number.isNaN(v) ? Number.NaN : v))
+          js.forEach((v, i) =>
+            sameBits(quiet(v), quiet(native[i]!), `${s} output ${i}, threads from ${parallelAbove}`),
+          )
+        }
+        setDnnlParallelAbove(2 ** 20)
       }
     }
   })
