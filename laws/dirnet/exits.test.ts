@@ -27,6 +27,7 @@ import assert from "node:assert/strict"
 import { before, test } from "node:test"
 import * as tf from "@tensorflow/tfjs-core"
 import fc from "fast-check"
+import * as Metrics from "../../src/data/metrics.ts"
 import * as Dirnet from "../../src/dsl/dirnet.ts"
 import * as Step from "../../src/dsl/Exits.ts"
 import * as Optimizer from "../../src/dsl/Optimizer.ts"
@@ -96,6 +97,82 @@ test("τ_var = ±∞ on a real (untrained) DIR-Net's predicted variances", () =>
   assert.deepEqual([...Exits.varianceExits(its, Number.NEGATIVE_INFINITY)], [2, 2, 2, 2])
   tf.dispose([batch.x, batch.joints3d, batch.joints2d])
   Init.dispose(params, state)
+})
+
+// ---- fixed depth and the oracle --------------------------------------------------------------
+
+/** Predictions of every loop, labels and per-sample scales, as an exit evaluation reads them. */
+const evaluated = fc
+  .record({ iterations: fc.integer({ min: 1, max: 5 }), size: fc.integer({ min: 1, max: 6 }) })
+  .chain(({ iterations, size }) => {
+    const poses = (n: number) =>
+      fc
+        .array(fc.float({ min: -2, max: 2, noNaN: true }), { minLength: n, maxLength: n })
+        .map((v) => Float32Array.from(v))
+    return fc.record({
+      pose: fc.array(poses(size * 63), { minLength: iterations, maxLength: iterations }),
+      truth: poses(size * 63),
+      scale: fc
+        .array(fc.float({ min: 1, max: 300, noNaN: true }), { minLength: size, maxLength: size })
+        .map((v) => Float32Array.from(v)),
+      iterations: fc.constant(iterations),
+      size: fc.constant(size),
+    })
+  })
+  .map(
+    ({ pose, truth, scale, iterations, size }): Exits.Evaluated => ({
+      its: { iterations, size, pose, joints2d: [], logvar: [], gateFeatures: [], hidden: 0, poseLoss: [] },
+      truth,
+      scale,
+    }),
+  )
+
+test("the oracle's EPE is at most every fixed depth's, and each sample exits at its least-error loop", () => {
+  fc.assert(
+    fc.property(evaluated, (ev) => {
+      const macs = Array.from({ length: ev.its.iterations }, (_, k) => 10 + k)
+      const oracle = Exits.oracleExits(ev)
+      const atOracle = Exits.measure(ev, oracle, macs)
+      for (let k = 0; k < ev.its.iterations; k++) {
+        const fixed = Exits.measure(ev, Exits.loopExits(ev.its, k), macs)
+        assert.ok(atOracle.epe <= fixed.epe + 1e-9, `oracle ${atOracle.epe} > loop ${k + 1}'s ${fixed.epe}`)
+        assert.equal(fixed.meanExit, k)
+        assert.equal(fixed.gflops, Costs.gflops(10 + k))
+      }
+      // Each sample's own error in millimetres, loop by loop: the oracle's loop is the first least.
+      for (let b = 0; b < ev.its.size; b++) {
+        const errs = ev.its.pose.map((p) => {
+          const one = (x: Float32Array) => x.subarray(b * 63, b * 63 + 63)
+          return Metrics.report3d(one(p), one(ev.truth), [ev.scale[b]!]).epe
+        })
+        const [chosen, least] = [errs[oracle[b]!]!, Math.min(...errs)]
+        assert.ok(chosen <= least * (1 + 1e-6) + 1e-9, `sample ${b}: ${errs} → loop ${oracle[b]! + 1}`)
+      }
+    }),
+    runs(defaults),
+  )
+})
+
+test("the oracle picks a loop whose prediction is exact, and the first loop when every loop predicts the same", () => {
+  const size = 3
+  const truth = Float32Array.from({ length: size * 63 }, (_, i) => Math.sin(i))
+  const off = (d: number) => truth.map((x) => x + d)
+  const its = (pose: Float32Array[]): Exits.Evaluated => ({
+    its: {
+      iterations: pose.length,
+      size,
+      pose,
+      joints2d: [],
+      logvar: [],
+      gateFeatures: [],
+      hidden: 0,
+      poseLoss: [],
+    },
+    truth,
+    scale: new Float32Array(size).fill(100),
+  })
+  assert.deepEqual([...Exits.oracleExits(its([off(0.3), off(-0.1), truth, off(0.05)]))], [2, 2, 2])
+  assert.deepEqual([...Exits.oracleExits(its([off(0.1), off(0.1), off(0.1)]))], [0, 0, 0])
 })
 
 // ---- temperature ----------------------------------------------------------------------------

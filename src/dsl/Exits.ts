@@ -19,6 +19,13 @@ import type * as Program from "./Program.ts"
 export type Policy =
   /** After the last loop (no dynamic exit). */
   | { readonly _tag: "Last" }
+  /** After loop `loop` (0-based), every sample: the network cut to a fixed depth, for the accuracy each loop adds. */
+  | { readonly _tag: "Loop"; readonly loop: number }
+  /**
+   * At the loop whose 3D error against the sample's own labels is least: no rule that sees only the
+   * image can do better, so the gap between it and the best fixed loop is what exiting per input can win.
+   */
+  | { readonly _tag: "Oracle" }
   /** At the first loop whose average predicted variance `mean(exp α_2D, exp α_3D)` is below `tau` (Sec. 4.1). */
   | { readonly _tag: "Variance"; readonly tau: number }
   /**
@@ -36,6 +43,8 @@ export type Policy =
 export type Label =
   | { readonly _tag: "NoIter" }
   | { readonly _tag: "Last" }
+  | { readonly _tag: "Loop"; readonly loop: number }
+  | { readonly _tag: "Oracle" }
   | { readonly _tag: "Variance"; readonly tau: number }
   | { readonly _tag: "Gate"; readonly temperature: number; readonly seed: number }
 
@@ -90,6 +99,8 @@ export interface Reinforce {
 // ---- constructors -----------------------------------------------------------------------------
 
 export const last: Policy = { _tag: "Last" }
+export const loop = (loop: number): Policy => ({ _tag: "Loop", loop })
+export const oracle: Policy = { _tag: "Oracle" }
 export const variance = (tau: number): Policy => ({ _tag: "Variance", tau })
 export const varianceQuantile = (quantile: number, of: Data.Spec): Policy => ({
   _tag: "VarianceQuantile",

@@ -140,3 +140,13 @@ export const losses = (e: Experiment): { stage: string; loss: Loss.Loss }[] =>
   e.stages.flatMap((s) =>
     s._tag === "Train" ? Step.losses(s.step).map((loss) => ({ stage: s.name, loss })) : [],
   )
+
+/** The results rows the experiment files (table, row), in stage order: evaluate stages' and exit evaluations'. */
+export const rows = (e: Experiment): { table: string; row: string }[] =>
+  e.stages.flatMap((s) =>
+    s._tag === "Evaluate"
+      ? [{ table: s.table, row: s.row }]
+      : s._tag === "EvaluateExits" && s.into._tag === "Row"
+        ? [{ table: s.into.table, row: s.into.row }]
+        : [],
+  )

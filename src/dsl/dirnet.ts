@@ -355,12 +355,19 @@ export const gate = (o: GateOptions): Net.Net<"gateLogits"> =>
 export type ExitPolicy =
   /** Exit after every loop: the last iteration's prediction ("IR-Net", no dynamic exit). */
   | { readonly _tag: "Last" }
+  /** Every sample exits after loop `loop` (0-based): the accuracy the network has at that fixed depth. */
+  | { readonly _tag: "Loop"; readonly loop: number }
+  /** Each sample exits at the loop of least 3D error against its labels: the most per-input exits can win. */
+  | { readonly _tag: "Oracle" }
   /** Exit at the first loop whose average predicted variance `mean(exp α_2D, exp α_3D)` is below `tau` (Sec. 4.1). */
   | { readonly _tag: "Variance"; readonly tau: number }
   /** Sample EXIT/CONTINUE at each loop from `softmax(𝒢(f)/temperature)` (Sec. 4.2); the last loop always exits. */
   | { readonly _tag: "Gate"; readonly temperature: number; readonly seed: number }
 
 export const exitLast: ExitPolicy = { _tag: "Last" }
+/** Exit after loop `loop`, counted from 1 as the paper's loop points are. */
+export const exitAfter = (loop: number): ExitPolicy => ({ _tag: "Loop", loop: loop - 1 })
+export const oracleExit: ExitPolicy = { _tag: "Oracle" }
 export const varianceExit = (tau: number): ExitPolicy => ({ _tag: "Variance", tau })
 export const gateExit = (temperature: number, seed = 0): ExitPolicy => ({ _tag: "Gate", temperature, seed })
 
@@ -501,6 +508,8 @@ export interface Spec {
   readonly weights: Weights
   readonly variants: readonly Variant[]
   readonly rows: readonly Row[]
+  /** Each table's reference row (table → row): the rows a summary pairs every other row of the table with. */
+  readonly references: Readonly<Record<string, string>>
   readonly gate: GateSettings
   readonly sweep: Sweep | undefined
 }
@@ -533,6 +542,7 @@ export const spec = (o: {
   readonly weights?: Weights
   readonly variants: readonly Variant[]
   readonly rows: readonly Row[]
+  readonly references?: Readonly<Record<string, string>>
   readonly gate?: Partial<GateSettings>
   readonly sweep?: Sweep
 }): Spec => ({
@@ -545,6 +555,7 @@ export const spec = (o: {
   weights: o.weights ?? weights,
   variants: o.variants,
   rows: o.rows,
+  references: o.references ?? {},
   gate: { ...gateDefaults, ...o.gate },
   sweep: o.sweep,
 })
@@ -701,9 +712,13 @@ export const experiment = (e: Spec): Experiment.Experiment => {
     const policy: Exits.Policy =
       ev._tag === "NoIter" || ev._tag === "Last"
         ? Exits.last
-        : ev._tag === "Variance"
-          ? Exits.variance(ev.tau)
-          : Exits.gate(gateModel(e, v), ev.temperature, ev.seed)
+        : ev._tag === "Loop"
+          ? Exits.loop(ev.loop)
+          : ev._tag === "Oracle"
+            ? Exits.oracle
+            : ev._tag === "Variance"
+              ? Exits.variance(ev.tau)
+              : Exits.gate(gateModel(e, v), ev.temperature, ev.seed)
     stages.push(
       Exits.evaluate({
         name: `${r.table} · ${r.row}`,
@@ -740,6 +755,7 @@ export const experiment = (e: Spec): Experiment.Experiment => {
   return Experiment.experiment({
     feeds: Object.fromEntries(models(e).map((m) => [m.name, "rgb" as const])),
     stages,
+    references: e.references,
   })
 }
 

@@ -90,6 +90,9 @@ export const dirnetSettings = (scale: Program.Scale): DirnetSettings => {
 
 const TABLE3 = "Table 3: recursive refinement"
 const TABLE2 = "Table 2: loop points"
+const DEPTHS = "Exits of the loop-point-3 network: fixed depth and oracle"
+const NO_ITER = "No Iter."
+const afterLoop = (k: number) => `after loop ${k}`
 
 /** The experiment for some settings (tests build it with smaller ones). */
 export const build = (
@@ -111,12 +114,22 @@ export const build = (
     epochs: s.epochs,
     variants: [main, noAmg, ...others],
     rows: [
-      Dirnet.row(TABLE3, "No Iter.", main, Dirnet.noIter),
+      Dirnet.row(TABLE3, NO_ITER, main, Dirnet.noIter),
       Dirnet.row(TABLE3, "Iter. w/out AMG", noAmg, Dirnet.exitLast),
       Dirnet.row(TABLE3, "Iter. w/ AMG", main, Dirnet.exitLast),
       Dirnet.row(TABLE3, "Iter. w/ AMG + 𝒢", main, Dirnet.gateExit(1)),
       ...s.loopPoints.map((p) => Dirnet.row(TABLE2, `(${p})`, p === 3 ? main : loop(p), Dirnet.exitLast)),
+      // Does a later loop help on some inputs? The oracle against the best fixed depth says (not in the paper).
+      ...Array.from({ length: s.iterations }, (_, k) =>
+        Dirnet.row(DEPTHS, afterLoop(k + 1), main, Dirnet.exitAfter(k + 1)),
+      ),
+      Dirnet.row(DEPTHS, "oracle", main, Dirnet.oracleExit),
     ],
+    references: {
+      [TABLE3]: NO_ITER,
+      [TABLE2]: `(${s.loopPoints[0]})`,
+      [DEPTHS]: afterLoop(1),
+    },
     gate: s.gate,
     sweep: { model: main.name, tauVarQuantiles: s.tauVarQuantiles, tauGate: s.tauGate },
   })

@@ -250,11 +250,46 @@ const sweepOf = (r: RunFiles.Results | undefined): RunFiles.DirnetResults["sweep
   r?.kind === "DirNetExperiment" ? r.sweep : undefined
 
 const SWEEP_SERIES = ["τ_var", "τ_gate"] as const
+const FIXED = "fixed depth"
+const ORACLE = "oracle"
+
+/**
+ * The swept network's rows that every sample exits at one loop ("fixed depth", in loop order) or at
+ * its best loop ("oracle"), as Figure 7's extra series: mean over the seeds that have each row.
+ */
+const depthPoints = (run: RunDir.Run, model: string) => {
+  const rows = run.seeds.flatMap((s) =>
+    s.results?.kind === "DirNetExperiment" ? s.results.rows.filter((r) => r.model === model) : [],
+  )
+  const point = (series: string, label: string, order: number, here: readonly RunFiles.DirnetRow[]) => ({
+    series,
+    order,
+    gflops: here.reduce((a, x) => a + x.gflops, 0) / here.length,
+    auc: here.reduce((a, x) => a + x.auc20to50, 0) / here.length,
+    label,
+  })
+  const loopOf = (r: RunFiles.DirnetRow) => (r.evaluate._tag === "Loop" ? r.evaluate.loop : -1)
+  const loops = [...new Set(rows.map(loopOf).filter((k) => k >= 0))].sort((a, b) => a - b)
+  const oracle = rows.filter((r) => r.evaluate._tag === "Oracle")
+  return [
+    ...loops.map((k, i) =>
+      point(
+        FIXED,
+        `loop ${k + 1}`,
+        i,
+        rows.filter((r) => loopOf(r) === k),
+      ),
+    ),
+    ...(oracle.length > 0 ? [point(ORACLE, ORACLE, 0, oracle)] : []),
+  ]
+}
 
 /**
  * DIR-Net's Figure 7: 3D AUC against average GFLOPs, one line for the
  * variance thresholds τ_var and one for the gate's temperatures τ_gate
- * (points in sweep order, mean over seeds), each point labelled with its τ.
+ * (points in sweep order, mean over seeds), each point labelled with its τ;
+ * and, when the run evaluates them, the network cut at each fixed depth and
+ * the oracle exit (each sample at its best loop).
  */
 export const tradeoff = (run: RunDir.Run): Plot[] => {
   const sweeps = run.seeds.flatMap((s) => {
@@ -262,7 +297,7 @@ export const tradeoff = (run: RunDir.Run): Plot[] => {
     return sw === undefined ? [] : [sw]
   })
   if (sweeps.length === 0) return []
-  const values = SWEEP_SERIES.flatMap((series) => {
+  const swept = SWEEP_SERIES.flatMap((series) => {
     const lists = sweeps.map((sw) => sw.points.filter((p) => p.series === series))
     return lists[0]!.map((p, i) => {
       const here = lists.map((l) => l[i]).filter((x): x is RunFiles.SweepPoint => x !== undefined)
@@ -276,7 +311,8 @@ export const tradeoff = (run: RunDir.Run): Plot[] => {
       }
     })
   })
-  const drawn = SWEEP_SERIES.filter((s) => values.some((v) => v.series === s))
+  const values = [...swept, ...depthPoints(run, sweeps[0]!.model)]
+  const drawn = [...SWEEP_SERIES, FIXED, ORACLE].filter((s) => values.some((v) => v.series === s))
   // Points of one series that (nearly) coincide — a saturated gate — get one label listing their τ.
   const span = (f: (v: (typeof values)[number]) => number) =>
     Math.max(...values.map(f)) - Math.min(...values.map(f)) || 1
@@ -324,13 +360,17 @@ export const tradeoff = (run: RunDir.Run): Plot[] => {
       section: "tradeoff",
       title,
       caption: `Accuracy against computation of ${model} when each sample exits at the first loop whose predicted variance is below τ_var (labels "q …": the quantile of the training set's predicted variances that τ_var is) or where the REINFORCE gate samples EXIT at temperature τ_gate (labels: τ_gate), all from one trained network and gate (cf. DIR-Net paper, Fig. 7)${
-        nSeeds > 1 ? `; mean over ${nSeeds} seeds` : ""
-      }. GFLOPs are the shape checker's cost of each sample's exit, averaged over the test set.`,
+        drawn.includes(FIXED) ? `; "${FIXED}": every sample exits after the same loop (labels: the loop)` : ""
+      }${
+        drawn.includes(ORACLE)
+          ? `; "${ORACLE}": each sample exits at the loop whose 3D error is least (it reads the labels: no exit rule has a lower EPE)`
+          : ""
+      }${nSeeds > 1 ? `; mean over ${nSeeds} seeds` : ""}. GFLOPs are the shape checker's cost of each sample's exit, averaged over the test set.`,
       series: [...drawn],
       spec: {
         $schema: SCHEMA,
         config,
-        title: { text: title, subtitle: `${run.program.name}: ${model}, τ_var and τ_gate sweeps` },
+        title: { text: title, subtitle: `${run.program.name}: ${model}, ${drawn.join(", ")}` },
         width: 520,
         height: 340,
         layer: [
@@ -345,7 +385,7 @@ export const tradeoff = (run: RunDir.Run): Plot[] => {
             mark: {
               type: "text" as const,
               dx: 6,
-              dy: series === "τ_var" ? -9 : 12,
+              dy: series === "τ_var" || series === ORACLE ? -9 : 12,
               align: "left" as const,
               fontSize: 10,
               color: "#555",

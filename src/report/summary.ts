@@ -30,14 +30,14 @@ const costColumn = (rows: readonly CostedRow[], key: "gflops" | "params") => {
   return xs.length > 0 && xs.every((x) => typeof x === "number") ? { [key]: meanStd(xs as number[]) } : {}
 }
 
-/** Each table's reference row, as the seeds' results declare it (the first seed that names one; DIR-Net's name none). */
+/** Each table's reference row, as the seeds' results declare it (the first seed that names one). */
 export const references = (results: readonly RunFiles.Results[]): Readonly<Record<string, string>> => {
   const out: Record<string, string> = {}
-  for (const r of results)
-    if (r.kind === undefined)
-      for (const [table, row] of Object.entries(r.references ?? {})) out[table] ??= row
+  for (const r of results) for (const [table, row] of Object.entries(r.references ?? {})) out[table] ??= row
   return out
 }
+
+const gflopsOf = (r: CostedRow): number | undefined => r.gflops
 
 const pairedMetric = (ds: readonly number[], better: "lower" | "higher"): RunFiles.PairedMetric => {
   const d = Paired.difference(ds)
@@ -78,6 +78,14 @@ const paired = (
         pairs.map((p) => p.mine.auc20to50 - p.ref.auc20to50),
         "higher",
       ),
+      ...(pairs.every((p) => gflopsOf(p.mine) !== undefined && gflopsOf(p.ref) !== undefined)
+        ? {
+            gflops: pairedMetric(
+              pairs.map((p) => gflopsOf(p.mine)! - gflopsOf(p.ref)!),
+              "lower",
+            ),
+          }
+        : {}),
     },
   }
 }
@@ -162,25 +170,41 @@ export const pairedText = (m: RunFiles.PairedMetric, n: number, digits: number):
       : `[${signed(m.low, digits)}, ${signed(m.high, digits)}]`
   } · won ${m.wins}/${n}`
 
+/** A GFLOPs difference to three significant digits of its largest end (the costs are 10⁻³–10¹ GFLOPs). */
+const pairedGflopsText = (m: RunFiles.PairedMetric, n: number): string => {
+  const size = Math.max(Math.abs(m.mean), Math.abs(m.low ?? 0), Math.abs(m.high ?? 0))
+  return pairedText(m, n, size === 0 ? 0 : Math.max(0, 2 - Math.floor(Math.log10(size))))
+}
+
 /** A table's rows against its reference row, when they have paired differences. */
 const pairedMarkdown = (table: string, cells: readonly Cell[], columns: readonly string[]): string[] => {
   const withPaired = cells.filter((c) => c.paired !== undefined)
   if (withPaired.length === 0) return []
   const reference = withPaired[0]!.paired!.reference
+  const costs = withPaired.every((c) => c.paired!.gflops !== undefined)
+  const heads = (c: string) => [`${c} Δ EPE (mm)`, `${c} Δ AUC 20–50`, ...(costs ? [`${c} Δ GFLOPs`] : [])]
   const out = [
     `### ${table}: against "${reference}"`,
     "",
     "Row − reference seed by seed (same initialisation and batch order): mean over seeds [95 % Student's t interval] · seeds won.",
     "",
-    `| method | ${columns.flatMap((c) => [`${c} Δ EPE (mm)`, `${c} Δ AUC 20–50`]).join(" | ")} |`,
-    `|---|${columns.flatMap(() => ["---", "---"]).join("|")}|`,
+    `| method | ${columns.flatMap(heads).join(" | ")} |`,
+    `|---|${columns.flatMap((c) => heads(c).map(() => "---")).join("|")}|`,
   ]
   for (const row of [...new Set(withPaired.map((c) => c.row))])
     out.push(
       `| ${row} | ${columns
         .map((col) => {
           const p = withPaired.find((x) => x.row === row && x.column === col)?.paired
-          return p === undefined ? " | " : `${pairedText(p.epe, p.n, 2)} | ${pairedText(p.auc20to50, p.n, 3)}`
+          if (p === undefined)
+            return heads(col)
+              .map(() => "")
+              .join(" | ")
+          return [
+            pairedText(p.epe, p.n, 2),
+            pairedText(p.auc20to50, p.n, 3),
+            ...(costs ? [pairedGflopsText(p.gflops!, p.n)] : []),
+          ].join(" | ")
         })
         .join(" | ")} |`,
     )

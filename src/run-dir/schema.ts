@@ -38,6 +38,8 @@ export type StagedRow = typeof StagedRow.Type
 export const DirnetEvaluate = Schema.Union([
   Schema.TaggedStruct("NoIter", {}),
   Schema.TaggedStruct("Last", {}),
+  Schema.TaggedStruct("Loop", { loop: Schema.Number }),
+  Schema.TaggedStruct("Oracle", {}),
   Schema.TaggedStruct("Variance", { tau: Schema.Number }),
   Schema.TaggedStruct("Gate", { temperature: Schema.Number, seed: Schema.Number }),
 ])
@@ -110,6 +112,8 @@ export type StagedResults = typeof StagedResults.Type
 export const DirnetResults = Schema.Struct({
   kind: Schema.Literal("DirNetExperiment"),
   ...resultsFields,
+  /** Each table's reference row (the experiment's `references`; absent when it declares none). */
+  references: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
   rows: Schema.Array(DirnetRow),
   /** Absent when the experiment sweeps no thresholds. */
   sweep: Schema.optional(Schema.Struct({ model: Schema.String, points: Schema.Array(SweepPoint) })),
@@ -154,6 +158,8 @@ export const Paired = Schema.Struct({
   epe: PairedMetric,
   /** AUC 20–50 difference (positive: the row is better; wins counts seeds with a higher AUC). */
   auc20to50: PairedMetric,
+  /** Average GFLOPs difference, when both rows carry costs (DIR-Net's; wins counts seeds with fewer GFLOPs). */
+  gflops: Schema.optionalKey(PairedMetric),
 })
 export type Paired = typeof Paired.Type
 

@@ -144,6 +144,53 @@ test("Table 2: a later loop point loops over less of the network, so costs fewer
   assert.ok(t2[0]!.gflops > t2[1]!.gflops)
 })
 
+const DEPTHS = "Exits of the loop-point-3 network: fixed depth and oracle"
+
+test("fixed depths and the oracle: each depth's cost is the shape checker's, the last depth is Table 3's full loop, the oracle beats every depth", () => {
+  const depths = results.rows.filter((r) => r.table === DEPTHS)
+  assert.deepEqual(
+    depths.map((r) => [r.row, r.evaluate]),
+    [
+      ["after loop 1", { _tag: "Loop", loop: 0 }],
+      ["after loop 2", { _tag: "Loop", loop: 1 }],
+      ["after loop 3", { _tag: "Loop", loop: 2 }],
+      ["oracle", { _tag: "Oracle" }],
+    ],
+  )
+  const costs = statics.loops!.find((l) => l.model === "ir9-loop3")!.costs.gflopsAtExit
+  depths.slice(0, 3).forEach((r, k) => {
+    assert.equal(r.gflops, costs[k])
+    assert.equal(r.meanExit, k)
+  })
+  // The same trained network, every sample after its last loop.
+  const full = row(T3, "Iter. w/ AMG")
+  assert.deepEqual([depths[2]!.epe, depths[2]!.auc20to50], [full.epe, full.auc20to50])
+  const oracle = depths[3]!
+  for (const d of depths.slice(0, 3))
+    assert.ok(oracle.epe <= d.epe, `oracle ${oracle.epe} > ${d.row} ${d.epe}`)
+  assert.ok(oracle.gflops >= costs[0]! && oracle.gflops <= costs[2]!)
+  const md = readFileSync(join(out, "results.md"), "utf8")
+  assert.match(md, /ir9-loop3: every sample at its best loop \(the oracle\) reaches 3D AUC \d\.\d{3}/)
+})
+
+test("summary.json pairs each table's rows with its reference row, GFLOPs included", () => {
+  const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as RunFiles.Summary
+  const cell = (table: string, name: string) =>
+    summary.cells.find((c) => c.table === table && c.row === name)!
+  assert.equal(cell(T3, "No Iter.").paired, undefined)
+  const gate = cell(T3, "Iter. w/ AMG + 𝒢").paired!
+  assert.equal(gate.reference, "No Iter.")
+  assert.equal(gate.n, 1)
+  const [gateRow, noIter] = [row(T3, "Iter. w/ AMG + 𝒢"), row(T3, "No Iter.")]
+  assert.equal(gate.epe.mean, gateRow.epe - noIter.epe)
+  assert.equal(gate.gflops!.mean, gateRow.gflops - noIter.gflops)
+  const oracle = cell(DEPTHS, "oracle").paired!
+  assert.equal(oracle.reference, "after loop 1")
+  assert.ok(oracle.epe.mean <= 0)
+  assert.equal(cell("Table 2: loop points", "(4)").paired!.reference, "(3)")
+  assert.match(readFileSync(join(out, "summary.md"), "utf8"), /Δ GFLOPs \|/)
+})
+
 test("Figure 7: τ_var and τ_gate sweeps of one network; GFLOPs fall as τ_var grows", () => {
   const sweep = results.sweep!
   assert.equal(sweep.model, "ir9-loop3")
@@ -169,7 +216,7 @@ test("cmkg report draws Figure 7 (one series per exit rule) and the cost columns
   assert.ok(files.includes(svgPath) && files.includes(join(out, "report", "dirnet-tradeoff.png")))
   const svg = readFileSync(svgPath, "utf8")
   const texts = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!)
-  for (const t of ["τ_var", "τ_gate", "3D AUC (20–50 mm)"])
+  for (const t of ["τ_var", "τ_gate", "fixed depth", "oracle", "loop 2", "3D AUC (20–50 mm)"])
     assert.ok(texts.includes(t), `${t} in ${texts.join(" | ")}`)
   const html = readFileSync(join(out, "report", "index.html"), "utf8")
   assert.match(html, /<figure id="fig-dirnet-tradeoff"[^>]*><svg /)

@@ -11,7 +11,7 @@ import type * as Experiment from "../../src/dsl/Experiment.ts"
 import * as Optimizer from "../../src/dsl/Optimizer.ts"
 import * as Program from "../../src/dsl/Program.ts"
 import * as ExperimentCheck from "../../src/interpreters/shape-check/experiment.ts"
-import dirnetStb from "../../src/programs/dirnet-stb.ts"
+import dirnetStb, { dirnetSettings } from "../../src/programs/dirnet-stb.ts"
 
 const at = (scale: Program.Scale) =>
   Program.resolve(dirnetStb, { scale, data: {} }) as Program.Program<Experiment.Experiment>
@@ -42,6 +42,19 @@ for (const scale of Program.scales)
       rows("Table 2").map((r) => r[0]),
       ["(1)", "(2)", "(3)", "(4)"],
     )
+    assert.deepEqual(rows("Exits of the loop-point-3 network"), [
+      ...Array.from({ length: dirnetSettings(scale).iterations }, (_, k) => [
+        `after loop ${k + 1}`,
+        "ir9-loop3",
+        "Loop",
+      ]),
+      ["oracle", "ir9-loop3", "Oracle"],
+    ])
+    assert.deepEqual(e.references, {
+      "Table 3: recursive refinement": "No Iter.",
+      "Table 2: loop points": "(1)",
+      "Exits of the loop-point-3 network: fixed depth and oracle": "after loop 1",
+    })
     const sweep = (series: string) =>
       exitStages(e).filter((s) => s.into._tag === "Sweep" && s.into.series === series).length
     assert.ok(sweep("τ_gate") >= 3 && sweep("τ_var") >= 3)

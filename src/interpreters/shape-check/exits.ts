@@ -110,6 +110,14 @@ export const checkEvaluate = (
   const p = stage.policy
   switch (p._tag) {
     case "Last":
+    case "Oracle":
+      break
+    case "Loop":
+      if (costs !== undefined && !(Number.isInteger(p.loop) && p.loop >= 0 && p.loop < costs.iterations))
+        fail(
+          `${at}/policy`,
+          `exit after loop ${p.loop + 1}: "${stage.model}" has loops 1–${costs.iterations}`,
+        )
       break
     case "Variance":
       if (Number.isNaN(p.tau)) fail(`${at}/policy`, "τ_var is NaN")

@@ -207,7 +207,7 @@ export const check = (p: Program.Program<Experiment.Experiment>): ExperimentRepo
   })
   // A table's reference row must be a row the experiment files under that table.
   for (const [table, row] of Object.entries(e.references)) {
-    const rows = e.stages.flatMap((s) => (s._tag === "Evaluate" && s.table === table ? [s.row] : []))
+    const rows = Experiment.rows(e).flatMap((r) => (r.table === table ? [r.row] : []))
     if (rows.length === 0)
       errors.push({
         _tag: "ShapeError",

@@ -74,12 +74,38 @@ export const markdown = (r: Results): string => {
 
 const signed = (x: number) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(3)}`
 
+/** The results' closing notes: Table 3's questions, then whether exiting per input can pay. */
+export const closingNotes = (r: Results): string[] => [...table3Notes(r), ...oracleNotes(r)]
+
+/**
+ * Whether exiting per input can pay at all, for every variant with fixed-depth and oracle rows: how
+ * far the oracle (each sample at its best loop) is above the best fixed depth, and how many samples
+ * are best served by a later loop than the first.
+ */
+const oracleNotes = (r: Results): string[] =>
+  [...new Set(r.rows.map((x) => x.model))].flatMap((model) => {
+    const mine = r.rows.filter((x) => x.model === model)
+    const oracle = mine.find((x) => x.evaluate._tag === "Oracle")
+    const depths = mine.filter((x) => x.evaluate._tag === "Loop")
+    if (oracle === undefined || depths.length === 0) return []
+    const best = depths.reduce((a, x) => (x.auc20to50 > a.auc20to50 ? x : a))
+    const loopOf = (x: Row) => (x.evaluate._tag === "Loop" ? x.evaluate.loop + 1 : 0)
+    return [
+      `${model}: every sample at its best loop (the oracle) reaches 3D AUC ${fixed3(oracle.auc20to50)} at ${Costs.gflopsText(oracle.gflops)} GFLOPs, ` +
+        `against ${fixed3(best.auc20to50)} for the best fixed depth (loop ${loopOf(best)}, ${Costs.gflopsText(best.gflops)} GFLOPs); ` +
+        `${fixed(100 * (1 - (oracle.exits[0] ?? 0)), 0)}% of samples are best served by a later loop than the first. ` +
+        `Fixed depths: ${depths.map((x) => `loop ${loopOf(x)} ${fixed3(x.auc20to50)}`).join(", ")}.`,
+    ]
+  })
+
+const fixed3 = (n: number) => fixed(n, 3)
+
 /**
  * Table 3's questions, for every variant evaluated without iterations, with
  * all its loops and with the gate: do the iterations improve 3D AUC, and
  * does the gate cut average GFLOPs at a small AUC cost (as in the paper)?
  */
-export const closingNotes = (r: Results): string[] =>
+const table3Notes = (r: Results): string[] =>
   [...new Set(r.rows.map((x) => x.model))].flatMap((model) => {
     const of = (tag: Dirnet.Evaluate["_tag"]) =>
       r.rows.find((x) => x.model === model && x.evaluate._tag === tag)
@@ -151,6 +177,7 @@ export const fromRows = (
   return {
     kind: "DirNetExperiment",
     ...base,
+    ...(Object.keys(e.references).length > 0 ? { references: e.references } : {}),
     rows: exitRows.filter((r) => r.point === undefined).map(({ point: _, ...row }) => row),
     sweep:
       swept === undefined

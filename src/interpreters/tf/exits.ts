@@ -178,6 +178,35 @@ export const poseAtExit = (its: Iterations, exits: ArrayLike<number>): Float32Ar
   return out
 }
 
+// ---- fixed depth and the oracle --------------------------------------------------------------
+
+/** Every sample exits after loop `k`. */
+export const loopExits = (its: Pick<Iterations, "size">, k: number): Int32Array =>
+  new Int32Array(its.size).fill(k)
+
+/**
+ * Each sample exits at the loop whose 3D joints are nearest its labels (summed joint distance; the
+ * earliest such loop on a tie, as it costs least). Distances are compared within a sample, whose
+ * scale is one factor for every loop, so normalised coordinates give the same choice as millimetres.
+ */
+export const oracleExits = (ev: Pick<Evaluated, "its" | "truth">): Int32Array => {
+  const { its, truth } = ev
+  const exits = new Int32Array(its.size)
+  for (let b = 0; b < its.size; b++) {
+    const t = truth.subarray(b * 63, b * 63 + 63)
+    let best = Number.POSITIVE_INFINITY
+    for (let k = 0; k < its.iterations; k++) {
+      let e = 0
+      for (const d of Metrics.distances(its.pose[k]!.subarray(b * 63, b * 63 + 63), t, 3)) e += d
+      if (e < best) {
+        best = e
+        exits[b] = k
+      }
+    }
+  }
+  return exits
+}
+
 // ---- the variance threshold (Sec. 4.1) -----------------------------------------------------
 
 /** `mean(exp α_2D, exp α_3D)` of sample `b` at iteration k. */
@@ -534,7 +563,13 @@ export const evaluateStage = (stage: ExitsDsl.Evaluate, ctx: StageContext): Row 
   let extraParams = 0
   switch (p._tag) {
     case "Last":
-      exits = new Int32Array(ev.its.size).fill(ev.its.iterations - 1)
+      exits = loopExits(ev.its, ev.its.iterations - 1)
+      break
+    case "Loop":
+      exits = loopExits(ev.its, p.loop)
+      break
+    case "Oracle":
+      exits = oracleExits(ev)
       break
     case "Variance":
       tau = p.tau
