@@ -273,9 +273,9 @@ describe("cmkg-cpu elementwise kernels (oneDNN addon's loops)", { skip: dnnlSkip
           )
           // A NaN's sign and payload say which NaN or ∞ − ∞ came first, which the summation order decides.
           const quiet = (x: Float32Array) => x.map((v) => (Number.isNaN(v) ? Number.NaN : v))
-          js.forEach((v, i) =>
-            sameBits(quiet(v), quiet(native[i]!), `${s} output ${i}, threads from ${parallelAbove}`),
-          )
+          js.forEach((v, i) => {
+            sameBits(quiet(v), quiet(native[i]!), `${s} output ${i}, threads from ${parallelAbove}`)
+          })
         }
         setDnnlParallelAbove(2 ** 20)
       }
