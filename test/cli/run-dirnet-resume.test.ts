@@ -103,7 +103,7 @@ test("SIGKILL, then Ctrl-C (exit 130), then --resume: the uninterrupted run's re
 
   // Ctrl-C during ir9-loop4's stage 1: a checkpoint after the current step, exit 130.
   const interrupted = start("run", fixture, "--out", out, "--resume")
-  // Lands in ir9-loop4's training (stage 7 or 8 of 21, depending on the machine's speed; the
+  // Lands in ir9-loop4's training (stage 7 or 8 of 25, depending on the machine's speed; the
   // assertions below hold for either).
   await waitForSteps(out, 20)
   interrupted.kill("SIGINT")
@@ -130,7 +130,7 @@ test("SIGKILL, then Ctrl-C (exit 130), then --resume: the uninterrupted run's re
   const r = cmkg(["run", fixture, "--out", out, "--resume"])
   assert.equal(r.status, 0, r.stderr)
   assert.ok(r.stdout.includes(`resuming from ${stoppedAt}: `), r.stdout)
-  assert.match(r.stdout, /resuming from .*: stage [78]\/21, epoch 1, step [1-3]\n/)
+  assert.match(r.stdout, /resuming from .*: stage [78]\/25, epoch 1, step [1-3]\n/)
   assert.deepEqual(results(out), reference.results)
   assert.deepEqual(losses(out), reference.losses)
   for (const name of ["ir9-loop3", "ir9-loop3-gate"])
