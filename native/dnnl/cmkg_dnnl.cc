@@ -41,42 +41,40 @@ struct Fail {
   std::string message;
 };
 
-float* floats(napi_env env, napi_value v, size_t want, const char* name) {
+// A typed array's element type, length and data. Callers build their error message only when it
+// fails (they run on every kernel call).
+struct Typed {
   napi_typedarray_type type;
   size_t length;
   void* data;
+};
+
+bool typed(napi_env env, napi_value v, Typed& t) {
   napi_value buffer;
   size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset) != napi_ok ||
-      type != napi_float32_array)
-    throw Fail{std::string(name) + ": expected a Float32Array"};
-  if (want != 0 && length != want)
-    throw Fail{std::string(name) + ": expected " + std::to_string(want) + " floats, got " + std::to_string(length)};
-  return static_cast<float*>(data);
+  return napi_get_typedarray_info(env, v, &t.type, &t.length, &t.data, &buffer, &offset) == napi_ok;
+}
+
+float* floats(napi_env env, napi_value v, size_t want, const char* name) {
+  Typed t;
+  if (!typed(env, v, t) || t.type != napi_float32_array) throw Fail{std::string(name) + ": expected a Float32Array"};
+  if (want != 0 && t.length != want)
+    throw Fail{std::string(name) + ": expected " + std::to_string(want) + " floats, got " + std::to_string(t.length)};
+  return static_cast<float*>(t.data);
 }
 
 size_t lengthOf(napi_env env, napi_value v, const char* name) {
-  napi_typedarray_type type;
-  size_t length;
-  void* data;
-  napi_value buffer;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset) != napi_ok)
-    throw Fail{std::string(name) + ": expected a typed array"};
-  return length;
+  Typed t;
+  if (!typed(env, v, t)) throw Fail{std::string(name) + ": expected a typed array"};
+  return t.length;
 }
 
 std::vector<int64_t> ints(napi_env env, napi_value v, size_t want) {
-  napi_typedarray_type type;
-  size_t length;
-  void* data;
-  napi_value buffer;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset) != napi_ok ||
-      type != napi_int32_array || length != want)
+  Typed t;
+  if (!typed(env, v, t) || t.type != napi_int32_array || t.length != want)
     throw Fail{"geometry: expected an Int32Array of " + std::to_string(want)};
-  const int32_t* p = static_cast<int32_t*>(data);
-  return std::vector<int64_t>(p, p + length);
+  const int32_t* p = static_cast<int32_t*>(t.data);
+  return std::vector<int64_t>(p, p + t.length);
 }
 
 double number(napi_env env, napi_value v) {
@@ -518,15 +516,10 @@ napi_value scaleByAdam(napi_env env, napi_callback_info info) {
 constexpr long long kSumChunk = 1 << 14;
 
 double* doubles(napi_env env, napi_value v, size_t want, const char* name) {
-  napi_typedarray_type type;
-  size_t length;
-  void* data;
-  napi_value buffer;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset) != napi_ok ||
-      type != napi_float64_array || length != want)
+  Typed t;
+  if (!typed(env, v, t) || t.type != napi_float64_array || t.length != want)
     throw Fail{std::string(name) + ": expected a Float64Array of " + std::to_string(want)};
-  return static_cast<double*>(data);
+  return static_cast<double*>(t.data);
 }
 
 napi_value sumRows(napi_env env, napi_callback_info info) {
