@@ -621,6 +621,23 @@ export const afterStage0: Params.Filter = Params.not(Params.prefix("fe"))
 const sizeOf = (spec: Data.Spec): number | undefined =>
   spec._tag === "Synthetic" ? Math.floor(spec.count * (spec.subset.to - spec.subset.from)) : undefined
 
+/** The exit policy that evaluates a row ("No Iter." is the last loop of the stage-0 network). */
+const exitPolicy = (ev: Evaluate, gate: () => Program.Model): Exits.Policy => {
+  switch (ev._tag) {
+    case "NoIter":
+    case "Last":
+      return Exits.last
+    case "Loop":
+      return Exits.loop(ev.loop)
+    case "Oracle":
+      return Exits.oracle
+    case "Variance":
+      return Exits.variance(ev.tau)
+    case "Gate":
+      return Exits.gate(gate(), ev.temperature, ev.seed)
+  }
+}
+
 /**
  * The experiment as stages of the one runner: every variant's progressive
  * training (Algorithm 1) as Train stages — a shared stage 0 per group of
@@ -709,16 +726,7 @@ export const experiment = (e: Spec): Experiment.Experiment => {
   for (const r of e.rows) {
     const v = variantOf(r.model)
     const ev = r.evaluate
-    const policy: Exits.Policy =
-      ev._tag === "NoIter" || ev._tag === "Last"
-        ? Exits.last
-        : ev._tag === "Loop"
-          ? Exits.loop(ev.loop)
-          : ev._tag === "Oracle"
-            ? Exits.oracle
-            : ev._tag === "Variance"
-              ? Exits.variance(ev.tau)
-              : Exits.gate(gateModel(e, v), ev.temperature, ev.seed)
+    const policy = exitPolicy(ev, () => gateModel(e, v))
     stages.push(
       Exits.evaluate({
         name: `${r.table} · ${r.row}`,
