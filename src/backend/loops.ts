@@ -128,13 +128,8 @@ export const reduce = (
   const rows = all ? Math.max(1, src.length) : src.length / c
   const out = new Float32Array(c)
   for (let j = 0; j < c; j++) out[j] = mean ? acc[j]! / rows : acc[j]!
-  const shape = all
-    ? keepDims
-      ? x.shape.map(() => 1)
-      : []
-    : keepDims
-      ? x.shape.map((d, i) => (i === rank - 1 ? d : 1))
-      : [c]
+  // Kept dims are 1 except the channels a leading-axes reduction keeps.
+  const shape = keepDims ? x.shape.map((d, i) => (!all && i === rank - 1 ? d : 1)) : all ? [] : [c]
   return b.makeTensorInfo(shape, "float32", out)
 }
 
